@@ -1,0 +1,317 @@
+//! Classic libpcap files: both byte orders, micro- and nanosecond
+//! resolution, and Kuznetzov's "modified" variant (24-byte record headers).
+//!
+//! Header and records are decoded with `pcap-parser`; lengths are bounded
+//! here first (the streaming parsers would otherwise ask for whatever a lying
+//! `caplen` says — see pcap-parser issues #29 and #57 on refill loops).
+//! After a damaged record the reader scans for the next offset where two
+//! consecutive record headers are plausible, the way `pcapfix` recovers files.
+
+use pcap_parser::pcap::{
+    parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header,
+};
+
+use super::{
+    CaptureError, Damage, Format, RawRecord, ReadStats, Source, Truncation, MAX_PACKET,
+    MAX_RESYNC_SCAN,
+};
+
+/// LINKTYPE values occupy the low 26 bits; the top bits carry FCS flags
+/// (pcap-savefile(5), "LinkType and additional information").
+const LINKTYPE_MASK: u32 = 0x03FF_FFFF;
+
+/// True for the six libpcap magic numbers as stored in the first four bytes.
+pub(super) fn is_pcap_magic(m: [u8; 4]) -> bool {
+    matches!(
+        u32::from_le_bytes(m),
+        0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 | 0xa1b2_cd34 | 0x34cd_b2a1
+    )
+}
+
+/// Whether record lengths are stored swapped (Wireshark `libpcap.c`:
+/// files older than 2.3 always, 2.3 files sometimes — DG/UX and old libpcap
+/// wrote `len` before `caplen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LengthOrder {
+    Normal,
+    Swapped,
+    MaybeSwapped,
+}
+
+pub(super) struct PcapState {
+    lengths: LengthOrder,
+    big_endian: bool,
+    nanos: bool,
+    modified: bool,
+    link_type: u32,
+    /// Record data bound: the snapshot length when sane, else [`MAX_PACKET`].
+    max_caplen: u32,
+    pub(super) pending_consume: usize,
+    ended: bool,
+}
+
+impl PcapState {
+    pub(super) fn open(src: &mut Source, stats: &mut ReadStats) -> Result<PcapState, CaptureError> {
+        src.fill(24)?;
+        let b = src.available();
+        if b.len() < 24 {
+            return Err(CaptureError::Unsupported(format!(
+                "pcap file header cut short ({} of 24 bytes)",
+                b.len()
+            )));
+        }
+        let magic = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let (big_endian, modified) = match magic {
+            // pcap-parser only knows the little-endian "modified" magic; the
+            // swapped one is read here by hand (same layout, other byte order).
+            0x34cd_b2a1 => (true, true),
+            0xa1b2_cd34 => (false, true),
+            0xd4c3_b2a1 | 0x4d3c_b2a1 => (true, false),
+            _ => (false, false),
+        };
+        let nanos = matches!(magic, 0xa1b2_3c4d | 0x4d3c_b2a1);
+        let (major, minor, snaplen, network) = if magic == 0x34cd_b2a1 {
+            let be16 = |o: usize| u16::from_be_bytes([b[o], b[o + 1]]);
+            let be32 = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+            (be16(4), be16(6), be32(16), be32(20))
+        } else {
+            let (_, h) = parse_pcap_header(&b[..24]).map_err(|_| {
+                CaptureError::Unsupported("pcap file header not recognised".into())
+            })?;
+            (h.version_major, h.version_minor, h.snaplen, h.network.0 as u32)
+        };
+        // libpcap and Wireshark read only major version 2 (1.x files predate
+        // the current record header and cannot be told apart reliably).
+        if major != 2 {
+            return Err(CaptureError::Unsupported(format!(
+                "pcap major version {major}.{minor} (only 2.x exists in practice)"
+            )));
+        }
+        src.consume(24);
+        // The snapshot length is only a hint: writers store 0, or a smaller
+        // value than they then write.  Records are bounded by the standard
+        // maximum instead, like Wireshark does.
+        let _ = snaplen;
+        let max_caplen = MAX_PACKET;
+        stats.format = Some(if modified {
+            Format::PcapModified
+        } else if nanos {
+            Format::PcapNs
+        } else {
+            Format::Pcap
+        });
+        stats.big_endian = big_endian;
+        let lengths = match minor {
+            0..=2 => LengthOrder::Swapped,
+            3 => LengthOrder::MaybeSwapped,
+            _ => LengthOrder::Normal,
+        };
+        Ok(PcapState {
+            lengths,
+            big_endian,
+            nanos,
+            modified,
+            link_type: network & LINKTYPE_MASK,
+            max_caplen,
+            pending_consume: 0,
+            ended: false,
+        })
+    }
+
+    fn header_len(&self) -> usize {
+        if self.modified {
+            24
+        } else {
+            16
+        }
+    }
+
+    fn read_u32(&self, b: &[u8], o: usize) -> u32 {
+        let a = [b[o], b[o + 1], b[o + 2], b[o + 3]];
+        if self.big_endian {
+            u32::from_be_bytes(a)
+        } else {
+            u32::from_le_bytes(a)
+        }
+    }
+
+    /// Captured and wire length of the record header at `b[0..]`, unswapped.
+    fn lengths(&self, b: &[u8]) -> (u32, u32) {
+        let (a, o) = (self.read_u32(b, 8), self.read_u32(b, 12));
+        match self.lengths {
+            LengthOrder::Swapped => (o, a),
+            LengthOrder::MaybeSwapped if a > o => (o, a),
+            _ => (a, o),
+        }
+    }
+
+    /// What a sequential read checks, like Wireshark: only the captured
+    /// length bound (writers do store caplen > origlen, e.g. SLL captures
+    /// whose origlen omits the cooked header; odd timestamps are kept).
+    fn acceptable(&self, b: &[u8]) -> Result<(u32, u32), String> {
+        let (caplen, origlen) = self.lengths(b);
+        if caplen > self.max_caplen {
+            return Err(format!(
+                "record claims {caplen} captured bytes, more than the maximum of {}",
+                self.max_caplen
+            ));
+        }
+        Ok((caplen, origlen))
+    }
+
+    /// The stricter test used when scanning for the next record after damage.
+    fn plausible(&self, b: &[u8]) -> Result<(u32, u32), String> {
+        let (caplen, origlen) = self.acceptable(b)?;
+        let frac = self.read_u32(b, 4);
+        let frac_limit = if self.nanos { 1_000_000_000 } else { 1_000_000 };
+        if frac >= frac_limit {
+            return Err(format!("record timestamp fraction {frac} out of range"));
+        }
+        if origlen < caplen && origlen != 0 {
+            // Some writers put 0 in origlen; caplen > origlen otherwise means garbage.
+            return Err(format!(
+                "record captured length {caplen} exceeds its wire length {origlen}"
+            ));
+        }
+        Ok((caplen, origlen))
+    }
+
+    pub(super) fn next(
+        &mut self,
+        src: &mut Source,
+        stats: &mut ReadStats,
+    ) -> Result<Option<RawRecord>, CaptureError> {
+        src.consume(std::mem::take(&mut self.pending_consume));
+        loop {
+            if self.ended {
+                return Ok(None);
+            }
+            let hl = self.header_len();
+            if !src.fill(hl)? {
+                let left = src.available().len();
+                if left > 0 {
+                    stats.truncated = Some(Truncation {
+                        offset: src.offset(),
+                        after_frame: stats.frames,
+                        reason: format!("record header cut short ({left} of {hl} bytes)"),
+                    });
+                }
+                self.ended = true;
+                return Ok(None);
+            }
+            match self.acceptable(src.available()) {
+                Ok((caplen, origlen)) => {
+                    let total = hl + caplen as usize;
+                    if !src.fill(total)? {
+                        stats.truncated = Some(Truncation {
+                            offset: src.offset(),
+                            after_frame: stats.frames,
+                            reason: format!(
+                                "record data cut short ({} of {} bytes)",
+                                src.available().len() - hl,
+                                caplen
+                            ),
+                        });
+                        self.ended = true;
+                        return Ok(None);
+                    }
+                    let b = &src.available()[..total];
+                    let parsed = if self.modified && self.big_endian {
+                        None // decoded by hand below: pcap-parser has no BE modified reader
+                    } else if self.modified {
+                        parse_pcap_frame_modified(b).ok().map(|(_, r)| (r.ts_sec, r.ts_usec))
+                    } else if self.big_endian {
+                        parse_pcap_frame_be(b).ok().map(|(_, r)| (r.ts_sec, r.ts_usec))
+                    } else {
+                        parse_pcap_frame(b).ok().map(|(_, r)| (r.ts_sec, r.ts_usec))
+                    };
+                    let (sec, frac) =
+                        parsed.unwrap_or_else(|| (self.read_u32(b, 0), self.read_u32(b, 4)));
+                    let ts_ns = sec as i64 * 1_000_000_000
+                        + if self.nanos {
+                            frac as i64
+                        } else {
+                            frac as i64 * 1000
+                        };
+                    return Ok(Some(RawRecord {
+                        start: hl,
+                        len: caplen as usize,
+                        record_len: total,
+                        orig_len: origlen,
+                        ts_ns: Some(ts_ns),
+                        link_type: self.link_type,
+                        interface: 0,
+                    }));
+                }
+                Err(reason) => {
+                    let offset = src.offset();
+                    let skipped = self.resync(src)?;
+                    stats.record_damage(Damage {
+                        offset,
+                        after_frame: stats.frames,
+                        reason,
+                        skipped_bytes: skipped,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Skips forward to the next offset where a record header and the one
+    /// after it look valid; returns the bytes skipped.  Always makes progress.
+    fn resync(&mut self, src: &mut Source) -> Result<u64, CaptureError> {
+        let hl = self.header_len();
+        let mut skipped = 0u64;
+        // Always skip at least one byte past the bad header.
+        src.consume(1);
+        skipped += 1;
+        while (skipped as usize) < MAX_RESYNC_SCAN {
+            // Enough for a header, a maximal record and the next header would be
+            // ideal, but a window of 2 headers + 64 KiB covers real packets.
+            let want = hl * 2 + 65_536;
+            src.fill(want)?;
+            let b = src.available();
+            if b.len() < hl {
+                // End of input: nothing valid follows.
+                let n = b.len();
+                src.consume(n);
+                self.ended = true;
+                return Ok(skipped + n as u64);
+            }
+            let mut found = None;
+            let limit = b.len().saturating_sub(hl) + 1;
+            for i in 0..limit {
+                let Ok((caplen, _)) = self.plausible(&b[i..]) else {
+                    continue;
+                };
+                let next = i + hl + caplen as usize;
+                if next == b.len() {
+                    found = Some(i); // the record ends exactly at the end of input
+                    break;
+                }
+                if next + hl <= b.len() && self.plausible(&b[next..]).is_ok() {
+                    found = Some(i);
+                    break;
+                }
+                if next + hl > b.len() && b.len() < want {
+                    // near end of input: accept a record we cannot double-check
+                    found = Some(i);
+                    break;
+                }
+            }
+            match found {
+                Some(i) => {
+                    src.consume(i);
+                    return Ok(skipped + i as u64);
+                }
+                None => {
+                    let step = limit.max(1).min(b.len());
+                    src.consume(step);
+                    skipped += step as u64;
+                }
+            }
+        }
+        self.ended = true;
+        Ok(skipped)
+    }
+}

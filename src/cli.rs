@@ -1,0 +1,180 @@
+//! Command-line interface (clap derive).  This is the binary's edge: it
+//! opens inputs, runs the pipeline, picks a renderer and maps outcomes to the
+//! documented exit codes.  `anyhow` is used here only.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::capture::CaptureReader;
+use crate::model::FlowsReport;
+use crate::pipeline::{self, NoSink, RunOptions};
+use crate::render;
+
+/// Exit code: success, input read completely.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: a check failed (`check`, `--fail-on`); reserved for those commands.
+pub const EXIT_CHECK_FAILED: i32 = 1;
+/// Exit code: the input could not be read at all (not a capture, I/O error, bad usage).
+pub const EXIT_CANNOT_READ: i32 = 2;
+/// Exit code: results were produced but the input was damaged (truncated or corrupt records).
+pub const EXIT_PARTIAL: i32 = 3;
+
+/// Inputs larger than this get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN_BYTES: u64 = 32 * 1024 * 1024;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "edgetrace",
+    version,
+    about = "Offline capture analyzer for Skype for Business / Lync / Teams Edge traffic",
+    long_about = "edgetrace reads Wireshark captures (pcap, pcapng, gzipped or not, or - for stdin) \
+and explains Edge traffic: flows, STUN/TURN/MS-TURN, ICE, SIP and TLS.\n\n\
+Frame numbers and stream indices are Wireshark's: `tcp.stream eq N` in Wireshark shows the same flow.\n\n\
+Exit codes: 0 ok; 1 check failed; 2 input unreadable; 3 results produced but the capture is damaged \
+(truncated or corrupt records, see the summary)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// Never show a progress bar (it only appears on a terminal for large inputs anyway).
+    #[arg(long, global = true)]
+    no_progress: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// One row per TCP/UDP flow: Wireshark stream index, endpoints, frames, bytes,
+    /// and TCP health (handshake, FIN/RST, retransmissions, gaps, idle time).
+    Flows(InputArgs),
+}
+
+/// Output formats.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum OutputFormat {
+    /// Human-readable tables.
+    Table,
+    /// JSON with a schema_version (see README).
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct InputArgs {
+    /// Capture file: pcap or pcapng, optionally gzipped; `-` reads standard input.
+    capture: PathBuf,
+
+    /// Print JSON instead of tables (same as --format json).
+    #[arg(long)]
+    json: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+impl InputArgs {
+    fn format(&self) -> OutputFormat {
+        if self.json {
+            OutputFormat::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+/// Parses arguments, runs the command and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_CANNOT_READ } else { EXIT_OK };
+        }
+    };
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return EXIT_OK;
+            }
+            eprintln!("edgetrace: error: {e:#}");
+            EXIT_CANNOT_READ
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: &Cli) -> Result<i32> {
+    match &cli.command {
+        Command::Flows(args) => flows(cli, args),
+    }
+}
+
+fn open(args: &InputArgs) -> Result<CaptureReader> {
+    let name = args.capture.display().to_string();
+    CaptureReader::open(&args.capture).with_context(|| format!("cannot read {name}"))
+}
+
+fn run_options(cli: &Cli, reader: &CaptureReader) -> RunOptions {
+    let big = reader.input_len().is_none_or(|n| n >= PROGRESS_MIN_BYTES);
+    RunOptions {
+        progress: !cli.no_progress && big && io::stderr().is_terminal(),
+    }
+}
+
+fn table_style() -> render::table::Style {
+    let tty = io::stdout().is_terminal();
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    render::table::Style {
+        unicode: tty && !no_color,
+        width: None,
+    }
+}
+
+/// Reports damage on stderr and picks exit code 0 or 3.
+fn damage_exit(name: &str, read: &crate::capture::ReadStats) -> i32 {
+    if let Some(t) = &read.truncated {
+        eprintln!(
+            "edgetrace: warning: {name} is truncated at byte {} (after frame {}): {}; everything before was analysed",
+            t.offset, t.after_frame, t.reason
+        );
+    }
+    if read.damage_count > 0 {
+        eprintln!(
+            "edgetrace: warning: {name}: {} damaged record(s) skipped; first at byte {}: {}",
+            read.damage_count,
+            read.damage.first().map(|d| d.offset).unwrap_or(0),
+            read.damage.first().map(|d| d.reason.as_str()).unwrap_or("")
+        );
+    }
+    if read.is_damaged() {
+        EXIT_PARTIAL
+    } else {
+        EXIT_OK
+    }
+}
+
+fn flows(cli: &Cli, args: &InputArgs) -> Result<i32> {
+    let name = args.capture.display().to_string();
+    let reader = open(args)?;
+    let opts = run_options(cli, &reader);
+    let result = pipeline::run(reader, &opts, &mut NoSink).with_context(|| format!("reading {name}"))?;
+    let report = FlowsReport::from_run(&result, &name);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match args.format() {
+        OutputFormat::Json => render::json::write(&mut out, &report)?,
+        OutputFormat::Table => render::table::flows(&mut out, &report, table_style())?,
+    }
+    out.flush()?;
+    Ok(damage_exit(&name, &result.read))
+}

@@ -1,0 +1,352 @@
+//! Flows: TCP connections and UDP conversations, numbered exactly like
+//! Wireshark's `tcp.stream` and `udp.stream`, and TCP reassembly.
+//!
+//! Numbering rules (Wireshark 4.x `packet-tcp.c` / `packet-udp.c`):
+//! - a conversation is the unordered pair of endpoints (address, port);
+//!   each transport has its own counter, starting at 0, in order of first
+//!   appearance in the file;
+//! - UDP conversations are never split;
+//! - a TCP conversation is split when a SYN without ACK arrives whose sequence
+//!   number differs from the first sequence number seen from that side (the
+//!   4-tuple is reused for a new connection);
+//! - ICMP errors quoting a packet do not create or split flows here (they are
+//!   counted on the flow they quote).
+//!
+//! The table keeps one light record per flow for the whole run (it is the
+//! output); per-flow heavy state such as reassembly buffers lives with the
+//! consumers and is bounded there.
+
+pub mod reassembly;
+pub mod seq;
+pub mod tcp;
+
+use std::fmt;
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use crate::capture::Frame;
+use crate::packet::{Packet, Quoted, TcpFlags, Transport};
+
+/// Transport protocol of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum L4 {
+    /// TCP (`tcp.stream`).
+    Tcp,
+    /// UDP (`udp.stream`).
+    Udp,
+}
+
+impl L4 {
+    /// "tcp" or "udp".
+    pub fn name(self) -> &'static str {
+        match self {
+            L4::Tcp => "tcp",
+            L4::Udp => "udp",
+        }
+    }
+}
+
+/// An address and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    /// IP address.
+    pub ip: IpAddr,
+    /// Port.
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.port),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.port),
+        }
+    }
+}
+
+impl Serialize for Endpoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Direction of a packet within its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// Client to server (index 0).
+    ToServer = 0,
+    /// Server to client (index 1).
+    ToClient = 1,
+}
+
+impl Dir {
+    /// Array index (0 = client→server).
+    #[inline]
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+/// Hash key: the unordered endpoint pair plus transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    l4: L4,
+    lo: Endpoint,
+    hi: Endpoint,
+}
+
+impl Key {
+    fn new(l4: L4, a: Endpoint, b: Endpoint) -> Key {
+        if a <= b {
+            Key { l4, lo: a, hi: b }
+        } else {
+            Key { l4, lo: b, hi: a }
+        }
+    }
+}
+
+/// TCP-specific facts of a flow.
+#[derive(Debug, Clone, Default)]
+pub struct TcpFacts {
+    /// Frame of the client's SYN.
+    pub syn_frame: Option<u64>,
+    /// Frame of the server's SYN/ACK.
+    pub synack_frame: Option<u64>,
+    /// Frame of the client's ACK completing the handshake.
+    pub ack_frame: Option<u64>,
+    /// First FIN per direction (frame).
+    pub fin: [Option<u64>; 2],
+    /// First RST per direction (frame).
+    pub rst: [Option<u64>; 2],
+    /// Sequence analysis per direction.
+    pub seq: [tcp::SeqTracker; 2],
+    /// First sequence number seen per direction (Wireshark's base_seq), for stream splitting.
+    base_seq: [Option<u32>; 2],
+}
+
+/// One flow: a row of `edgetrace flows`.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    /// Transport.
+    pub l4: L4,
+    /// Wireshark `tcp.stream` / `udp.stream` index.
+    pub stream: u32,
+    /// Side that sent the first SYN (or, mid-stream and for UDP, the first packet).
+    pub client: Endpoint,
+    /// The other side.
+    pub server: Endpoint,
+    /// First frame.
+    pub first_frame: u64,
+    /// Last frame.
+    pub last_frame: u64,
+    /// Time of the first frame (ns since epoch).
+    pub first_ts: i64,
+    /// Time of the last frame.
+    pub last_ts: i64,
+    /// Frames per direction (0 = client→server).
+    pub packets: [u64; 2],
+    /// Wire bytes (`frame.len`) per direction.
+    pub bytes: [u64; 2],
+    /// Transport payload bytes on the wire per direction.
+    pub payload_bytes: [u64; 2],
+    /// Longest time without a packet inside the flow, in ns.
+    pub max_idle_ns: i64,
+    /// Frame that ended the longest idle period.
+    pub max_idle_end_frame: u64,
+    /// ICMP errors that quote a packet of this flow.
+    pub icmp_errors: u32,
+    /// TCP details (None for UDP).
+    pub tcp: Option<Box<TcpFacts>>,
+}
+
+/// Handle of a flow inside a [`FlowTable`].
+pub type FlowId = u32;
+
+/// The table of all flows of a capture.
+#[derive(Default)]
+pub struct FlowTable {
+    map: FxHashMap<Key, FlowId>,
+    flows: Vec<Flow>,
+    next_stream: [u32; 2],
+}
+
+impl FlowTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Accounts a decoded packet; returns its flow and direction (None for non-TCP/UDP).
+    #[inline]
+    pub fn observe(&mut self, frame: &Frame<'_>, pkt: &Packet<'_>) -> Option<(FlowId, Dir)> {
+        let (l4, sport, dport, payload_len, tcp) = match &pkt.transport {
+            Transport::Tcp(t) => (L4::Tcp, t.src_port, t.dst_port, t.wire_len, Some(t)),
+            Transport::Udp(u) => (L4::Udp, u.src_port, u.dst_port, u.wire_len, None),
+            Transport::Icmp(i) => {
+                if let Some(q) = i.quoted {
+                    self.note_icmp(&q);
+                }
+                return None;
+            }
+            Transport::Other(_) => return None,
+        };
+        let src = Endpoint {
+            ip: pkt.src,
+            port: sport,
+        };
+        let dst = Endpoint {
+            ip: pkt.dst,
+            port: dport,
+        };
+        let key = Key::new(l4, src, dst);
+        let mut id = match self.map.get(&key) {
+            Some(&id) => id,
+            None => self.create(key, l4, src, dst, frame, tcp.map(|t| t.flags)),
+        };
+        // Wireshark splits a TCP conversation when a new SYN reuses the 4-tuple.
+        if let Some(t) = tcp {
+            if t.flags.0 & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN {
+                let f = &self.flows[id as usize];
+                let d = if f.client == src { 0 } else { 1 };
+                let base = f.tcp.as_ref().and_then(|x| x.base_seq[d]);
+                if matches!(base, Some(b) if b != t.seq) {
+                    id = self.create(key, l4, src, dst, frame, Some(t.flags));
+                }
+            }
+        }
+        let f = &mut self.flows[id as usize];
+        let dir = if f.client == src && f.server == dst {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        };
+        let d = dir.idx();
+        let gap = frame.ts_ns - f.last_ts;
+        if f.packets[0] + f.packets[1] > 0 && gap > f.max_idle_ns {
+            f.max_idle_ns = gap;
+            f.max_idle_end_frame = frame.number;
+        }
+        f.last_frame = frame.number;
+        f.last_ts = frame.ts_ns;
+        f.packets[d] += 1;
+        f.bytes[d] += frame.orig_len as u64;
+        f.payload_bytes[d] += payload_len as u64;
+        if let (Some(t), Some(facts)) = (tcp, f.tcp.as_deref_mut()) {
+            let fl = t.flags;
+            if facts.base_seq[d].is_none() {
+                // Wireshark's base_seq: the SYN's sequence number, else seq - 1.
+                facts.base_seq[d] = Some(if fl.has(TcpFlags::SYN) {
+                    t.seq
+                } else {
+                    t.seq.wrapping_sub(1)
+                });
+            }
+            if fl.has(TcpFlags::SYN) && !fl.has(TcpFlags::ACK) && dir == Dir::ToServer {
+                facts.syn_frame.get_or_insert(frame.number);
+            } else if fl.has(TcpFlags::SYN | TcpFlags::ACK) && dir == Dir::ToClient {
+                facts.synack_frame.get_or_insert(frame.number);
+            } else if fl.has(TcpFlags::ACK)
+                && dir == Dir::ToServer
+                && facts.synack_frame.is_some()
+                && facts.ack_frame.is_none()
+            {
+                facts.ack_frame = Some(frame.number);
+            }
+            if fl.has(TcpFlags::FIN) {
+                facts.fin[d].get_or_insert(frame.number);
+            }
+            if fl.has(TcpFlags::RST) {
+                facts.rst[d].get_or_insert(frame.number);
+            }
+            facts.seq[d].segment(t.seq, fl, t.wire_len);
+        }
+        Some((id, dir))
+    }
+
+    fn create(
+        &mut self,
+        key: Key,
+        l4: L4,
+        src: Endpoint,
+        dst: Endpoint,
+        frame: &Frame<'_>,
+        flags: Option<TcpFlags>,
+    ) -> FlowId {
+        // Client: the SYN sender; a SYN/ACK seen first means the receiver is the client.
+        let synack_first = flags.is_some_and(|f| f.has(TcpFlags::SYN | TcpFlags::ACK));
+        let (client, server) = if synack_first { (dst, src) } else { (src, dst) };
+        let slot = match l4 {
+            L4::Tcp => 0,
+            L4::Udp => 1,
+        };
+        let stream = self.next_stream[slot];
+        self.next_stream[slot] += 1;
+        let id = self.flows.len() as FlowId;
+        self.flows.push(Flow {
+            l4,
+            stream,
+            client,
+            server,
+            first_frame: frame.number,
+            last_frame: frame.number,
+            first_ts: frame.ts_ns,
+            last_ts: frame.ts_ns,
+            packets: [0; 2],
+            bytes: [0; 2],
+            payload_bytes: [0; 2],
+            max_idle_ns: 0,
+            max_idle_end_frame: 0,
+            icmp_errors: 0,
+            tcp: (l4 == L4::Tcp).then(Box::default),
+        });
+        self.map.insert(key, id);
+        id
+    }
+
+    fn note_icmp(&mut self, q: &Quoted) {
+        let l4 = match q.protocol {
+            6 => L4::Tcp,
+            17 => L4::Udp,
+            _ => return,
+        };
+        let a = Endpoint {
+            ip: q.src,
+            port: q.src_port,
+        };
+        let b = Endpoint {
+            ip: q.dst,
+            port: q.dst_port,
+        };
+        if let Some(&id) = self.map.get(&Key::new(l4, a, b)) {
+            self.flows[id as usize].icmp_errors += 1;
+        }
+    }
+
+    /// The flow with this id.
+    pub fn get(&self, id: FlowId) -> &Flow {
+        &self.flows[id as usize]
+    }
+
+    /// All flows in creation order (TCP and UDP interleaved).
+    pub fn flows(&self) -> &[Flow] {
+        &self.flows
+    }
+
+    /// Consumes the table, returning the flows in creation order.
+    pub fn into_flows(self) -> Vec<Flow> {
+        self.flows
+    }
+
+    /// Number of flows.
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// True when no flow was seen.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+}

@@ -1,0 +1,31 @@
+//! edgetrace: an offline packet-capture analyzer for Skype for Business /
+//! Lync / Teams Edge traffic.
+//!
+//! The module tree is the pipeline, one way:
+//!
+//! ```text
+//! capture  → packet  → flow            → (protocol finders) → (analyzers) → model → render
+//! pcap/    link, IP,   stream indices,                                       serde   table,
+//! pcapng   tunnels,    TCP analysis,                                         types   JSON
+//!          defrag      reassembly
+//! ```
+//!
+//! - [`capture`] reads pcap/pcapng (gzip, stdin) into numbered frames;
+//! - [`packet`] decodes link layers, IP (with tunnels and fragments), TCP/UDP/ICMP;
+//! - [`flow`] assigns Wireshark-compatible stream indices and reassembles TCP;
+//! - [`pipeline`] streams a capture through those stages;
+//! - [`model`] is the output model every renderer reads;
+//! - [`render`] prints tables and JSON; [`cli`] is the command line.
+//!
+//! Parsers never print; renderers never parse.
+
+#![warn(missing_docs)]
+
+pub mod capture;
+pub mod cli;
+pub mod flow;
+pub mod model;
+pub mod packet;
+pub mod pipeline;
+pub mod render;
+pub mod timefmt;

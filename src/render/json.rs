@@ -1,0 +1,13 @@
+//! JSON renderer: the model as pretty-printed JSON with a trailing newline.
+//! Key order follows the struct definitions and every list is pre-sorted by
+//! the model, so the same capture always gives the same bytes.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+/// Writes `value` as pretty JSON followed by a newline.
+pub fn write<T: Serialize>(out: &mut dyn Write, value: &T) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(io::Error::other)?;
+    out.write_all(b"\n")
+}
