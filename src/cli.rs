@@ -73,6 +73,10 @@ struct InputArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
+
+    /// Table output: show at most this many rows (0 = all).  JSON is never cut.
+    #[arg(long, default_value_t = 500)]
+    limit: usize,
 }
 
 impl InputArgs {
@@ -91,7 +95,11 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { EXIT_CANNOT_READ } else { EXIT_OK };
+            return if e.use_stderr() {
+                EXIT_CANNOT_READ
+            } else {
+                EXIT_OK
+            };
         }
     };
     match run(&cli) {
@@ -167,14 +175,16 @@ fn flows(cli: &Cli, args: &InputArgs) -> Result<i32> {
     let name = args.capture.display().to_string();
     let reader = open(args)?;
     let opts = run_options(cli, &reader);
-    let result = pipeline::run(reader, &opts, &mut NoSink).with_context(|| format!("reading {name}"))?;
-    let report = FlowsReport::from_run(&result, &name);
+    let result =
+        pipeline::run(reader, &opts, &mut NoSink).with_context(|| format!("reading {name}"))?;
+    let read = result.read.clone();
+    let report = FlowsReport::from_run(result, &name);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     match args.format() {
         OutputFormat::Json => render::json::write(&mut out, &report)?,
-        OutputFormat::Table => render::table::flows(&mut out, &report, table_style())?,
+        OutputFormat::Table => render::table::flows(&mut out, &report, table_style(), args.limit)?,
     }
     out.flush()?;
-    Ok(damage_exit(&name, &result.read))
+    Ok(damage_exit(&name, &read))
 }

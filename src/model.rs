@@ -104,7 +104,7 @@ impl CaptureSummary {
             format: s.format.map(|f| f.name()).unwrap_or("unknown"),
             gzip: s.compressed,
             link_types: s
-                .link_types
+                .link_types()
                 .iter()
                 .map(|(&lt, &n)| LinkTypeCount {
                     link_type: lt,
@@ -318,20 +318,21 @@ pub struct FlowsReport {
 }
 
 impl FlowsReport {
-    /// Builds the report from a finished run.
-    pub fn from_run(r: &RunResult, input: &str) -> FlowsReport {
+    /// Builds the report from a finished run, consuming its flow table so
+    /// that flow records and their summaries are not held twice.
+    pub fn from_run(mut r: RunResult, input: &str) -> FlowsReport {
         let t0 = r.read.first_ts.unwrap_or(0);
-        let mut flows: Vec<FlowSummary> = r
-            .flows
-            .flows()
-            .iter()
-            .map(|f| FlowSummary::from_flow(f, t0))
-            .collect();
+        let capture = CaptureSummary::from_run(&r);
+        let table = std::mem::take(&mut r.flows);
+        let mut flows: Vec<FlowSummary> = Vec::with_capacity(table.len());
+        for f in table.into_flows() {
+            flows.push(FlowSummary::from_flow(&f, t0));
+        }
         flows.sort_by_key(|f| (f.transport, f.stream));
         FlowsReport {
             schema_version: SCHEMA_VERSION,
             meta: Meta::new(input),
-            capture: CaptureSummary::from_run(r),
+            capture,
             flows,
         }
     }

@@ -1,25 +1,46 @@
-//! The streaming pass over a capture: frames are read, decoded,
-//! defragmented and accounted to flows, one at a time, in file order.
-//! Memory stays flat: no frame outlives its iteration, fragments and flow
-//! records are the only state, and both are bounded (see `packet::defrag`).
+//! The streaming pass over a capture, in two stages on two threads:
 //!
-//! Consumers (protocol finders, added by later stages) see every decoded
-//! packet with its flow through [`PacketSink`].
+//! 1. **read + decode** (a scoped thread): frames are read, decoded and
+//!    defragmented; each IP packet becomes a compact [`Meta`] record in a
+//!    batch (payload bytes are copied into the batch only when a consumer
+//!    asked for them);
+//! 2. **flows + consumers** (the calling thread): batches are taken in order,
+//!    every packet is accounted to its flow and handed to the [`PacketSink`].
+//!
+//! Batches travel over a bounded channel (a few in flight) and their buffers
+//! are recycled, so memory stays flat however large the capture: no frame
+//! outlives its batch, and fragments, flow records and consumer state are the
+//! only long-lived state (each bounded where it lives).  Order is file order
+//! in both stages, so results do not depend on thread timing.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::capture::{CaptureError, CaptureReader, Frame, ReadStats};
+pub use crate::capture::FrameInfo;
+use crate::capture::{CaptureError, CaptureReader, ReadStats};
 use crate::flow::{Dir, FlowId, FlowTable};
 use crate::packet::defrag::{DefragStats, Defragmenter};
-use crate::packet::{self, DecodeCounts, Decoded, Packet, SkipReason, Transport};
+use crate::packet::{
+    self, DecodeCounts, Decoded, Icmp, Packet, SkipReason, Tcp, TcpFlags, Transport, Udp,
+};
 
 /// Receives every decoded IP packet, in file order.
 pub trait PacketSink {
+    /// True when the sink reads payload bytes (else payloads arrive empty,
+    /// with their wire length, and stage 1 copies nothing).
+    fn wants_payload(&self) -> bool;
     /// Called once per IP packet (reassembled datagrams once, in their last frame).
-    fn packet(&mut self, frame: &Frame<'_>, pkt: &Packet<'_>, flow: Option<(FlowId, Dir)>, flows: &FlowTable);
+    fn packet(
+        &mut self,
+        frame: &FrameInfo,
+        pkt: &Packet<'_>,
+        flow: Option<(FlowId, Dir)>,
+        flows: &FlowTable,
+    );
     /// Called at the end of the capture.
     fn finish(&mut self, _flows: &FlowTable) {}
 }
@@ -28,7 +49,10 @@ pub trait PacketSink {
 pub struct NoSink;
 
 impl PacketSink for NoSink {
-    fn packet(&mut self, _: &Frame<'_>, _: &Packet<'_>, _: Option<(FlowId, Dir)>, _: &FlowTable) {}
+    fn wants_payload(&self) -> bool {
+        false
+    }
+    fn packet(&mut self, _: &FrameInfo, _: &Packet<'_>, _: Option<(FlowId, Dir)>, _: &FlowTable) {}
 }
 
 /// Options of a run.
@@ -52,20 +76,195 @@ pub struct RunResult {
     pub defrag: DefragStats,
 }
 
+/// Packets per batch handed from stage 1 to stage 2.
+const BATCH: usize = 4096;
+/// Batches in flight between the stages (bounds memory).
+const IN_FLIGHT: usize = 4;
 /// How often (in frames) incomplete fragments are expired and progress updated.
 const HOUSEKEEPING_EVERY: u64 = 1 << 14;
 
+#[derive(Clone, Copy)]
+enum Kind {
+    Tcp {
+        src_port: u16,
+        dst_port: u16,
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+        window: u16,
+        wire_len: u32,
+    },
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+        wire_len: u32,
+    },
+    Icmp(Icmp),
+    Other(u8),
+}
+
+/// One decoded packet inside a batch; payload bytes live in the batch arena.
+#[derive(Clone, Copy)]
+struct Meta {
+    frame: FrameInfo,
+    src: IpAddr,
+    dst: IpAddr,
+    ip_truncated: bool,
+    kind: Kind,
+    payload_start: u32,
+    payload_len: u32,
+}
+
+#[derive(Default)]
+struct Batch {
+    metas: Vec<Meta>,
+    arena: Vec<u8>,
+}
+
+impl Batch {
+    fn push(&mut self, frame: FrameInfo, p: &Packet<'_>, copy: bool) {
+        let (kind, payload): (Kind, &[u8]) = match p.transport {
+            Transport::Tcp(t) => (
+                Kind::Tcp {
+                    src_port: t.src_port,
+                    dst_port: t.dst_port,
+                    seq: t.seq,
+                    ack: t.ack,
+                    flags: t.flags,
+                    window: t.window,
+                    wire_len: t.wire_len,
+                },
+                t.payload,
+            ),
+            Transport::Udp(u) => (
+                Kind::Udp {
+                    src_port: u.src_port,
+                    dst_port: u.dst_port,
+                    wire_len: u.wire_len,
+                },
+                u.payload,
+            ),
+            Transport::Icmp(i) => (Kind::Icmp(i), &[]),
+            Transport::Other(n) => (Kind::Other(n), &[]),
+        };
+        let start = self.arena.len() as u32;
+        let len = if copy {
+            self.arena.extend_from_slice(payload);
+            payload.len() as u32
+        } else {
+            0
+        };
+        self.metas.push(Meta {
+            frame,
+            src: p.src,
+            dst: p.dst,
+            ip_truncated: p.ip_truncated,
+            kind,
+            payload_start: start,
+            payload_len: len,
+        });
+    }
+
+    fn packet<'a>(&'a self, m: &Meta) -> Packet<'a> {
+        let payload =
+            &self.arena[m.payload_start as usize..(m.payload_start + m.payload_len) as usize];
+        let transport = match m.kind {
+            Kind::Tcp {
+                src_port,
+                dst_port,
+                seq,
+                ack,
+                flags,
+                window,
+                wire_len,
+            } => Transport::Tcp(Tcp {
+                src_port,
+                dst_port,
+                seq,
+                ack,
+                flags,
+                window,
+                payload,
+                wire_len,
+            }),
+            Kind::Udp {
+                src_port,
+                dst_port,
+                wire_len,
+            } => Transport::Udp(Udp {
+                src_port,
+                dst_port,
+                payload,
+                wire_len,
+            }),
+            Kind::Icmp(i) => Transport::Icmp(i),
+            Kind::Other(n) => Transport::Other(n),
+        };
+        Packet {
+            src: m.src,
+            dst: m.dst,
+            transport,
+            ip_truncated: m.ip_truncated,
+        }
+    }
+}
+
+/// What stage 1 returns when it is done.
+struct Stage1 {
+    read: ReadStats,
+    decode: DecodeCounts,
+    skipped: BTreeMap<SkipReason, u64>,
+    defrag: DefragStats,
+}
+
 /// Reads the whole capture.
 pub fn run(
-    mut reader: CaptureReader,
+    reader: CaptureReader,
     opts: &RunOptions,
     sink: &mut dyn PacketSink,
 ) -> Result<RunResult, CaptureError> {
-    let mut flows = FlowTable::new();
+    let copy = sink.wants_payload();
+    let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
+    let (recycle_tx, recycle_rx) = sync_channel::<Batch>(IN_FLIGHT + 2);
+    let bar = progress_bar(opts.progress, reader.input_len());
+    std::thread::scope(|scope| {
+        let stage1 = scope.spawn(move || read_and_decode(reader, copy, tx, recycle_rx, bar));
+        let mut flows = FlowTable::new();
+        for batch in rx.iter() {
+            for m in &batch.metas {
+                let p = batch.packet(m);
+                let f = flows.observe(&m.frame, &p);
+                sink.packet(&m.frame, &p, f, &flows);
+            }
+            let mut batch = batch;
+            batch.metas.clear();
+            batch.arena.clear();
+            let _ = recycle_tx.try_send(batch);
+        }
+        drop(recycle_tx);
+        let s1 = stage1.join().expect("read stage panicked")?;
+        sink.finish(&flows);
+        Ok(RunResult {
+            flows,
+            read: s1.read,
+            decode: s1.decode,
+            skipped: s1.skipped,
+            defrag: s1.defrag,
+        })
+    })
+}
+
+fn read_and_decode(
+    mut reader: CaptureReader,
+    copy: bool,
+    tx: SyncSender<Batch>,
+    recycle: Receiver<Batch>,
+    bar: Option<ProgressBar>,
+) -> Result<Stage1, CaptureError> {
     let mut defrag = Defragmenter::new();
     let mut decode = DecodeCounts::default();
     let mut skipped: BTreeMap<SkipReason, u64> = BTreeMap::new();
-    let bar = progress_bar(opts.progress, reader.input_len());
+    let mut batch = Batch::default();
     let mut n: u64 = 0;
     loop {
         n += 1;
@@ -77,27 +276,38 @@ pub fn run(
         let Some(frame) = reader.next_frame()? else {
             break;
         };
+        let info = FrameInfo {
+            number: frame.number,
+            ts_ns: frame.ts_ns,
+            orig_len: frame.orig_len,
+            cap_len: frame.data.len() as u32,
+        };
         if n % HOUSEKEEPING_EVERY == 0 {
             defrag.expire(frame.ts_ns);
         }
         match packet::decode_frame(frame.link_type, frame.data) {
             Decoded::Packet(p) => {
                 count(&mut decode, &p);
-                if p.ip_truncated && frame.data.len() >= frame.orig_len as usize {
+                if p.ip_truncated && info.cap_len >= info.orig_len {
                     decode.ip_length_exceeds_frame += 1;
                 }
-                let f = flows.observe(&frame, &p);
-                sink.packet(&frame, &p, f, &flows);
+                batch.push(info, &p, copy);
             }
             Decoded::Fragment(frag) => {
                 decode.ip_fragments += 1;
                 if let Some(r) = defrag.push(&frag, frame.number, frame.ts_ns) {
                     let len = r.data.len() as u32;
-                    match packet::decode_ip_payload(r.key.src, r.key.dst, r.key.protocol, &r.data, len, r.depth) {
+                    match packet::decode_ip_payload(
+                        r.key.src,
+                        r.key.dst,
+                        r.key.protocol,
+                        &r.data,
+                        len,
+                        r.depth,
+                    ) {
                         Decoded::Packet(p) => {
                             count(&mut decode, &p);
-                            let f = flows.observe(&frame, &p);
-                            sink.packet(&frame, &p, f, &flows);
+                            batch.push(info, &p, copy);
                         }
                         Decoded::Skip(reason) => *skipped.entry(reason).or_insert(0) += 1,
                         // a fragment inside a reassembled tunnel payload: rare, not followed
@@ -110,14 +320,22 @@ pub fn run(
             Decoded::Skip(SkipReason::NotIp) => decode.non_ip += 1,
             Decoded::Skip(reason) => *skipped.entry(reason).or_insert(0) += 1,
         }
+        if batch.metas.len() >= BATCH {
+            let next = recycle.try_recv().unwrap_or_default();
+            if tx.send(std::mem::replace(&mut batch, next)).is_err() {
+                break; // stage 2 is gone (it failed); stop reading
+            }
+        }
     }
+    if !batch.metas.is_empty() {
+        let _ = tx.send(batch);
+    }
+    drop(tx);
     defrag.finish();
-    sink.finish(&flows);
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(RunResult {
-        flows,
+    Ok(Stage1 {
         read: reader.stats().clone(),
         decode,
         skipped,
@@ -146,7 +364,9 @@ fn progress_bar(enabled: bool, input_len: Option<u64>) -> Option<ProgressBar> {
     } else {
         "{spinner} {bytes} read  {bytes_per_sec}"
     };
-    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     bar.enable_steady_tick(Duration::from_millis(200));
     Some(bar)
 }

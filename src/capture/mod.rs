@@ -48,6 +48,19 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
 }
 
+/// Frame facts that travel with a decoded packet (the bytes stay behind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// Wireshark's `frame.number`.
+    pub number: u64,
+    /// Capture time, ns since the epoch.
+    pub ts_ns: i64,
+    /// Wire length (`frame.len`).
+    pub orig_len: u32,
+    /// Captured length.
+    pub cap_len: u32,
+}
+
 /// Which container the capture uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -115,8 +128,8 @@ pub struct ReadStats {
     pub captured_bytes: u64,
     /// Frames cut by the snapshot length (captured < wire length): normal, decoded as far as they go.
     pub snaplen_cut: u64,
-    /// Frames per link type.
-    pub link_types: BTreeMap<u32, u64>,
+    /// Frames per link type (a short list: captures have one or a few).
+    link_type_counts: Vec<(u32, u64)>,
     /// First and last timestamp (file order), ns since epoch.
     pub first_ts: Option<i64>,
     /// Last timestamp seen.
@@ -142,6 +155,11 @@ impl ReadStats {
         if self.damage.len() < MAX_DAMAGE_LIST {
             self.damage.push(d);
         }
+    }
+
+    /// Frames per link type, by link type.
+    pub fn link_types(&self) -> BTreeMap<u32, u64> {
+        self.link_type_counts.iter().copied().collect()
     }
 
     /// True when anything was lost (truncation or damaged records): exit code 3.
@@ -254,7 +272,14 @@ impl CaptureReader {
         if raw.len < raw.orig_len as usize {
             s.snaplen_cut += 1;
         }
-        *s.link_types.entry(raw.link_type).or_insert(0) += 1;
+        match s
+            .link_type_counts
+            .iter_mut()
+            .find(|(lt, _)| *lt == raw.link_type)
+        {
+            Some((_, n)) => *n += 1,
+            None => s.link_type_counts.push((raw.link_type, 1)),
+        }
         if s.first_ts.is_none() {
             s.first_ts = Some(ts_ns);
         }
@@ -373,7 +398,9 @@ mod tests {
 
     #[test]
     fn empty_input_is_a_clear_error() {
-        let err = CaptureReader::new(Source::from_bytes(vec![])).err().unwrap();
+        let err = CaptureReader::new(Source::from_bytes(vec![]))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("empty"), "{err}");
     }
 }

@@ -75,10 +75,14 @@ impl PcapState {
             let be32 = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
             (be16(4), be16(6), be32(16), be32(20))
         } else {
-            let (_, h) = parse_pcap_header(&b[..24]).map_err(|_| {
-                CaptureError::Unsupported("pcap file header not recognised".into())
-            })?;
-            (h.version_major, h.version_minor, h.snaplen, h.network.0 as u32)
+            let (_, h) = parse_pcap_header(&b[..24])
+                .map_err(|_| CaptureError::Unsupported("pcap file header not recognised".into()))?;
+            (
+                h.version_major,
+                h.version_minor,
+                h.snaplen,
+                h.network.0 as u32,
+            )
         };
         // libpcap and Wireshark read only major version 2 (1.x files predate
         // the current record header and cannot be told apart reliably).
@@ -219,9 +223,13 @@ impl PcapState {
                     let parsed = if self.modified && self.big_endian {
                         None // decoded by hand below: pcap-parser has no BE modified reader
                     } else if self.modified {
-                        parse_pcap_frame_modified(b).ok().map(|(_, r)| (r.ts_sec, r.ts_usec))
+                        parse_pcap_frame_modified(b)
+                            .ok()
+                            .map(|(_, r)| (r.ts_sec, r.ts_usec))
                     } else if self.big_endian {
-                        parse_pcap_frame_be(b).ok().map(|(_, r)| (r.ts_sec, r.ts_usec))
+                        parse_pcap_frame_be(b)
+                            .ok()
+                            .map(|(_, r)| (r.ts_sec, r.ts_usec))
                     } else {
                         parse_pcap_frame(b).ok().map(|(_, r)| (r.ts_sec, r.ts_usec))
                     };
@@ -285,16 +293,15 @@ impl PcapState {
                     continue;
                 };
                 let next = i + hl + caplen as usize;
-                if next == b.len() {
-                    found = Some(i); // the record ends exactly at the end of input
-                    break;
-                }
-                if next + hl <= b.len() && self.plausible(&b[next..]).is_ok() {
-                    found = Some(i);
-                    break;
-                }
-                if next + hl > b.len() && b.len() < want {
-                    // near end of input: accept a record we cannot double-check
+                let accept = if next > b.len() {
+                    false // cannot be checked; a real record would have been found first
+                } else if next == b.len() || next + hl > b.len() {
+                    // ends exactly at the end of input, or only a cut header follows
+                    b.len() < want
+                } else {
+                    self.plausible(&b[next..]).is_ok()
+                };
+                if accept {
                     found = Some(i);
                     break;
                 }

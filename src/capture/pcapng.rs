@@ -33,7 +33,20 @@ const EPB: u32 = 6;
 
 /// Block types of the pcapng spec (and its registry) that a resync may land on.
 const KNOWN_BLOCKS: &[u32] = &[
-    SHB, IDB, OPB, SPB, 4, 5, EPB, 7, 8, 9, 0x0A, 0x0BAD, 0x4000_0BAD, 0x8000_0001,
+    SHB,
+    IDB,
+    OPB,
+    SPB,
+    4,
+    5,
+    EPB,
+    7,
+    8,
+    9,
+    0x0A,
+    0x0BAD,
+    0x4000_0BAD,
+    0x8000_0001,
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -176,13 +189,17 @@ impl NgState {
                 self.damaged(
                     src,
                     stats,
-                    &format!("block type {btype:#x}: trailing length differs from leading length {len}"),
+                    &format!(
+                        "block type {btype:#x}: trailing length differs from leading length {len}"
+                    ),
                 )?;
                 continue;
             }
             match btype {
                 SHB => {
-                    let ok = parse_sectionheaderblock(b).ok().map(|(_, s)| (s.major_version, s.minor_version));
+                    let ok = parse_sectionheaderblock(b)
+                        .ok()
+                        .map(|(_, s)| (s.major_version, s.minor_version));
                     match ok {
                         Some((1, 0)) | Some((1, 2)) => {
                             self.big_endian = be;
@@ -260,7 +277,11 @@ impl NgState {
     fn packet(&self, b: &[u8], btype: u32, be: bool) -> Result<RawRecord, String> {
         let (if_id, ts_units, caplen, origlen, data_off) = match btype {
             EPB => {
-                let parsed = if be { parse_block_be(b) } else { parse_block_le(b) };
+                let parsed = if be {
+                    parse_block_be(b)
+                } else {
+                    parse_block_le(b)
+                };
                 match parsed {
                     Ok((_, Block::EnhancedPacket(epb))) => (
                         epb.if_id,
@@ -273,7 +294,11 @@ impl NgState {
                 }
             }
             SPB => {
-                let parsed = if be { parse_block_be(b) } else { parse_block_le(b) };
+                let parsed = if be {
+                    parse_block_be(b)
+                } else {
+                    parse_block_le(b)
+                };
                 match parsed {
                     Ok((_, Block::SimplePacket(spb))) => {
                         let iface = self
@@ -332,7 +357,12 @@ impl NgState {
     }
 
     /// Records a damaged block at the current offset and scans for the next good one.
-    fn damaged(&mut self, src: &mut Source, stats: &mut ReadStats, why: &str) -> Result<(), CaptureError> {
+    fn damaged(
+        &mut self,
+        src: &mut Source,
+        stats: &mut ReadStats,
+        why: &str,
+    ) -> Result<(), CaptureError> {
         let offset = src.offset();
         let skipped = self.resync(src)?;
         stats.record_damage(Damage {
@@ -421,7 +451,9 @@ fn check_len(len: u32) -> Result<(), String> {
     } else if len % 4 != 0 {
         Err(format!("block length {len} is not a multiple of 4"))
     } else if len > MAX_BLOCK {
-        Err(format!("block length {len} exceeds the maximum of {MAX_BLOCK}"))
+        Err(format!(
+            "block length {len} exceeds the maximum of {MAX_BLOCK}"
+        ))
     } else {
         Ok(())
     }

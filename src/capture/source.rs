@@ -17,6 +17,36 @@ use memmap2::Mmap;
 /// Initial size of the stream buffer; it grows only when one record is larger.
 const STREAM_CHUNK: usize = 1 << 20;
 
+/// How far a mapped file is read before the pages behind are released.
+const RELEASE_EVERY: usize = 32 << 20;
+
+/// Drops already-read pages of a mapped file from this process's resident set.
+///
+/// The map is read-only and file-backed, so the pages stay in the page cache
+/// and would simply fault in again if touched; releasing them keeps RSS flat
+/// (bounded by [`RELEASE_EVERY`]) however large the capture is.  The last
+/// 64 KiB before `upto` are kept: the current record may still be in use.
+fn release(map: &Mmap, released: &mut usize, upto: usize) {
+    const PAGE: usize = 4096;
+    let end = upto.saturating_sub(64 * 1024) / PAGE * PAGE;
+    if end > *released {
+        #[cfg(unix)]
+        {
+            // SAFETY: MADV_DONTNEED on a read-only shared file mapping only
+            // drops our references to clean page-cache pages; later reads
+            // (there are none for this range) would re-read the file.
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    *released,
+                    end - *released,
+                )
+            };
+        }
+        *released = end;
+    }
+}
+
 /// Compression found in front of the capture, detected by magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -38,7 +68,12 @@ pub struct Source {
 }
 
 enum Inner {
-    Mapped { map: Mmap, pos: usize },
+    Mapped {
+        map: Mmap,
+        pos: usize,
+        /// Offset up to which pages were already released (see `release`).
+        released: usize,
+    },
     Stream(StreamBuf),
     Empty,
 }
@@ -120,7 +155,11 @@ impl Source {
         #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::Sequential);
         Ok(Source {
-            inner: Inner::Mapped { map, pos: 0 },
+            inner: Inner::Mapped {
+                map,
+                pos: 0,
+                released: 0,
+            },
             offset: 0,
             input_len: Some(len),
             compression: Compression::None,
@@ -140,10 +179,7 @@ impl Source {
         let head = buffered.fill_buf()?;
         let gz = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
         let (reader, compression): (Box<dyn Read + Send>, _) = if gz {
-            (
-                Box::new(MultiGzDecoder::new(buffered)),
-                Compression::Gzip,
-            )
+            (Box::new(MultiGzDecoder::new(buffered)), Compression::Gzip)
         } else {
             (Box::new(buffered), Compression::None)
         };
@@ -175,7 +211,7 @@ impl Source {
     #[inline]
     pub fn available(&self) -> &[u8] {
         match &self.inner {
-            Inner::Mapped { map, pos } => &map[*pos..],
+            Inner::Mapped { map, pos, .. } => &map[*pos..],
             Inner::Stream(s) => &s.buf[s.start..s.end],
             Inner::Empty => &[],
         }
@@ -188,7 +224,7 @@ impl Source {
     #[inline]
     pub fn fill(&mut self, need: usize) -> io::Result<bool> {
         match &mut self.inner {
-            Inner::Mapped { map, pos } => Ok(map.len() - *pos >= need),
+            Inner::Mapped { map, pos, .. } => Ok(map.len() - *pos >= need),
             Inner::Empty => Ok(need == 0),
             Inner::Stream(s) => s.fill(need),
         }
@@ -199,7 +235,12 @@ impl Source {
     pub fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.available().len());
         match &mut self.inner {
-            Inner::Mapped { pos, .. } => *pos += n,
+            Inner::Mapped { map, pos, released } => {
+                *pos += n;
+                if *pos - *released >= RELEASE_EVERY {
+                    release(map, released, *pos);
+                }
+            }
             Inner::Stream(s) => s.start += n,
             Inner::Empty => {}
         }

@@ -26,7 +26,7 @@ use std::net::IpAddr;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::capture::Frame;
+use crate::capture::FrameInfo;
 use crate::packet::{Packet, Quoted, TcpFlags, Transport};
 
 /// Transport protocol of a flow.
@@ -90,20 +90,53 @@ impl Dir {
     }
 }
 
-/// Hash key: the unordered endpoint pair plus transport.
+/// Hash key: the unordered endpoint pair plus transport, packed into
+/// integers (IPv4 as IPv4-mapped IPv6) so hashing and comparing are a few
+/// word operations on the hot path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
+    lo_ip: u128,
+    hi_ip: u128,
+    lo_port: u16,
+    hi_port: u16,
     l4: L4,
-    lo: Endpoint,
-    hi: Endpoint,
+}
+
+#[inline]
+fn ip_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => 0xffff_0000_0000 | u32::from(a) as u128,
+        IpAddr::V6(a) => u128::from(a),
+    }
 }
 
 impl Key {
-    fn new(l4: L4, a: Endpoint, b: Endpoint) -> Key {
-        if a <= b {
-            Key { l4, lo: a, hi: b }
+    /// The key and whether `a` is its low side.
+    #[inline]
+    fn new(l4: L4, a: Endpoint, b: Endpoint) -> (Key, bool) {
+        let (ai, bi) = (ip_bits(a.ip), ip_bits(b.ip));
+        if (ai, a.port) <= (bi, b.port) {
+            (
+                Key {
+                    lo_ip: ai,
+                    hi_ip: bi,
+                    lo_port: a.port,
+                    hi_port: b.port,
+                    l4,
+                },
+                true,
+            )
         } else {
-            Key { l4, lo: b, hi: a }
+            (
+                Key {
+                    lo_ip: bi,
+                    hi_ip: ai,
+                    lo_port: b.port,
+                    hi_port: a.port,
+                    l4,
+                },
+                false,
+            )
         }
     }
 }
@@ -160,6 +193,8 @@ pub struct Flow {
     pub icmp_errors: u32,
     /// TCP details (None for UDP).
     pub tcp: Option<Box<TcpFacts>>,
+    /// True when the client is the low side of the hash key (direction test without address compares).
+    client_is_lo: bool,
 }
 
 /// Handle of a flow inside a [`FlowTable`].
@@ -181,7 +216,7 @@ impl FlowTable {
 
     /// Accounts a decoded packet; returns its flow and direction (None for non-TCP/UDP).
     #[inline]
-    pub fn observe(&mut self, frame: &Frame<'_>, pkt: &Packet<'_>) -> Option<(FlowId, Dir)> {
+    pub fn observe(&mut self, frame: &FrameInfo, pkt: &Packet<'_>) -> Option<(FlowId, Dir)> {
         let (l4, sport, dport, payload_len, tcp) = match &pkt.transport {
             Transport::Tcp(t) => (L4::Tcp, t.src_port, t.dst_port, t.wire_len, Some(t)),
             Transport::Udp(u) => (L4::Udp, u.src_port, u.dst_port, u.wire_len, None),
@@ -201,24 +236,25 @@ impl FlowTable {
             ip: pkt.dst,
             port: dport,
         };
-        let key = Key::new(l4, src, dst);
+        let (key, src_is_lo) = Key::new(l4, src, dst);
         let mut id = match self.map.get(&key) {
             Some(&id) => id,
-            None => self.create(key, l4, src, dst, frame, tcp.map(|t| t.flags)),
+            None => self.create(key, src_is_lo, src, dst, frame, tcp.map(|t| t.flags)),
         };
         // Wireshark splits a TCP conversation when a new SYN reuses the 4-tuple.
         if let Some(t) = tcp {
             if t.flags.0 & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN {
                 let f = &self.flows[id as usize];
-                let d = if f.client == src { 0 } else { 1 };
+                let d = if f.client_is_lo == src_is_lo { 0 } else { 1 };
                 let base = f.tcp.as_ref().and_then(|x| x.base_seq[d]);
                 if matches!(base, Some(b) if b != t.seq) {
-                    id = self.create(key, l4, src, dst, frame, Some(t.flags));
+                    id = self.create(key, src_is_lo, src, dst, frame, Some(t.flags));
                 }
             }
         }
         let f = &mut self.flows[id as usize];
-        let dir = if f.client == src && f.server == dst {
+        // (a flow between an endpoint and itself counts as client → server)
+        let dir = if f.client_is_lo == src_is_lo || f.client == f.server {
             Dir::ToServer
         } else {
             Dir::ToClient
@@ -269,15 +305,20 @@ impl FlowTable {
     fn create(
         &mut self,
         key: Key,
-        l4: L4,
+        src_is_lo: bool,
         src: Endpoint,
         dst: Endpoint,
-        frame: &Frame<'_>,
+        frame: &FrameInfo,
         flags: Option<TcpFlags>,
     ) -> FlowId {
+        let l4 = key.l4;
         // Client: the SYN sender; a SYN/ACK seen first means the receiver is the client.
         let synack_first = flags.is_some_and(|f| f.has(TcpFlags::SYN | TcpFlags::ACK));
-        let (client, server) = if synack_first { (dst, src) } else { (src, dst) };
+        let (client, server, client_is_lo) = if synack_first {
+            (dst, src, !src_is_lo)
+        } else {
+            (src, dst, src_is_lo)
+        };
         let slot = match l4 {
             L4::Tcp => 0,
             L4::Udp => 1,
@@ -301,6 +342,7 @@ impl FlowTable {
             max_idle_end_frame: 0,
             icmp_errors: 0,
             tcp: (l4 == L4::Tcp).then(Box::default),
+            client_is_lo,
         });
         self.map.insert(key, id);
         id
@@ -320,7 +362,7 @@ impl FlowTable {
             ip: q.dst,
             port: q.dst_port,
         };
-        if let Some(&id) = self.map.get(&Key::new(l4, a, b)) {
+        if let Some(&id) = self.map.get(&Key::new(l4, a, b).0) {
             self.flows[id as usize].icmp_errors += 1;
         }
     }

@@ -158,7 +158,14 @@ impl Reassembler {
         }
         let off = unwrap(data_seq, self.base.unwrap_or(data_seq), self.next);
         if off <= self.next {
-            self.deliver(off, payload, wire_len - payload.len() as u32, frame, ts_ns, out);
+            self.deliver(
+                off,
+                payload,
+                wire_len - payload.len() as u32,
+                frame,
+                ts_ns,
+                out,
+            );
             self.drain(out);
         } else {
             self.buffer(off, payload, wire_len - payload.len() as u32, frame, ts_ns);
@@ -287,9 +294,8 @@ impl Reassembler {
         if from >= to {
             return;
         }
-        let differs = (from..to).any(|o| {
-            self.tail[(o - tail_start) as usize] != data[(o - off) as usize]
-        });
+        let differs =
+            (from..to).any(|o| self.tail[(o - tail_start) as usize] != data[(o - off) as usize]);
         if differs {
             self.conflict(frame);
         }
@@ -537,7 +543,11 @@ mod tests {
             if holes.iter().any(|&(h0, h1)| a >= h0 && b <= h1) {
                 continue;
             }
-            segs.push((isn.wrapping_add(1).wrapping_add(a as u32), stream[a..b].to_vec(), 0));
+            segs.push((
+                isn.wrapping_add(1).wrapping_add(a as u32),
+                stream[a..b].to_vec(),
+                0,
+            ));
         }
         for &d in dups {
             if !segs.is_empty() {

@@ -262,7 +262,9 @@ mod tests {
         let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
         assert!(d.push(&frag(2960, false, &payload[2960..]), 1, 0).is_none());
         assert!(d.push(&frag(0, true, &payload[..1480]), 2, 1).is_none());
-        let r = d.push(&frag(1480, true, &payload[1480..2960]), 3, 2).unwrap();
+        let r = d
+            .push(&frag(1480, true, &payload[1480..2960]), 3, 2)
+            .unwrap();
         assert_eq!(r.data, payload);
         assert_eq!(r.first_frame, 1);
         assert_eq!(r.fragments, 3);

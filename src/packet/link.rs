@@ -96,7 +96,11 @@ pub fn strip(link_type: u32, data: &[u8]) -> Result<NetPayload<'_>, SkipReason> 
             // AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD/OpenBSD), 28
             // (FreeBSD), 30 (Darwin) or 10 (Linux).  The writer's byte order is
             // unknown for LINKTYPE_NULL, so both are tried.
-            let fam = if matches!(be, 2 | 10 | 24 | 28 | 30) { be } else { le };
+            let fam = if matches!(be, 2 | 10 | 24 | 28 | 30) {
+                be
+            } else {
+                le
+            };
             let ethertype = match fam {
                 2 => ethertype::IPV4,
                 10 | 24 | 28 | 30 => ethertype::IPV6,
@@ -147,7 +151,8 @@ fn ether_payload(mut t: u16, mut data: &[u8]) -> Result<NetPayload<'_>, SkipReas
         match t {
             ethertype::IPV4 | ethertype::IPV6 => return Ok(NetPayload { ethertype: t, data }),
             ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD => {
-                let v = SingleVlanHeaderSlice::from_slice(data).map_err(|_| SkipReason::LinkTruncated)?;
+                let v = SingleVlanHeaderSlice::from_slice(data)
+                    .map_err(|_| SkipReason::LinkTruncated)?;
                 t = v.ether_type().0;
                 data = &data[4..];
             }
@@ -202,8 +207,14 @@ mod tests {
     fn null_loopback_either_byte_order() {
         let le = [2, 0, 0, 0, 0x45];
         let be = [0, 0, 0, 30, 0x60];
-        assert_eq!(strip(LINKTYPE_NULL, &le).unwrap().ethertype, ethertype::IPV4);
-        assert_eq!(strip(LINKTYPE_NULL, &be).unwrap().ethertype, ethertype::IPV6);
+        assert_eq!(
+            strip(LINKTYPE_NULL, &le).unwrap().ethertype,
+            ethertype::IPV4
+        );
+        assert_eq!(
+            strip(LINKTYPE_NULL, &be).unwrap().ethertype,
+            ethertype::IPV6
+        );
     }
 
     #[test]
@@ -211,12 +222,18 @@ mod tests {
         let mut f = vec![0x86, 0xDD];
         f.extend_from_slice(&[0u8; 18]);
         f.push(0x60);
-        assert_eq!(strip(LINKTYPE_LINUX_SLL2, &f).unwrap().ethertype, ethertype::IPV6);
+        assert_eq!(
+            strip(LINKTYPE_LINUX_SLL2, &f).unwrap().ethertype,
+            ethertype::IPV6
+        );
     }
 
     #[test]
     fn unknown_link_type_is_reported_not_fatal() {
-        assert_eq!(strip(147, &[1, 2, 3]), Err(SkipReason::UnsupportedLinkType(147)));
+        assert_eq!(
+            strip(147, &[1, 2, 3]),
+            Err(SkipReason::UnsupportedLinkType(147))
+        );
     }
 
     #[test]

@@ -317,7 +317,9 @@ pub fn decode_ip_payload<'a>(
                     flags: TcpFlags(h.slice()[13]),
                     window: h.window_size(),
                     payload: &data[hl..],
-                    wire_len: wire_len.saturating_sub(hl as u32).max((data.len() - hl) as u32),
+                    wire_len: wire_len
+                        .saturating_sub(hl as u32)
+                        .max((data.len() - hl) as u32),
                 })
             }
             Err(_) => return Decoded::Skip(SkipReason::TransportTruncated),
@@ -517,7 +519,10 @@ mod tests {
         let Transport::Udp(u) = p.transport else {
             panic!()
         };
-        assert_eq!((u.src_port, u.dst_port, u.payload), (3478, 50000, &b"hello"[..]));
+        assert_eq!(
+            (u.src_port, u.dst_port, u.payload),
+            (3478, 50000, &b"hello"[..])
+        );
         assert_eq!(p.src.to_string(), "10.0.0.1");
     }
 

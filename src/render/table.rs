@@ -84,8 +84,8 @@ pub fn capture_summary(out: &mut dyn Write, input: &str, c: &CaptureSummary) -> 
     Ok(())
 }
 
-/// `edgetrace flows` as a table.
-pub fn flows(out: &mut dyn Write, r: &FlowsReport, style: Style) -> io::Result<()> {
+/// `edgetrace flows` as a table, at most `limit` rows (0 = all).
+pub fn flows(out: &mut dyn Write, r: &FlowsReport, style: Style, limit: usize) -> io::Result<()> {
     capture_summary(out, &r.meta.input, &r.capture)?;
     writeln!(out)?;
     if r.flows.is_empty() {
@@ -93,10 +93,26 @@ pub fn flows(out: &mut dyn Write, r: &FlowsReport, style: Style) -> io::Result<(
     }
     let mut t = new_table(style);
     t.set_header(vec![
-        "stream", "proto", "client → server", "frames", "start s", "dur s", "pkts →/←",
-        "bytes →/←", "tcp", "retrans →/←", "ooo →/←", "missing →/←", "idle s",
+        "stream",
+        "proto",
+        "client → server",
+        "frames",
+        "start s",
+        "dur s",
+        "pkts →/←",
+        "bytes →/←",
+        "tcp",
+        "retrans →/←",
+        "ooo →/←",
+        "missing →/←",
+        "idle s",
     ]);
-    for f in &r.flows {
+    let shown = if limit == 0 {
+        r.flows.len()
+    } else {
+        limit.min(r.flows.len())
+    };
+    for f in &r.flows[..shown] {
         let (hs, re, oo, mi) = match &f.tcp {
             Some(t) => {
                 let mut hs = t.handshake.to_string();
@@ -106,7 +122,12 @@ pub fn flows(out: &mut dyn Write, r: &FlowsReport, style: Style) -> io::Result<(
                 if let Some(by) = t.rst_by {
                     hs.push_str(&format!(", RST {by}"));
                 }
-                (hs, pair(t.retransmissions), pair(t.out_of_order), pair(t.missing_bytes))
+                (
+                    hs,
+                    pair(t.retransmissions),
+                    pair(t.out_of_order),
+                    pair(t.missing_bytes),
+                )
             }
             None => (String::new(), String::new(), String::new(), String::new()),
         };
@@ -126,5 +147,13 @@ pub fn flows(out: &mut dyn Write, r: &FlowsReport, style: Style) -> io::Result<(
             format!("{:.3}", f.max_idle_s),
         ]);
     }
-    writeln!(out, "{t}")
+    writeln!(out, "{t}")?;
+    if shown < r.flows.len() {
+        writeln!(
+            out,
+            "… {} more flows not shown (--limit 0 shows all; --json gives everything)",
+            r.flows.len() - shown
+        )?;
+    }
+    Ok(())
 }

@@ -1,0 +1,132 @@
+//! The command line on the bundled samples: formats, stdin, gzip, exit codes.
+
+use std::io::Write;
+
+use super::common::{edgetrace, flows_json, sample, temp_file};
+
+#[test]
+fn flows_table_on_a_sample() {
+    let out = edgetrace()
+        .args([
+            "flows",
+            sample("tls-8057-idle-rst-reconnect.pcap").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains("tcp 0"), "{s}");
+    assert!(s.contains("127.20.4.1:45295 → 127.20.4.2:8057"), "{s}");
+    assert!(s.contains("RST server"), "{s}");
+    assert!(s.contains("33 frames"), "{s}");
+}
+
+#[test]
+fn flows_json_has_schema_and_the_8057_story() {
+    let (code, v, _) = flows_json(&sample("tls-8057-idle-rst-reconnect.pcap"));
+    assert_eq!(code, 0);
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["meta"]["tool"], "edgetrace");
+    assert_eq!(v["capture"]["format"], "pcap");
+    let f = &v["flows"];
+    assert_eq!(f.as_array().unwrap().len(), 2);
+    // first connection: reset by the Edge side after ~8 s of silence
+    assert_eq!(f[0]["filter"], "tcp.stream eq 0");
+    assert_eq!(f[0]["tcp"]["handshake"], "complete");
+    assert_eq!(f[0]["tcp"]["rst_by"], "server");
+    assert!(f[0]["max_idle_s"].as_f64().unwrap() > 7.9);
+    // reconnect from a new port about 1 s later, closed gracefully
+    assert_eq!(f[1]["client"], "127.20.4.1:32871");
+    assert_eq!(f[1]["tcp"]["fin_by"], "both");
+    let gap = f[1]["start_s"].as_f64().unwrap()
+        - (f[0]["start_s"].as_f64().unwrap() + f[0]["duration_s"].as_f64().unwrap());
+    assert!((0.9..1.2).contains(&gap), "reconnect after {gap} s");
+}
+
+#[test]
+fn json_is_byte_for_byte_deterministic() {
+    let run = || {
+        edgetrace()
+            .args(["flows", "--json"])
+            .arg(sample("session-combined.client-side.pcap"))
+            .output()
+            .unwrap()
+            .stdout
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn stdin_and_gzip_give_the_same_flows() {
+    let raw = std::fs::read(sample("turn-udp-channel.pcap")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&raw).unwrap();
+    let gz = gz.finish().unwrap();
+    // a gzip file whose name says nothing about gzip
+    let gz_path = temp_file("capture.bin", &gz);
+    let (c1, from_gz, _) = flows_json(&gz_path);
+    assert_eq!(c1, 0);
+    assert_eq!(from_gz["capture"]["gzip"], true);
+    let out = edgetrace()
+        .args(["flows", "--json", "-"])
+        .write_stdin(raw)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let from_stdin: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, from_file, _) = flows_json(&sample("turn-udp-channel.pcap"));
+    assert_eq!(from_stdin["flows"], from_file["flows"]);
+    assert_eq!(from_gz["flows"], from_file["flows"]);
+    let out = edgetrace()
+        .args(["flows", "--json", "-"])
+        .write_stdin(gz)
+        .output()
+        .unwrap();
+    let from_gz_stdin: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(from_gz_stdin["flows"], from_file["flows"]);
+}
+
+#[test]
+fn not_a_capture_exits_2_naming_the_file() {
+    let p = temp_file("notes.txt", b"these are my notes about the Edge server\n");
+    let out = edgetrace().args(["flows"]).arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("notes.txt"), "{err}");
+    assert!(err.contains("not a pcap or pcapng capture: text"), "{err}");
+}
+
+#[test]
+fn missing_file_exits_2() {
+    let out = edgetrace()
+        .args(["flows", "/nonexistent/capture.pcap"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/capture.pcap"));
+}
+
+#[test]
+fn help_and_bad_usage() {
+    let out = edgetrace().arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Exit codes"));
+    let out = edgetrace().args(["flows"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn no_progress_bar_when_stderr_is_not_a_terminal() {
+    let out = edgetrace()
+        .args([
+            "flows",
+            sample("turn-tcp-relay-6062.pcap").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

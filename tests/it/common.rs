@@ -1,0 +1,227 @@
+//! Helpers: locating inputs, running the binary, writing small captures.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use etherparse::PacketBuilder;
+
+/// The project root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file under samples/.
+pub fn sample(name: &str) -> PathBuf {
+    root().join("samples").join(name)
+}
+
+/// `../shared` beside the project (or $EDGETRACE_SHARED), if present.
+pub fn shared() -> Option<PathBuf> {
+    let p = std::env::var_os("EDGETRACE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("..").join("shared"));
+    if p.join("captures").is_dir() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIP: {} not found; tests over the shared captures are skipped",
+            p.display()
+        );
+        None
+    }
+}
+
+/// A capture from the shared lab set or the public dev corpus, if present.
+pub fn shared_capture(name: &str) -> Option<PathBuf> {
+    let s = shared()?;
+    [
+        s.join("captures").join(name),
+        s.join("corpus/public/dev").join(name),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+}
+
+/// The binary under test.
+pub fn edgetrace() -> Command {
+    let mut c = Command::cargo_bin("edgetrace").expect("binary built");
+    c.env_remove("NO_COLOR");
+    c
+}
+
+/// Runs `edgetrace flows --json FILE` and parses the output; returns (exit code, json, stderr).
+pub fn flows_json(path: &Path) -> (i32, serde_json::Value, String) {
+    let out = edgetrace()
+        .args(["flows", "--json"])
+        .arg(path)
+        .output()
+        .expect("run edgetrace");
+    let code = out.status.code().unwrap_or(-1);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (code, v, stderr)
+}
+
+/// A classic pcap file being written in memory (little-endian, µs, Ethernet by default).
+pub struct PcapWriter {
+    pub bytes: Vec<u8>,
+}
+
+impl PcapWriter {
+    pub fn new(link_type: u32) -> Self {
+        let mut b = Vec::new();
+        b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        b.extend_from_slice(&2u16.to_le_bytes());
+        b.extend_from_slice(&4u16.to_le_bytes());
+        b.extend_from_slice(&0i32.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&65535u32.to_le_bytes());
+        b.extend_from_slice(&link_type.to_le_bytes());
+        PcapWriter { bytes: b }
+    }
+
+    /// Appends a record with timestamp `us` microseconds.
+    pub fn packet(&mut self, us: u64, data: &[u8]) -> &mut Self {
+        self.packet_cut(us, data, data.len())
+    }
+
+    /// Appends a record holding only the first `cap` bytes of `data`.
+    pub fn packet_cut(&mut self, us: u64, data: &[u8], cap: usize) -> &mut Self {
+        let b = &mut self.bytes;
+        b.extend_from_slice(&((us / 1_000_000) as u32).to_le_bytes());
+        b.extend_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
+        b.extend_from_slice(&(cap as u32).to_le_bytes());
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(&data[..cap]);
+        self
+    }
+}
+
+/// A pcapng file being written in memory (little-endian).
+pub struct PcapngWriter {
+    pub bytes: Vec<u8>,
+}
+
+fn block(btype: u32, body: &[u8]) -> Vec<u8> {
+    let mut body = body.to_vec();
+    while body.len() % 4 != 0 {
+        body.push(0);
+    }
+    let len = (body.len() + 12) as u32;
+    let mut b = Vec::new();
+    b.extend_from_slice(&btype.to_le_bytes());
+    b.extend_from_slice(&len.to_le_bytes());
+    b.extend_from_slice(&body);
+    b.extend_from_slice(&len.to_le_bytes());
+    b
+}
+
+impl PcapngWriter {
+    pub fn new() -> Self {
+        let mut body = Vec::new();
+        body.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
+        body.extend_from_slice(&1u16.to_le_bytes());
+        body.extend_from_slice(&0u16.to_le_bytes());
+        body.extend_from_slice(&(-1i64).to_le_bytes());
+        PcapngWriter {
+            bytes: block(0x0A0D_0D0A, &body),
+        }
+    }
+
+    /// Adds an interface; `tsresol` is the raw if_tsresol option byte (None: default µs).
+    pub fn interface(&mut self, link_type: u16, tsresol: Option<u8>) -> &mut Self {
+        let mut body = Vec::new();
+        body.extend_from_slice(&link_type.to_le_bytes());
+        body.extend_from_slice(&0u16.to_le_bytes());
+        body.extend_from_slice(&0u32.to_le_bytes());
+        if let Some(r) = tsresol {
+            body.extend_from_slice(&9u16.to_le_bytes());
+            body.extend_from_slice(&1u16.to_le_bytes());
+            body.extend_from_slice(&[r, 0, 0, 0]);
+            body.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        self.bytes.extend(block(1, &body));
+        self
+    }
+
+    /// Adds an Enhanced Packet Block with a raw timestamp in interface units.
+    pub fn epb(&mut self, if_id: u32, ts_units: u64, data: &[u8]) -> &mut Self {
+        let mut body = Vec::new();
+        body.extend_from_slice(&if_id.to_le_bytes());
+        body.extend_from_slice(&((ts_units >> 32) as u32).to_le_bytes());
+        body.extend_from_slice(&(ts_units as u32).to_le_bytes());
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(data);
+        self.bytes.extend(block(6, &body));
+        self
+    }
+
+    /// Adds a Simple Packet Block (interface 0, no timestamp).
+    pub fn spb(&mut self, data: &[u8]) -> &mut Self {
+        let mut body = Vec::new();
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(data);
+        self.bytes.extend(block(3, &body));
+        self
+    }
+
+    /// Adds an obsolete Packet Block (type 2).
+    pub fn opb(&mut self, if_id: u16, ts_units: u64, data: &[u8]) -> &mut Self {
+        let mut body = Vec::new();
+        body.extend_from_slice(&if_id.to_le_bytes());
+        body.extend_from_slice(&0u16.to_le_bytes());
+        body.extend_from_slice(&((ts_units >> 32) as u32).to_le_bytes());
+        body.extend_from_slice(&(ts_units as u32).to_le_bytes());
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(data);
+        self.bytes.extend(block(2, &body));
+        self
+    }
+}
+
+/// An Ethernet/IPv4/TCP frame.
+pub fn tcp_frame(
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    seq: u32,
+    flags: &str,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4(src.0, dst.0, 64)
+        .tcp(src.1, dst.1, seq, 65535);
+    for c in flags.chars() {
+        b = match c {
+            'S' => b.syn(),
+            'A' => b.ack(1),
+            'F' => b.fin(),
+            'R' => b.rst(),
+            'P' => b.psh(),
+            _ => b,
+        };
+    }
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+/// An Ethernet/IPv4/UDP frame.
+pub fn udp_frame(src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4(src.0, dst.0, 64)
+        .udp(src.1, dst.1);
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+/// Writes bytes to a fresh temporary file and returns its path.
+pub fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edgetrace-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}

@@ -1,0 +1,5 @@
+mod broken;
+mod cli;
+mod common;
+mod differential;
+mod synthetic;
