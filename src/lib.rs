@@ -24,6 +24,7 @@
 pub mod capture;
 pub mod cli;
 pub mod flow;
+pub mod fuzzing;
 pub mod model;
 pub mod packet;
 pub mod pipeline;

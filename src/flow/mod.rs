@@ -18,6 +18,7 @@
 
 pub mod reassembly;
 pub mod seq;
+pub mod streams;
 pub mod tcp;
 
 use std::fmt;

@@ -2,4 +2,6 @@ mod broken;
 mod cli;
 mod common;
 mod differential;
+mod fuzz_replay;
+mod reassembly;
 mod synthetic;
