@@ -28,5 +28,6 @@ pub mod fuzzing;
 pub mod model;
 pub mod packet;
 pub mod pipeline;
+pub mod proto;
 pub mod render;
 pub mod timefmt;

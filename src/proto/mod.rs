@@ -1,0 +1,12 @@
+//! Protocol parsers and finders: pure functions over borrowed bytes, one
+//! file (or folder) per protocol.  They never print; analyzers turn what
+//! they find into timelines.
+//!
+//! - [`stun`]: STUN / TURN / MS-TURN messages (all dialects);
+//! - [`channel`]: TURN ChannelData and MS multiplexed TURN (0xFF10) frames;
+//! - [`tcpframe`]: how STUN-family traffic is framed inside a TCP stream
+//!   (plain, RFC 4571, MS-TURN 4-byte framing, MS pseudo-TLS).
+
+pub mod channel;
+pub mod stun;
+pub mod tcpframe;
