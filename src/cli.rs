@@ -50,6 +50,24 @@ enum Command {
     /// One row per TCP/UDP flow: Wireshark stream index, endpoints, frames, bytes,
     /// and TCP health (handshake, FIN/RST, retransmissions, gaps, idle time).
     Flows(InputArgs),
+    /// Every STUN / TURN / MS-TURN message, wherever it hides (UDP, TCP with any
+    /// framing, inside ChannelData, Send/Data indications and RFC 6062 data
+    /// connections), with requests paired to responses.
+    Stun(StunArgs),
+}
+
+#[derive(Args, Debug)]
+struct StunArgs {
+    #[command(flatten)]
+    input: InputArgs,
+
+    /// Print MESSAGE-INTEGRITY values and passwords instead of redacting them.
+    #[arg(long)]
+    show_secrets: bool,
+
+    /// Hide USERNAME values (they identify the user of a TURN allocation).
+    #[arg(long)]
+    redact_usernames: bool,
 }
 
 /// Output formats.
@@ -124,6 +142,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run(cli: &Cli) -> Result<i32> {
     match &cli.command {
         Command::Flows(args) => flows(cli, args),
+        Command::Stun(args) => stun(cli, args),
     }
 }
 
@@ -187,4 +206,28 @@ fn flows(cli: &Cli, args: &InputArgs) -> Result<i32> {
     }
     out.flush()?;
     Ok(damage_exit(&name, &read))
+}
+
+fn stun(cli: &Cli, args: &StunArgs) -> Result<i32> {
+    let input = &args.input;
+    let name = input.capture.display().to_string();
+    let reader = open(input)?;
+    let opts = run_options(cli, &reader);
+    let mut finder = crate::analyze::stun::StunFinder::default();
+    let result =
+        pipeline::run(reader, &opts, &mut finder).with_context(|| format!("reading {name}"))?;
+    let core = finder.into_results();
+    let redaction = crate::model::stun::Redaction {
+        show_secrets: args.show_secrets,
+        redact_usernames: args.redact_usernames,
+    };
+    let report = crate::model::stun::StunReport::build(&result, &core, &name, redaction);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match input.format() {
+        OutputFormat::Json => render::json::write(&mut out, &report)?,
+        OutputFormat::Table => render::table::stun(&mut out, &report, table_style(), input.limit)?,
+    }
+    out.flush()?;
+    Ok(damage_exit(&name, &result.read))
 }

@@ -21,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+pub mod analyze;
 pub mod capture;
 pub mod cli;
 pub mod flow;

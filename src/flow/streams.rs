@@ -129,6 +129,11 @@ impl<C: StreamConsumer> TcpStreams<C> {
         &self.consumer
     }
 
+    /// The consumer, mutably (to tell it about flows before their packets arrive).
+    pub fn consumer_mut(&mut self) -> &mut C {
+        &mut self.consumer
+    }
+
     /// Gives the consumer back.
     pub fn into_consumer(self) -> C {
         self.consumer

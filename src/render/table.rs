@@ -157,3 +157,150 @@ pub fn flows(out: &mut dyn Write, r: &FlowsReport, style: Style, limit: usize) -
     }
     Ok(())
 }
+
+/// The attributes worth a column: error, addresses, lifetime, username, realm, channel, connection id.
+fn stun_details(m: &crate::model::stun::MessageOut) -> String {
+    let mut parts = Vec::new();
+    for at in &m.attrs {
+        let v = &at.value;
+        let short = match at.name {
+            "ERROR-CODE" => Some(format!(
+                "{} {}",
+                v["code"],
+                v["reason"].as_str().unwrap_or("")
+            )),
+            "XOR-MAPPED-ADDRESS" | "MS-XOR-MAPPED-ADDRESS" => {
+                Some(format!("mapped {}", v.as_str().unwrap_or("?")))
+            }
+            "MAPPED-ADDRESS" => Some(format!("mapped(plain) {}", v.as_str().unwrap_or("?"))),
+            "XOR-RELAYED-ADDRESS" => Some(format!("relayed {}", v.as_str().unwrap_or("?"))),
+            "XOR-PEER-ADDRESS" | "REMOTE-ADDRESS" | "DESTINATION-ADDRESS" => {
+                Some(format!("peer {}", v.as_str().unwrap_or("?")))
+            }
+            "LIFETIME" => Some(format!("lifetime {v}")),
+            "USERNAME" => Some(format!("user {}", v.as_str().unwrap_or("?"))),
+            "REALM" => Some(format!("realm {}", v.as_str().unwrap_or("?"))),
+            "CHANNEL-NUMBER" => Some(format!("channel {}", v.as_str().unwrap_or("?"))),
+            "CONNECTION-ID" => Some(format!("conn {}", v.as_str().unwrap_or("?"))),
+            "REQUESTED-TRANSPORT" => Some(format!("transport {}", v.as_str().unwrap_or("?"))),
+            "USE-CANDIDATE" => Some("USE-CANDIDATE".to_string()),
+            _ => None,
+        };
+        parts.extend(short);
+    }
+    parts.join(", ")
+}
+
+/// `edgetrace stun` as a timeline table.
+pub fn stun(
+    out: &mut dyn Write,
+    r: &crate::model::stun::StunReport,
+    style: Style,
+    limit: usize,
+) -> io::Result<()> {
+    capture_summary(out, &r.meta.input, &r.capture)?;
+    let s = &r.summary;
+    writeln!(
+        out,
+        "\n{} STUN messages ({} nested), {} unanswered requests, {} retransmissions, {} MS-ICE2 duplicates",
+        s.messages, s.nested, s.unanswered_requests, s.retransmissions, s.ms_duplicates
+    )?;
+    if !s.errors.is_empty() {
+        let e: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
+        writeln!(out, "errors: {}", e.join(", "))?;
+    }
+    if r.messages.is_empty() {
+        return Ok(());
+    }
+    let mut t = new_table(style);
+    t.set_header(vec![
+        "frame",
+        "time s",
+        "stream",
+        "src → dst",
+        "via",
+        "message",
+        "details",
+        "answer",
+    ]);
+    let shown = if limit == 0 {
+        r.messages.len()
+    } else {
+        limit.min(r.messages.len())
+    };
+    for m in &r.messages[..shown] {
+        let mut via = m.framing.to_string();
+        if m.carrier != "direct" {
+            via = format!("{via}, {}", m.carrier);
+        }
+        if m.dialect != crate::proto::stun::Dialect::Rfc5389 {
+            via = format!(
+                "{via}, {}",
+                serde_json::to_value(m.dialect)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or("")
+            );
+        }
+        let mut name = m.name.clone();
+        if m.retransmission {
+            name.push_str(" (retrans)");
+        }
+        if m.ms_duplicate {
+            name.push_str(" (MS dup)");
+        }
+        let answer = match (m.answer_frame, m.rtt_ms, m.request_frame) {
+            (Some(f), Some(rtt), _) => format!("{f} ({rtt:.3} ms)"),
+            (Some(f), None, _) => f.to_string(),
+            (None, _, Some(req)) => format!("↩ {req}"),
+            _ if m.name.ends_with("request") => "none".to_string(),
+            _ => String::new(),
+        };
+        let frame = match m.end_frame {
+            Some(e) => format!("{}–{e}", m.frame),
+            None => m.frame.to_string(),
+        };
+        let mut route = format!("{} → {}", m.src, m.dst);
+        if let Some(leg) = &m.relay_leg {
+            route.push_str(&format!(
+                "\n  relay leg {} → {}",
+                leg["src"].as_str().unwrap_or("?"),
+                leg["dst"].as_str().unwrap_or("?")
+            ));
+        }
+        t.add_row(vec![
+            frame,
+            format!("{:.6}", m.time_s),
+            format!("{} {}", m.transport.name(), m.stream),
+            route,
+            via,
+            name,
+            stun_details(m),
+            answer,
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    if shown < r.messages.len() {
+        writeln!(
+            out,
+            "… {} more messages not shown (--limit 0 shows all; --json gives everything)",
+            r.messages.len() - shown
+        )?;
+    }
+    if !r.channels.is_empty() {
+        writeln!(out, "\nChannelData:")?;
+        for c in &r.channels {
+            writeln!(
+                out,
+                "  {} {} channel {}: {} frames, {} bytes, first frame {}",
+                c.transport.name(),
+                c.stream,
+                c.channel,
+                c.frames,
+                c.bytes,
+                c.first_frame
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -355,3 +355,5 @@ pub fn link_type_name(lt: u32) -> &'static str {
         _ => "unsupported",
     }
 }
+
+pub mod stun;

@@ -1,0 +1,612 @@
+//! The STUN finder: every STUN / TURN / MS-TURN message of a capture, wherever
+//! it hides, with its context — UDP datagrams, every framing of TCP streams
+//! (see `proto::tcpframe`), and nested inside TURN Send/Data indications (DATA
+//! attribute), MS Send / Data Indication, ChannelData and RFC 6062 data
+//! connections, where the relay↔peer leg is named next to the client↔server
+//! one.  Then requests and responses are paired per flow (and per relay
+//! leg for nested messages): round-trip time, retransmissions, MS-ICE2
+//! duplicate sends (same transaction id, other FINGERPRINT CRC — merged, not
+//! retransmissions), unanswered requests.
+//!
+//! ChannelData on UDP is decoded when its channel was bound on that 5-tuple
+//! (ChannelBind seen), or when it is unambiguous: the flow carried TURN
+//! messages and the frame parses exactly (Wireshark requires the former; see
+//! PROTOCOLS.md §10.7).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use rustc_hash::FxHashMap;
+
+use crate::capture::FrameInfo;
+use crate::flow::reassembly::{ByteQueue, Event};
+use crate::flow::streams::{CloseReason, StreamConsumer, StreamLimits, TcpStreams};
+use crate::flow::{Dir, Endpoint, FlowId, FlowTable, L4};
+use crate::packet::{Packet, Transport};
+use crate::pipeline::PacketSink;
+use crate::proto::channel;
+use crate::proto::stun::names::attr as a;
+use crate::proto::stun::{self, Class, Fingerprint, Message};
+use crate::proto::tcpframe::{Framer, Unit};
+
+/// How a message reached the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Carrier {
+    /// Directly in a UDP datagram or TCP framing.
+    Direct,
+    /// Inside ChannelData on this channel.
+    ChannelData(u16),
+    /// Inside the DATA attribute of a TURN Send/Data indication (or MS Send / Data Indication).
+    DataAttribute,
+    /// Inside MS multiplexed TURN (0xFF10) with this session id.
+    MsMultiplexed(u64),
+    /// On an RFC 6062 data connection after ConnectionBind, with this CONNECTION-ID.
+    Rfc6062Data(Option<u32>),
+}
+
+impl Carrier {
+    /// Short name.
+    pub fn name(&self) -> String {
+        match self {
+            Carrier::Direct => "direct".into(),
+            Carrier::ChannelData(c) => format!("channel {c:#06x}"),
+            Carrier::DataAttribute => "data-attribute".into(),
+            Carrier::MsMultiplexed(s) => format!("ms-multiplexed {s:#x}"),
+            Carrier::Rfc6062Data(Some(c)) => format!("rfc6062 connection {c:#010x}"),
+            Carrier::Rfc6062Data(None) => "rfc6062 data".into(),
+        }
+    }
+}
+
+/// One STUN message found in the capture.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Frame where the message starts.
+    pub frame: u64,
+    /// Frame where it ends (differs when a TCP message spans segments).
+    pub end_frame: u64,
+    /// Time of the first frame.
+    pub ts_ns: i64,
+    /// Flow that carried it.
+    pub flow: FlowId,
+    /// Transport of that flow.
+    pub l4: L4,
+    /// Wireshark stream index of that flow.
+    pub stream: u32,
+    /// Sender of the packet / stream direction.
+    pub src: Endpoint,
+    /// Receiver.
+    pub dst: Endpoint,
+    /// `udp`, `tcp` (plain), `rfc4571`, `ms-turn`.
+    pub framing: &'static str,
+    /// Nesting.
+    pub carrier: Carrier,
+    /// For nested messages: (inner source, inner destination) on the relay↔peer leg, when known.
+    pub relay_leg: Option<(Option<SocketAddr>, Option<SocketAddr>)>,
+    /// The message.
+    pub msg: Message,
+    /// Frame of the matching response (requests only).
+    pub answer_frame: Option<u64>,
+    /// Time from the last copy of the request to the response, ns.
+    pub rtt_ns: Option<i64>,
+    /// A request sent again with the same transaction id.
+    pub retransmission: bool,
+    /// MS-ICE2 second copy (same transaction id, the other FINGERPRINT CRC).
+    pub ms_duplicate: bool,
+    /// For responses: frame of the request answered.
+    pub request_frame: Option<u64>,
+}
+
+/// ChannelData traffic per flow and channel.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelCount {
+    /// Frames (units) seen.
+    pub frames: u64,
+    /// Data bytes carried.
+    pub bytes: u64,
+    /// First frame.
+    pub first_frame: u64,
+}
+
+/// Per-flow knowledge the finder builds as it goes (TURN state it needs to decode).
+#[derive(Default)]
+struct FlowState {
+    turn_seen: bool,
+    /// channel → peer, from ChannelBind requests (confirmed by success).
+    channels: HashMap<u16, Option<SocketAddr>>,
+    pending_bind: HashMap<[u8; 16], (u16, Option<SocketAddr>)>,
+    /// XOR-RELAYED-ADDRESS of this allocation (client 5-tuple = this flow).
+    relayed: Option<SocketAddr>,
+    /// ConnectionBind request tid → connection id (RFC 6062 data connection).
+    pending_connbind: HashMap<[u8; 16], u32>,
+    /// This TCP connection is an RFC 6062 data connection for this CONNECTION-ID.
+    data_connection: Option<u32>,
+}
+
+struct DirState {
+    queue: ByteQueue,
+    framer: Framer,
+}
+
+/// Everything the finder collects; also the TCP stream consumer.
+#[derive(Default)]
+pub struct Core {
+    /// Messages in the order found.
+    pub found: Vec<Found>,
+    /// ChannelData per (flow, channel).
+    pub channels: std::collections::BTreeMap<(FlowId, u16), ChannelCount>,
+    /// Bytes skipped in TCP streams while resynchronising, per flow.
+    pub skipped: std::collections::BTreeMap<FlowId, u64>,
+    /// Framing recognised per (flow, direction index).
+    pub framings: std::collections::BTreeMap<(FlowId, usize), &'static str>,
+    /// MS pseudo-TLS handshakes seen, per flow.
+    pub pseudo_tls: std::collections::BTreeMap<FlowId, u32>,
+    /// Flows whose TCP stream turned out to be real TLS.
+    pub tls_flows: std::collections::BTreeSet<FlowId>,
+    /// RFC 6062 CONNECTION-ID → (peer, control flow) from Connect / ConnectionAttempt.
+    pub connection_ids: HashMap<u32, (Option<SocketAddr>, FlowId)>,
+    /// Relayed bytes on RFC 6062 data connections (flow → bytes).
+    pub relayed_bytes: std::collections::BTreeMap<FlowId, u64>,
+    flows: FxHashMap<FlowId, FlowState>,
+    ends: FxHashMap<FlowId, (L4, u32, Endpoint, Endpoint)>,
+    dirs: FxHashMap<(FlowId, usize), DirState>,
+}
+
+/// Context of the packet or stream chunk being decoded.
+#[derive(Clone, Copy)]
+struct Ctx {
+    frame: u64,
+    end_frame: u64,
+    ts_ns: i64,
+    flow: FlowId,
+    l4: L4,
+    stream: u32,
+    src: Endpoint,
+    dst: Endpoint,
+    framing: &'static str,
+}
+
+impl Core {
+    /// Handles one STUN message (and what it nests); returns false if `bytes` is not STUN.
+    fn message(
+        &mut self,
+        ctx: Ctx,
+        bytes: &[u8],
+        carrier: Carrier,
+        leg: Option<(Option<SocketAddr>, Option<SocketAddr>)>,
+    ) -> bool {
+        let Ok(msg) = stun::parse(bytes) else {
+            return false;
+        };
+        let nested = carrier != Carrier::Direct;
+        if !nested {
+            self.learn(ctx, &msg);
+        }
+        // DATA attribute: a relayed packet, often an ICE check.
+        if let Some((off, len)) = msg.data_range() {
+            let inner = &bytes[off..off + len];
+            let peer = msg
+                .address(a::XOR_PEER_ADDRESS)
+                .or_else(|| msg.address(a::DESTINATION_ADDRESS));
+            let relayed = self.flows.get(&ctx.flow).and_then(|f| f.relayed);
+            let to_peer = ctx.src == self.client_of(ctx.flow);
+            let leg = if to_peer {
+                (relayed, peer)
+            } else {
+                (peer, relayed)
+            };
+            if !self.message(ctx, inner, Carrier::DataAttribute, Some(leg)) && inner.len() > 2 {
+                // TCP-style inner RFC 4571 length before the STUN message (Cussen's plugin layout)
+                let l = u16::from_be_bytes([inner[0], inner[1]]) as usize;
+                if l + 2 == inner.len() {
+                    self.message(ctx, &inner[2..], Carrier::DataAttribute, Some(leg));
+                }
+            }
+        }
+        self.found.push(Found {
+            frame: ctx.frame,
+            end_frame: ctx.end_frame,
+            ts_ns: ctx.ts_ns,
+            flow: ctx.flow,
+            l4: ctx.l4,
+            stream: ctx.stream,
+            src: ctx.src,
+            dst: ctx.dst,
+            framing: ctx.framing,
+            carrier,
+            relay_leg: leg,
+            msg,
+            answer_frame: None,
+            rtt_ns: None,
+            retransmission: false,
+            ms_duplicate: false,
+            request_frame: None,
+        });
+        true
+    }
+
+    fn client_of(&self, flow: FlowId) -> Endpoint {
+        self.ends.get(&flow).map(|e| e.2).unwrap_or(Endpoint {
+            ip: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port: 0,
+        })
+    }
+
+    /// TURN state needed to decode later traffic.
+    fn learn(&mut self, ctx: Ctx, m: &Message) {
+        let st = self.flows.entry(ctx.flow).or_default();
+        if m.method != "Binding" || m.class == Class::Error {
+            st.turn_seen = true;
+        }
+        match (m.method, m.class) {
+            ("ChannelBind", Class::Request) => {
+                if let Some(stun::Value::Channel(c)) =
+                    m.attr(a::CHANNEL_NUMBER).map(|x| x.value.clone())
+                {
+                    st.pending_bind
+                        .insert(m.tid, (c, m.address(a::XOR_PEER_ADDRESS)));
+                }
+            }
+            ("ChannelBind", Class::Success) => {
+                if let Some((c, peer)) = st.pending_bind.remove(&m.tid) {
+                    st.channels.insert(c, peer);
+                }
+            }
+            ("Allocate", Class::Success) => {
+                st.relayed = m.address(a::XOR_RELAYED_ADDRESS).or_else(|| {
+                    (m.dialect == stun::Dialect::MsTurn)
+                        .then(|| m.address(a::MAPPED_ADDRESS))
+                        .flatten()
+                });
+            }
+            ("ConnectionBind", Class::Request) => {
+                if let Some(stun::Value::ConnectionId(c)) =
+                    m.attr(a::CONNECTION_ID).map(|x| x.value.clone())
+                {
+                    st.pending_connbind.insert(m.tid, c);
+                }
+            }
+            ("ConnectionBind", Class::Success) => {
+                if let Some(c) = st.pending_connbind.remove(&m.tid) {
+                    st.data_connection = Some(c);
+                    // RFC 6062 §5.3: from now on the connection carries the peer's bytes.
+                    for d in 0..2 {
+                        if let Some(ds) = self.dirs.get_mut(&(ctx.flow, d)) {
+                            ds.framer.switch_to_relay_data();
+                        }
+                    }
+                }
+            }
+            ("Connect", Class::Request)
+            | ("ConnectionAttempt", Class::Indication)
+            | ("Connect", Class::Success) => {
+                if let Some(stun::Value::ConnectionId(c)) =
+                    m.attr(a::CONNECTION_ID).map(|x| x.value.clone())
+                {
+                    let peer = m.address(a::XOR_PEER_ADDRESS);
+                    let e = self.connection_ids.entry(c).or_insert((peer, ctx.flow));
+                    if e.0.is_none() {
+                        e.0 = peer;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn udp(&mut self, ctx: Ctx, payload: &[u8]) {
+        if payload.is_empty() {
+            return;
+        }
+        if payload[0] & 0xC0 == 0 && self.message(ctx, payload, Carrier::Direct, None) {
+            return;
+        }
+        let Some(cd) = channel::parse(payload, false) else {
+            return;
+        };
+        let st = self.flows.get(&ctx.flow);
+        let bound = st.and_then(|s| s.channels.get(&cd.channel).copied());
+        let turn_flow = st.is_some_and(|s| s.turn_seen);
+        let inner_is_stun = stun::parse(cd.data).is_ok();
+        if bound.is_none() && !turn_flow && !inner_is_stun {
+            return; // ambiguous: could be RTP/other
+        }
+        self.channel_data(ctx, cd, bound.flatten());
+    }
+
+    fn channel_data(&mut self, ctx: Ctx, cd: channel::ChannelData<'_>, peer: Option<SocketAddr>) {
+        let c = self.channels.entry((ctx.flow, cd.channel)).or_default();
+        if c.frames == 0 {
+            c.first_frame = ctx.frame;
+        }
+        c.frames += 1;
+        c.bytes += cd.data.len() as u64;
+        let carrier = match cd.session {
+            Some(s) => Carrier::MsMultiplexed(s),
+            None => Carrier::ChannelData(cd.channel),
+        };
+        let relayed = self.flows.get(&ctx.flow).and_then(|f| f.relayed);
+        let to_peer = ctx.src == self.client_of(ctx.flow);
+        let leg = if to_peer {
+            (relayed, peer)
+        } else {
+            (peer, relayed)
+        };
+        self.message(ctx, cd.data, carrier, Some(leg));
+    }
+
+    /// Takes units off a TCP direction's queue.
+    fn drain(&mut self, flow: FlowId, d: usize, at_end: bool) {
+        let Some(&(l4, stream, client, server)) = self.ends.get(&flow) else {
+            return;
+        };
+        let (src, dst) = if d == 0 {
+            (client, server)
+        } else {
+            (server, client)
+        };
+        loop {
+            let Some(ds) = self.dirs.get_mut(&(flow, d)) else {
+                return;
+            };
+            let data = ds.queue.data();
+            let start = ds.queue.start();
+            let Some((unit, n)) = ds.framer.next(data, at_end) else {
+                return;
+            };
+            let (frame, ts) = ds.queue.frame_at(start).unwrap_or((0, 0));
+            let (end_frame, _) = ds
+                .queue
+                .frame_at(start + n.max(1) as u64 - 1)
+                .unwrap_or((frame, ts));
+            let relay_data = ds.framer.is_relay_data();
+            let framing = ds.framer.mode().map(|m| m.name()).unwrap_or("tcp");
+            // Copy out what the unit refers to: `self` is borrowed mutably below.
+            let owned: Option<(Vec<u8>, u8, u16, Option<u64>)> = match unit {
+                Unit::Stun(b) => Some((b.to_vec(), 0, 0, None)),
+                Unit::Channel(c) => Some((c.data.to_vec(), 1, c.channel, c.session)),
+                Unit::Data(b) => Some((b.to_vec(), 2, 0, None)),
+                Unit::PseudoTls(_) => {
+                    *self.pseudo_tls.entry(flow).or_insert(0) += 1;
+                    None
+                }
+                Unit::Tls => {
+                    self.tls_flows.insert(flow);
+                    None
+                }
+                Unit::Skipped(k) => {
+                    if !relay_data {
+                        *self.skipped.entry(flow).or_insert(0) += k as u64;
+                    } else {
+                        *self.relayed_bytes.entry(flow).or_insert(0) += k as u64;
+                    }
+                    None
+                }
+            };
+            if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
+                ds.queue.consume(n);
+            }
+            self.framings.entry((flow, d)).or_insert(framing);
+            let ctx = Ctx {
+                frame,
+                end_frame,
+                ts_ns: ts,
+                flow,
+                l4,
+                stream,
+                src,
+                dst,
+                framing,
+            };
+            if let Some((bytes, kind, ch, session)) = owned {
+                let conn = self.flows.get(&flow).and_then(|f| f.data_connection);
+                match kind {
+                    0 if relay_data => {
+                        *self.relayed_bytes.entry(flow).or_insert(0) += bytes.len() as u64;
+                        let peer = conn
+                            .and_then(|c| self.connection_ids.get(&c))
+                            .and_then(|x| x.0);
+                        let leg = if d == 0 { (None, peer) } else { (peer, None) };
+                        self.message(ctx, &bytes, Carrier::Rfc6062Data(conn), Some(leg));
+                    }
+                    0 => {
+                        self.message(ctx, &bytes, Carrier::Direct, None);
+                    }
+                    1 => {
+                        let peer = self
+                            .flows
+                            .get(&flow)
+                            .and_then(|f| f.channels.get(&ch).copied())
+                            .flatten();
+                        let cd = channel::ChannelData {
+                            channel: ch,
+                            session,
+                            data: &bytes,
+                            frame_len: 0,
+                        };
+                        self.channel_data(ctx, cd, peer);
+                    }
+                    _ if relay_data => {
+                        *self.relayed_bytes.entry(flow).or_insert(0) += bytes.len() as u64;
+                    }
+                    _ => {}
+                }
+            }
+            if n == 0 {
+                return;
+            }
+        }
+    }
+}
+
+impl StreamConsumer for Core {
+    fn event(&mut self, flow: FlowId, dir: Dir, ev: Event<'_>) {
+        let d = dir.idx();
+        let ds = self.dirs.entry((flow, d)).or_insert_with(|| DirState {
+            queue: ByteQueue::new(),
+            framer: Framer::default(),
+        });
+        match ev {
+            Event::Data {
+                offset,
+                bytes,
+                frame,
+                ts_ns,
+            } => {
+                if ds.framer.stopped() {
+                    return; // real TLS: not ours
+                }
+                ds.queue.push(offset, bytes, frame, ts_ns);
+                self.drain(flow, d, false);
+                // bound: a message is at most 64 KiB + framing; more means junk
+                if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
+                    if ds.queue.len() > 256 * 1024 {
+                        let n = ds.queue.len();
+                        ds.queue.consume(n);
+                        *self.skipped.entry(flow).or_insert(0) += n as u64;
+                    }
+                }
+            }
+            Event::Gap { offset, len, .. } => {
+                self.drain(flow, d, true);
+                if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
+                    ds.queue.reset(offset + len);
+                }
+            }
+        }
+    }
+
+    fn closed(&mut self, flow: FlowId, _reason: CloseReason) {
+        for d in 0..2 {
+            self.drain(flow, d, true);
+            self.dirs.remove(&(flow, d));
+        }
+    }
+}
+
+/// The finder as a pipeline sink.
+pub struct StunFinder {
+    streams: TcpStreams<Core>,
+}
+
+impl Default for StunFinder {
+    fn default() -> Self {
+        StunFinder {
+            streams: TcpStreams::new(Core::default(), StreamLimits::default()),
+        }
+    }
+}
+
+impl StunFinder {
+    /// Finishes: pairs transactions and returns the collected results.
+    pub fn into_results(self) -> Core {
+        let mut core = self.streams.into_consumer();
+        core.found
+            .sort_by_key(|f| (f.end_frame.max(f.frame), f.frame));
+        pair_transactions(&mut core.found);
+        core
+    }
+}
+
+impl PacketSink for StunFinder {
+    fn wants_payload(&self) -> bool {
+        true
+    }
+
+    fn packet(
+        &mut self,
+        frame: &FrameInfo,
+        pkt: &Packet<'_>,
+        flow: Option<(FlowId, Dir)>,
+        flows: &FlowTable,
+    ) {
+        let Some((id, dir)) = flow else { return };
+        let f = flows.get(id);
+        let core = self.streams.consumer_mut();
+        core.ends
+            .entry(id)
+            .or_insert((f.l4, f.stream, f.client, f.server));
+        match &pkt.transport {
+            Transport::Udp(u) => {
+                let (src, dst) = if dir == Dir::ToServer {
+                    (f.client, f.server)
+                } else {
+                    (f.server, f.client)
+                };
+                let ctx = Ctx {
+                    frame: frame.number,
+                    end_frame: frame.number,
+                    ts_ns: frame.ts_ns,
+                    flow: id,
+                    l4: L4::Udp,
+                    stream: f.stream,
+                    src,
+                    dst,
+                    framing: "udp",
+                };
+                core.udp(ctx, u.payload);
+            }
+            Transport::Tcp(_) => self.streams.packet(frame, pkt, Some((id, dir)), flows),
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, flows: &FlowTable) {
+        self.streams.finish(flows);
+    }
+}
+
+/// Pairs requests and responses by transaction id within their flow (and
+/// within the relay leg for nested messages); marks retransmissions and
+/// MS-ICE2 duplicate sends.
+fn pair_transactions(found: &mut [Found]) {
+    // key: flow, nested?, transaction id → indexes of requests
+    let mut reqs: HashMap<(FlowId, bool, [u8; 16]), Vec<usize>> = HashMap::new();
+    for i in 0..found.len() {
+        let key = (
+            found[i].flow,
+            found[i].carrier != Carrier::Direct,
+            found[i].msg.tid,
+        );
+        match found[i].msg.class {
+            Class::Request => {
+                let prev = reqs.entry(key).or_default();
+                if let Some(&j) = prev.last() {
+                    let (fa, fb) = (found[j].msg.fingerprint(), found[i].msg.fingerprint());
+                    let ms_pair = matches!(
+                        (fa, fb),
+                        (Some(Fingerprint::Standard), Some(Fingerprint::MsLegacy))
+                            | (Some(Fingerprint::MsLegacy), Some(Fingerprint::Standard))
+                    ) && found[i].ts_ns - found[j].ts_ns < 1_000_000_000;
+                    if ms_pair {
+                        found[i].ms_duplicate = true;
+                    } else {
+                        found[i].retransmission = true;
+                    }
+                }
+                prev.push(i);
+            }
+            Class::Success | Class::Error => {
+                if let Some(list) = reqs.get(&key) {
+                    // the last copy sent before this response
+                    if let Some(&j) = list
+                        .iter()
+                        .rev()
+                        .find(|&&j| found[j].ts_ns <= found[i].ts_ns)
+                        .or(list.first())
+                    {
+                        let first = list[0];
+                        if found[first].answer_frame.is_none() {
+                            for &k in list {
+                                found[k].answer_frame = Some(found[i].frame);
+                            }
+                            found[j].rtt_ns = Some(found[i].ts_ns - found[j].ts_ns);
+                        }
+                        found[i].request_frame = Some(found[j].frame);
+                    }
+                }
+            }
+            Class::Indication => {}
+        }
+    }
+}
