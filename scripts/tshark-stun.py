@@ -6,7 +6,7 @@
 For each capture it runs (TShark 4.0):
 
     tshark -r CAPTURE --enable-heuristic stun_turn -o tcp.desegment_tcp_streams:TRUE \
-        -T json --no-duplicate-keys -J "stun classicstun"
+        -T json --no-duplicate-keys -J "frame stun classicstun"
 
 and writes tests/expected/stun/NAME.json: one entry per STUN message tshark
 decodes (several per frame are possible: TCP segments with many messages,
@@ -43,7 +43,11 @@ def messages(layer, prefix):
             continue
         addrs = []
         attrs = m.get(prefix + ".attributes") or {}
-        for att in as_list(attrs.get(prefix + ".attribute_tree")):
+        trees = as_list(attrs.get(prefix + ".attribute_tree"))
+        if prefix == "classicstun":
+            # classicstun nests attributes as {"Attribute: NAME": {...}} under classicstun.att
+            trees = [v for v in (m.get("classicstun.att") or {}).values() if isinstance(v, dict)]
+        for att in trees:
             a = addr_of(att, prefix)
             if a:
                 addrs.append([att.get(prefix + ".att.type"), a])
@@ -68,7 +72,7 @@ def walk(obj, found):
 
 def run(path):
     cmd = ["tshark", "-r", path, "--enable-heuristic", "stun_turn", "-o", "tcp.desegment_tcp_streams:TRUE",
-           "-T", "json", "--no-duplicate-keys", "-J", "stun classicstun"]
+           "-T", "json", "--no-duplicate-keys", "-J", "frame stun classicstun"]
     p = subprocess.run(cmd, capture_output=True, text=True)
     try:
         pkts = json.loads(p.stdout) if p.stdout.strip() else []

@@ -99,7 +99,12 @@ enum Kind {
         dst_port: u16,
         wire_len: u32,
     },
-    Icmp(Icmp),
+    Icmp {
+        v6: bool,
+        icmp_type: u8,
+        code: u8,
+        quoted: Option<packet::Quoted>,
+    },
     Other(u8),
 }
 
@@ -144,7 +149,15 @@ impl Batch {
                 },
                 u.payload,
             ),
-            Transport::Icmp(i) => (Kind::Icmp(i), &[]),
+            Transport::Icmp(i) => (
+                Kind::Icmp {
+                    v6: i.v6,
+                    icmp_type: i.icmp_type,
+                    code: i.code,
+                    quoted: i.quoted,
+                },
+                i.body,
+            ),
             Transport::Other(n) => (Kind::Other(n), &[]),
         };
         let start = self.arena.len() as u32;
@@ -197,7 +210,18 @@ impl Batch {
                 payload,
                 wire_len,
             }),
-            Kind::Icmp(i) => Transport::Icmp(i),
+            Kind::Icmp {
+                v6,
+                icmp_type,
+                code,
+                quoted,
+            } => Transport::Icmp(Icmp {
+                v6,
+                icmp_type,
+                code,
+                quoted,
+                body: payload,
+            }),
             Kind::Other(n) => Transport::Other(n),
         };
         Packet {

@@ -42,6 +42,9 @@ pub enum Carrier {
     MsMultiplexed(u64),
     /// On an RFC 6062 data connection after ConnectionBind, with this CONNECTION-ID.
     Rfc6062Data(Option<u32>),
+    /// Quoted in an ICMP error sent by this address (the original never arrived:
+    /// typically a late answer to a port already closed).
+    IcmpQuoted(std::net::IpAddr),
 }
 
 impl Carrier {
@@ -54,6 +57,7 @@ impl Carrier {
             Carrier::MsMultiplexed(s) => format!("ms-multiplexed {s:#x}"),
             Carrier::Rfc6062Data(Some(c)) => format!("rfc6062 connection {c:#010x}"),
             Carrier::Rfc6062Data(None) => "rfc6062 data".into(),
+            Carrier::IcmpQuoted(from) => format!("icmp-error from {from}"),
         }
     }
 }
@@ -126,7 +130,17 @@ struct FlowState {
 struct DirState {
     queue: ByteQueue,
     framer: Framer,
+    /// Some STUN framing was recognised in this direction.
+    recognised: bool,
+    /// Bytes skipped before anything was recognised.
+    unrecognised: usize,
+    /// Gave up: the first bytes are not STUN-framed (SIP, HTTP, media…).
+    not_stun: bool,
 }
+
+/// Bytes a TCP direction may show without any STUN framing before it is
+/// left alone (a mid-stream capture still resynchronises within this).
+const GIVE_UP_AFTER: usize = 4096;
 
 /// Everything the finder collects; also the TCP stream consumer.
 #[derive(Default)]
@@ -361,6 +375,10 @@ impl Core {
                 .unwrap_or((frame, ts));
             let relay_data = ds.framer.is_relay_data();
             let framing = ds.framer.mode().map(|m| m.name()).unwrap_or("tcp");
+            let recognised_before = ds.recognised;
+            if !matches!(unit, Unit::Skipped(_)) {
+                ds.recognised = true;
+            }
             // Copy out what the unit refers to: `self` is borrowed mutably below.
             let owned: Option<(Vec<u8>, u8, u16, Option<u64>)> = match unit {
                 Unit::Stun(b) => Some((b.to_vec(), 0, 0, None)),
@@ -375,10 +393,15 @@ impl Core {
                     None
                 }
                 Unit::Skipped(k) => {
-                    if !relay_data {
-                        *self.skipped.entry(flow).or_insert(0) += k as u64;
-                    } else {
+                    if relay_data {
                         *self.relayed_bytes.entry(flow).or_insert(0) += k as u64;
+                    } else if recognised_before {
+                        *self.skipped.entry(flow).or_insert(0) += k as u64;
+                    } else if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
+                        ds.unrecognised += k;
+                        if ds.unrecognised > GIVE_UP_AFTER {
+                            ds.not_stun = true;
+                        }
                     }
                     None
                 }
@@ -445,6 +468,9 @@ impl StreamConsumer for Core {
         let ds = self.dirs.entry((flow, d)).or_insert_with(|| DirState {
             queue: ByteQueue::new(),
             framer: Framer::default(),
+            recognised: false,
+            unrecognised: 0,
+            not_stun: false,
         });
         match ev {
             Event::Data {
@@ -453,8 +479,8 @@ impl StreamConsumer for Core {
                 frame,
                 ts_ns,
             } => {
-                if ds.framer.stopped() {
-                    return; // real TLS: not ours
+                if ds.framer.stopped() || ds.not_stun {
+                    return; // real TLS, or not STUN-framed at all: not ours
                 }
                 ds.queue.push(offset, bytes, frame, ts_ns);
                 self.drain(flow, d, false);
@@ -508,6 +534,59 @@ impl StunFinder {
     }
 }
 
+impl StunFinder {
+    /// STUN quoted in an ICMP error (e.g. port unreachable for a late TURN
+    /// answer): Wireshark decodes it, and it tells which message was lost.
+    fn icmp(
+        &mut self,
+        frame: &FrameInfo,
+        pkt: &Packet<'_>,
+        icmp: &crate::packet::Icmp<'_>,
+        flows: &FlowTable,
+    ) {
+        let Some(q) = icmp.quoted else { return };
+        if q.protocol != 17 {
+            return;
+        }
+        let crate::packet::Decoded::Packet(inner) = crate::packet::decode_ip(icmp.body, 0) else {
+            return;
+        };
+        let Transport::Udp(u) = inner.transport else {
+            return;
+        };
+        let src = Endpoint {
+            ip: q.src,
+            port: q.src_port,
+        };
+        let dst = Endpoint {
+            ip: q.dst,
+            port: q.dst_port,
+        };
+        let Some(id) = flows.find(L4::Udp, src, dst) else {
+            return;
+        };
+        let f = flows.get(id);
+        let core = self.streams.consumer_mut();
+        core.ends
+            .entry(id)
+            .or_insert((f.l4, f.stream, f.client, f.server));
+        let ctx = Ctx {
+            frame: frame.number,
+            end_frame: frame.number,
+            ts_ns: frame.ts_ns,
+            flow: id,
+            l4: L4::Udp,
+            stream: f.stream,
+            src,
+            dst,
+            framing: "icmp",
+        };
+        if u.payload.first().is_some_and(|b| b & 0xC0 == 0) {
+            core.message(ctx, u.payload, Carrier::IcmpQuoted(pkt.src), None);
+        }
+    }
+}
+
 impl PacketSink for StunFinder {
     fn wants_payload(&self) -> bool {
         true
@@ -520,6 +599,10 @@ impl PacketSink for StunFinder {
         flow: Option<(FlowId, Dir)>,
         flows: &FlowTable,
     ) {
+        if let Transport::Icmp(icmp) = &pkt.transport {
+            self.icmp(frame, pkt, icmp, flows);
+            return;
+        }
         let Some((id, dir)) = flow else { return };
         let f = flows.get(id);
         let core = self.streams.consumer_mut();

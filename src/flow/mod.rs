@@ -368,6 +368,11 @@ impl FlowTable {
         }
     }
 
+    /// The current flow between two endpoints, if any.
+    pub fn find(&self, l4: L4, a: Endpoint, b: Endpoint) -> Option<FlowId> {
+        self.map.get(&Key::new(l4, a, b).0).copied()
+    }
+
     /// The flow with this id.
     pub fn get(&self, id: FlowId) -> &Flow {
         &self.flows[id as usize]

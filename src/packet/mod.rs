@@ -140,7 +140,7 @@ pub struct Quoted {
 
 /// An ICMP or ICMPv6 message.
 #[derive(Debug, Clone, Copy)]
-pub struct Icmp {
+pub struct Icmp<'a> {
     /// True for ICMPv6.
     pub v6: bool,
     /// Type.
@@ -149,6 +149,8 @@ pub struct Icmp {
     pub code: u8,
     /// For error messages (unreachable, time exceeded…), the quoted flow.
     pub quoted: Option<Quoted>,
+    /// Bytes after the 8-byte ICMP header (for errors: the quoted IP packet).
+    pub body: &'a [u8],
 }
 
 /// What an IP packet carries.
@@ -159,7 +161,7 @@ pub enum Transport<'a> {
     /// UDP datagram.
     Udp(Udp<'a>),
     /// ICMP / ICMPv6.
-    Icmp(Icmp),
+    Icmp(Icmp<'a>),
     /// Any other IP protocol (by number).
     Other(u8),
 }
@@ -367,6 +369,7 @@ pub fn decode_ip_payload<'a>(
                     icmp_type: t,
                     code: c,
                     quoted,
+                    body: data.get(8..).unwrap_or(&[]),
                 })
             }
         }

@@ -4,4 +4,5 @@ mod common;
 mod differential;
 mod fuzz_replay;
 mod reassembly;
+mod stun;
 mod synthetic;

@@ -366,13 +366,13 @@ pub fn parse(b: &[u8]) -> Result<Message, StunError> {
         },
     };
     if dialect == Dialect::Rfc3489 {
-        // Confidence test for cookie-less messages: a classic type, a clean
-        // walk, and only attributes RFC 3489 (or its common extensions) define.
-        let known = |t: u16| t <= 0x000B || matches!(t, 0x8020 | 0x8022 | 0x8028);
+        // Confidence test for cookie-less messages: a classic type, a length
+        // that is a multiple of 4 and matches the datagram, and an attribute walk
+        // that ends exactly on the last byte (what Wireshark's classicstun requires).
         if !RFC3489_TYPES.contains(&h.msg_type)
             || malformed.is_some()
             || h.length % 4 != 0
-            || spans.iter().any(|s| !known(s.0))
+            || unpadded_mismatch(&spans)
         {
             return Err(StunError::NoCookie);
         }
@@ -398,6 +398,11 @@ pub fn parse(b: &[u8]) -> Result<Message, StunError> {
 
 type Span = (u16, usize, usize);
 
+/// RFC 3489 values are multiples of 4: an odd length means this is not one.
+fn unpadded_mismatch(spans: &[Span]) -> bool {
+    spans.iter().any(|s| s.2 % 4 != 0)
+}
+
 /// Walks the attributes: (type, value offset, value length) each.
 fn walk(b: &[u8], padded: bool) -> Result<Vec<Span>, (Vec<Span>, String)> {
     let mut out = Vec::new();
@@ -414,6 +419,8 @@ fn walk(b: &[u8], padded: bool) -> Result<Vec<Span>, (Vec<Span>, String)> {
         let len = u16::from_be_bytes([b[pos + 2], b[pos + 3]]) as usize;
         let vstart = pos + 4;
         if len > end - vstart {
+            // keep what is there (Wireshark decodes the value it has), then stop
+            out.push((t, vstart, end - vstart));
             return Err((
                 out,
                 format!(
@@ -676,7 +683,13 @@ mod tests {
     #[test]
     fn attribute_length_ffff_is_malformed_not_a_panic() {
         let mut b = hexb("0001 0008 2112a442 000000000000000000000000 0006 ffff 61626364");
-        assert!(parse(&b).unwrap().malformed.is_some());
+        let m = parse(&b).unwrap();
+        assert!(m.malformed.is_some());
+        assert_eq!(
+            m.text(a::USERNAME),
+            Some("abcd"),
+            "the bytes present are still decoded"
+        );
         b.truncate(22);
         assert!(parse(&b).is_err());
     }

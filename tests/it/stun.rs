@@ -1,0 +1,203 @@
+//! `edgetrace stun` against tshark: every STUN message tshark 4.0 decodes
+//! (with the stun_turn heuristic, so also inside ChannelData) is found with
+//! the same frame, type, transaction id and decoded addresses.
+//! Expectations: tests/expected/stun/, made by scripts/tshark-stun.py.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::common::{edgetrace, root, sample, shared, shared_capture};
+
+/// Where we decode more than tshark, and why (checked exactly).
+const MORE_THAN_TSHARK: &[(&str, usize, &str)] = &[
+    (
+        "stun-turn_mixed_ice-tcp-vlan_google-fb-turn_ipv6_chandata.pcapng",
+        37,
+        "relayed ICE checks inside the DATA attribute of TURN Send/Data indications (UDP and TCP), \
+         which tshark shows as opaque data",
+    ),
+    (
+        "turn-udp_signal_allocate-refresh-permission-channelbind.pcapng",
+        6,
+        "relayed STUN inside the DATA attribute of Send/Data indications",
+    ),
+];
+
+fn stun_json(path: &std::path::Path) -> Value {
+    let out = edgetrace()
+        .args(["stun", "--json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(3)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every (type, value) of attributes whose value is a string (addresses among them).
+fn addresses(m: &Value) -> Vec<(String, String)> {
+    m["attrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| {
+            Some((
+                a["type"].as_str()?.to_string(),
+                a["value"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn every_message_tshark_decodes_is_found_with_the_same_fields() {
+    if shared().is_none() {
+        return;
+    }
+    let dir = root().join("tests/expected/stun");
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let exp: Value =
+            serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap();
+        let name = exp["capture"].as_str().unwrap().to_string();
+        let tshark = exp["messages"].as_array().unwrap();
+        let Some(path) = shared_capture(&name) else {
+            continue;
+        };
+        if tshark.is_empty() && name.starts_with("broken_") {
+            continue;
+        }
+        let ours = stun_json(&path);
+        let ours = ours["messages"].as_array().unwrap().clone();
+        // index ours by (frame, type, txid); a TCP message may span frames: tshark names the last
+        let mut index: BTreeMap<(u64, String, String), Vec<&Value>> = BTreeMap::new();
+        for m in &ours {
+            let key = |f: u64| {
+                (
+                    f,
+                    m["type"].as_str().unwrap().to_string(),
+                    m["txid"].as_str().unwrap().to_string(),
+                )
+            };
+            index
+                .entry(key(m["frame"].as_u64().unwrap()))
+                .or_default()
+                .push(m);
+            if let Some(end) = m["end_frame"].as_u64() {
+                index.entry(key(end)).or_default().push(m);
+            }
+        }
+        for t in tshark {
+            total += 1;
+            let key = (
+                t["frame"].as_u64().unwrap(),
+                t["type"].as_str().unwrap().to_string(),
+                t["txid"].as_str().unwrap().to_string(),
+            );
+            let Some(cands) = index.get(&key) else {
+                failures.push(format!(
+                    "{name}: frame {} {} {} not found",
+                    key.0, key.1, key.2
+                ));
+                continue;
+            };
+            let want: Vec<(String, String)> = t["addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    (
+                        a[0].as_str().unwrap().to_string(),
+                        a[1].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            // tshark's addresses ⊆ ours (classic 0x0020 is decoded by us only)
+            if !cands.iter().any(|m| {
+                let have = addresses(m);
+                want.iter().all(|w| have.contains(w))
+            }) {
+                failures.push(format!(
+                    "{name}: frame {} addresses {want:?} vs {:?}",
+                    key.0,
+                    cands.iter().map(|m| addresses(m)).collect::<Vec<_>>()
+                ));
+            }
+        }
+        let extra = ours.len() as i64 - tshark.len() as i64;
+        match MORE_THAN_TSHARK.iter().find(|(n, _, _)| *n == name) {
+            Some((_, n, why)) => {
+                eprintln!("{name}: {n} messages more than tshark: {why}");
+                if extra != *n as i64 {
+                    failures.push(format!("{name}: {extra} more than tshark, expected {n}"));
+                }
+            }
+            None if extra != 0 => failures.push(format!(
+                "{name}: {extra} messages more than tshark, unexplained"
+            )),
+            None => {}
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} problems:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(total > 900, "only {total} tshark messages compared");
+}
+
+/// RFC 6062 (DOMAIN.md story 6): Connect, ConnectionAttempt and two
+/// ConnectionBinds on their own data connections, each answered.
+#[test]
+fn rfc6062_connect_and_connectionbind() {
+    let v = stun_json(&sample("turn-tcp-relay-6062.pcap"));
+    let msgs = v["messages"].as_array().unwrap();
+    let named = |n: &str| msgs.iter().filter(|m| m["name"] == n).collect::<Vec<_>>();
+    assert_eq!(named("Connect request").len(), 1);
+    assert_eq!(named("Connect success").len(), 1);
+    assert_eq!(named("ConnectionAttempt indication").len(), 1);
+    let binds = named("ConnectionBind request");
+    assert_eq!(binds.len(), 2);
+    for b in &binds {
+        assert!(b["answer_frame"].is_u64(), "ConnectionBind answered");
+        // each on its own TCP connection, not the control connection of its Connect
+        assert_ne!(b["stream"], named("Connect request")[0]["stream"]);
+    }
+    assert_eq!(v["summary"]["messages"], 41);
+    assert!(
+        v["summary"]["rfc6062_relayed_bytes"].as_u64().unwrap() > 0,
+        "bytes after ConnectionBind are relayed data"
+    );
+    assert_eq!(v["summary"]["tcp_bytes_skipped"], 0);
+}
+
+/// Secrets stay out by default.
+#[test]
+fn message_integrity_is_redacted_unless_asked() {
+    let p = sample("turn-udp-channel.pcap");
+    let out = edgetrace()
+        .args(["stun", "--json"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("<redacted 20 bytes>"));
+    let out = edgetrace()
+        .args(["stun", "--json", "--show-secrets"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("<redacted"));
+    let out = edgetrace()
+        .args(["stun", "--json", "--redact-usernames"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\"alice\""));
+}
