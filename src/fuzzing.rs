@@ -72,3 +72,53 @@ pub fn reassembly(data: &[u8]) {
     }
     r.finish(&mut check);
 }
+
+/// The STUN decoder on any bytes (exact message), and the whole STUN finder
+/// on the bytes as a UDP payload and as a TCP stream.
+pub fn stun(data: &[u8]) {
+    if let Ok(m) = crate::proto::stun::parse(data) {
+        std::hint::black_box((m.name(), m.txid_hex(), m.data_range()));
+    }
+    let _ = crate::proto::channel::parse(data, false);
+    let _ = crate::proto::channel::parse(data, true);
+}
+
+/// The TCP framing recogniser over `data` delivered in two pieces (split at
+/// the first byte's value), as a stream would arrive.
+pub fn tcp_framing(data: &[u8]) {
+    use crate::proto::tcpframe::{Framer, Unit};
+    let split = data
+        .first()
+        .map(|&b| b as usize)
+        .unwrap_or(0)
+        .min(data.len());
+    let mut f = Framer::default();
+    let mut buf: Vec<u8> = Vec::new();
+    for (i, piece) in [&data[..split], &data[split..]].into_iter().enumerate() {
+        buf.extend_from_slice(piece);
+        let at_end = i == 1;
+        let mut guard = 0;
+        while let Some((u, n)) = f.next(&buf, at_end) {
+            assert!(n <= buf.len(), "a unit cannot use more bytes than given");
+            if let Unit::Stun(m) = u {
+                let _ = crate::proto::stun::parse(m);
+            }
+            buf.drain(..n);
+            guard += 1;
+            if n == 0 || guard > 100_000 {
+                break;
+            }
+        }
+    }
+}
+
+/// The whole STUN finder over `data` as a capture file.
+pub fn stun_capture(data: &[u8]) {
+    let Ok(reader) = CaptureReader::new(Source::from_bytes(data.to_vec())) else {
+        return;
+    };
+    let mut finder = crate::analyze::stun::StunFinder::default();
+    if pipeline::run(reader, &RunOptions::default(), &mut finder).is_ok() {
+        std::hint::black_box(finder.into_results().found.len());
+    }
+}

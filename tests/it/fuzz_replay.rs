@@ -25,6 +25,12 @@ fn fuzz_regressions_stay_fixed() {
     for f in files("reassembly") {
         edgetrace::fuzzing::reassembly(&std::fs::read(&f).unwrap());
     }
+    for f in files("stun") {
+        edgetrace::fuzzing::stun(&std::fs::read(&f).unwrap());
+    }
+    for f in files("tcp_framing") {
+        edgetrace::fuzzing::tcp_framing(&std::fs::read(&f).unwrap());
+    }
 }
 
 /// xorshift64*: a small seeded generator, so failures reproduce.
@@ -70,6 +76,7 @@ fn damaged_samples_never_panic() {
             }
             let t = Instant::now();
             edgetrace::fuzzing::capture(&v);
+            edgetrace::fuzzing::stun_capture(&v);
             assert!(
                 t.elapsed() < Duration::from_secs(2),
                 "{}: slow variant",
