@@ -54,6 +54,10 @@ enum Command {
     /// framing, inside ChannelData, Send/Data indications and RFC 6062 data
     /// connections), with requests paired to responses.
     Stun(StunArgs),
+    /// One entry per TURN allocation (client 5-tuple at the server) with its life in
+    /// order: 401 challenge, Allocate, Refresh, permissions, channels, RFC 6062
+    /// Connect/ConnectionBind, deallocation — and an outcome with the reason.
+    Turn(StunArgs),
 }
 
 #[derive(Args, Debug)]
@@ -143,6 +147,7 @@ fn run(cli: &Cli) -> Result<i32> {
     match &cli.command {
         Command::Flows(args) => flows(cli, args),
         Command::Stun(args) => stun(cli, args),
+        Command::Turn(args) => turn(cli, args),
     }
 }
 
@@ -227,6 +232,29 @@ fn stun(cli: &Cli, args: &StunArgs) -> Result<i32> {
     match input.format() {
         OutputFormat::Json => render::json::write(&mut out, &report)?,
         OutputFormat::Table => render::table::stun(&mut out, &report, table_style(), input.limit)?,
+    }
+    out.flush()?;
+    Ok(damage_exit(&name, &result.read))
+}
+
+fn turn(cli: &Cli, args: &StunArgs) -> Result<i32> {
+    let input = &args.input;
+    let name = input.capture.display().to_string();
+    let reader = open(input)?;
+    let opts = run_options(cli, &reader);
+    let mut finder = crate::analyze::stun::StunFinder::default();
+    let result =
+        pipeline::run(reader, &opts, &mut finder).with_context(|| format!("reading {name}"))?;
+    let core = finder.into_results();
+    let end = result.read.last_ts.unwrap_or(0);
+    let allocs = crate::analyze::turn::allocations(&core, &result.flows, end);
+    let report =
+        crate::model::turn::TurnReport::build(&result, &allocs, &name, args.redact_usernames);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match input.format() {
+        OutputFormat::Json => render::json::write(&mut out, &report)?,
+        OutputFormat::Table => render::table::turn(&mut out, &report, table_style())?,
     }
     out.flush()?;
     Ok(damage_exit(&name, &result.read))

@@ -3,3 +3,4 @@
 //! build on the same pattern.  They run as pipeline sinks and never print.
 
 pub mod stun;
+pub mod turn;

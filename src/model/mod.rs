@@ -357,3 +357,4 @@ pub fn link_type_name(lt: u32) -> &'static str {
 }
 
 pub mod stun;
+pub mod turn;

@@ -304,3 +304,97 @@ pub fn stun(
     }
     Ok(())
 }
+
+/// `edgetrace turn`: one block per allocation with its life as a ladder.
+pub fn turn(
+    out: &mut dyn Write,
+    r: &crate::model::turn::TurnReport,
+    style: Style,
+) -> io::Result<()> {
+    capture_summary(out, &r.meta.input, &r.capture)?;
+    writeln!(out, "\n{} TURN allocation(s)", r.allocations.len())?;
+    for al in &r.allocations {
+        writeln!(
+            out,
+            "\n{} {}  {} → {}  {}: {}",
+            al.transport.name(),
+            al.stream,
+            al.client,
+            al.server,
+            al.outcome.to_uppercase(),
+            al.detail
+        )?;
+        let mut facts = Vec::new();
+        if let Some(u) = &al.username {
+            facts.push(format!("user {u}"));
+        }
+        if let Some(r) = &al.realm {
+            facts.push(format!("realm {r}"));
+        }
+        if let Some(t) = al.requested_transport {
+            facts.push(format!("transport {t}"));
+        }
+        if let Some(x) = &al.relayed {
+            facts.push(format!("relayed {x}"));
+        }
+        if let Some(x) = &al.mapped {
+            facts.push(format!("reflexive {x}"));
+        }
+        if let Some(l) = al.lifetime_s {
+            facts.push(format!("lifetime {l} s"));
+        }
+        if !facts.is_empty() {
+            writeln!(out, "  {}", facts.join(", "))?;
+        }
+        if !al.permissions.is_empty() {
+            writeln!(out, "  permissions: {}", al.permissions.join(", "))?;
+        }
+        for c in &al.channels {
+            writeln!(
+                out,
+                "  channel {} → {}: {} ChannelData frames, {} bytes",
+                c.channel,
+                c.peer.as_deref().unwrap_or("?"),
+                c.frames,
+                c.bytes
+            )?;
+        }
+        for i in &al.indications {
+            writeln!(
+                out,
+                "  peer {}: {} Send, {} Data indications, {} bytes",
+                i.peer, i.send, i.data, i.bytes
+            )?;
+        }
+        for c in &al.connections {
+            writeln!(
+                out,
+                "  connection {} ({}) peer {}: bound on tcp {} in frame {} → {}, {} bytes relayed",
+                c.connection_id,
+                c.initiated_by,
+                c.peer.as_deref().unwrap_or("?"),
+                c.data_stream
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                c.bind_frame
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                c.bind_result.as_deref().unwrap_or("no answer"),
+                c.relayed_bytes
+            )?;
+        }
+        let mut t = new_table(style);
+        t.set_header(vec!["frame", "time s", "stream", "event", "detail"]);
+        for s in &al.timeline {
+            t.add_row(vec![
+                s.frame.to_string(),
+                format!("{:.6}", s.time_s),
+                s.stream.to_string(),
+                s.event.clone(),
+                s.detail.clone(),
+            ]);
+        }
+        writeln!(out, "{t}")?;
+    }
+    Ok(())
+}

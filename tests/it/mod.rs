@@ -6,3 +6,4 @@ mod fuzz_replay;
 mod reassembly;
 mod stun;
 mod synthetic;
+mod turn;

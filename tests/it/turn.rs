@@ -1,0 +1,137 @@
+//! `edgetrace turn`: allocation life cycles on the lab captures.
+
+use serde_json::Value;
+
+use super::common::{edgetrace, sample, shared_capture};
+
+fn turn_json(path: &std::path::Path) -> Value {
+    let out = edgetrace()
+        .args(["turn", "--json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// DOMAIN.md story 6 / RFC 6062: Connect and ConnectionAttempt on their
+/// control connections, and two ConnectionBinds on new TCP connections,
+/// linked by CONNECTION-ID, each followed by relayed bytes.
+#[test]
+fn rfc6062_connections_are_linked_to_their_control_connection() {
+    let v = turn_json(&sample("turn-tcp-relay-6062.pcap"));
+    let al = v["allocations"].as_array().unwrap();
+    assert_eq!(al.len(), 3);
+    let with_conn: Vec<&Value> = al
+        .iter()
+        .filter(|a| !a["connections"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(with_conn.len(), 2);
+    let mut kinds: Vec<&str> = with_conn
+        .iter()
+        .map(|a| a["connections"][0]["initiated_by"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["connect", "connection-attempt"]);
+    for a in &with_conn {
+        let c = &a["connections"][0];
+        assert_eq!(c["bind_result"], "success");
+        assert_ne!(
+            c["data_stream"], a["stream"],
+            "ConnectionBind runs on its own data connection"
+        );
+        assert!(c["relayed_bytes"].as_u64().unwrap() > 0);
+        assert_eq!(a["requested_transport"], "TCP");
+        assert_eq!(a["outcome"], "deallocated");
+        assert!(a["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["event"] == "ConnectionBind success"));
+    }
+    // the first allocation's control connection simply closes
+    assert!(al[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("control connection closed"));
+}
+
+/// turn-errors: the 401 loop (wrong password), 403 Forbidden IP for a denied
+/// peer, 440 for an IPv6 relay on an IPv4-only server — failed, with the reason.
+#[test]
+fn turn_errors_are_failed_allocations_with_the_reason() {
+    let Some(p) = shared_capture("turn-errors.pcap") else {
+        return;
+    };
+    let v = turn_json(&p);
+    let al = v["allocations"].as_array().unwrap();
+    let by_client = |c: &str| {
+        al.iter()
+            .filter(|a| a["client"].as_str().unwrap().starts_with(c))
+            .collect::<Vec<_>>()
+    };
+    let wrong = by_client("127.20.1.1:");
+    assert_eq!(wrong.len(), 1);
+    assert_eq!(wrong[0]["outcome"], "failed");
+    assert!(
+        wrong[0]["detail"].as_str().unwrap().contains("401 loop"),
+        "{}",
+        wrong[0]["detail"]
+    );
+    assert!(wrong[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("wrong credentials"));
+    let forbidden: Vec<&Value> = by_client("127.20.1.2:")
+        .into_iter()
+        .filter(|a| a["outcome"] == "failed")
+        .collect();
+    assert_eq!(forbidden.len(), 1);
+    assert!(forbidden[0]["detail"].as_str().unwrap().contains("403"));
+    assert!(forbidden[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("127.20.9.9"));
+    assert!(
+        forbidden[0]["relayed"].is_string(),
+        "the allocation itself succeeded"
+    );
+    let family = by_client("127.20.1.3:");
+    assert!(!family.is_empty());
+    for a in family {
+        assert_eq!(a["outcome"], "failed");
+        assert!(a["detail"].as_str().unwrap().contains("440"));
+    }
+}
+
+/// turn-udp-channel: channels bound, ChannelData counted, deallocation by Refresh lifetime 0.
+#[test]
+fn channels_and_deallocation_over_udp() {
+    let v = turn_json(&sample("turn-udp-channel.pcap"));
+    let al = v["allocations"].as_array().unwrap();
+    assert!(!al.is_empty());
+    let bound: Vec<&Value> = al
+        .iter()
+        .filter(|a| !a["channels"].as_array().unwrap().is_empty())
+        .collect();
+    assert!(!bound.is_empty());
+    for a in &bound {
+        let chans = a["channels"].as_array().unwrap();
+        assert!(
+            chans.iter().all(|c| c["peer"].is_string()),
+            "every channel names its peer"
+        );
+        // a bound channel may stay unused; traffic shows on the one in use
+        assert!(
+            chans.iter().any(|c| c["frames"].as_u64().unwrap() > 0),
+            "ChannelData counted: {a}"
+        );
+    }
+    assert!(al.iter().any(|a| a["outcome"] == "deallocated"
+        && a["detail"].as_str().unwrap().contains("Refresh lifetime 0")));
+}
