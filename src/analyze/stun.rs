@@ -693,3 +693,75 @@ fn pair_transactions(found: &mut [Found]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::stun::crc;
+
+    /// A Binding request with FINGERPRINT computed by the standard or MS legacy table.
+    fn binding(tid: u8, legacy: bool, pad: u8) -> Vec<u8> {
+        let mut b = vec![0x00, 0x01, 0x00, 0x10, 0x21, 0x12, 0xA4, 0x42];
+        b.extend([tid; 12]);
+        b.extend([0x00, 0x24, 0x00, 0x04, pad, 0x6e, 0x00, 0xff]); // PRIORITY
+        let crc_v = if legacy {
+            crc::crc32_ms_legacy(&b)
+        } else {
+            crc::crc32(&b)
+        } ^ crc::FINGERPRINT_XOR;
+        b.extend([0x80, 0x28, 0x00, 0x04]);
+        b.extend(crc_v.to_be_bytes());
+        b
+    }
+
+    fn found(bytes: &[u8], frame: u64, ts: i64) -> Found {
+        let ep = Endpoint {
+            ip: "10.0.0.1".parse().unwrap(),
+            port: 1,
+        };
+        Found {
+            frame,
+            end_frame: frame,
+            ts_ns: ts,
+            flow: 0,
+            l4: L4::Udp,
+            stream: 0,
+            src: ep,
+            dst: ep,
+            framing: "udp",
+            carrier: Carrier::Direct,
+            relay_leg: None,
+            msg: stun::parse(bytes).unwrap(),
+            answer_frame: None,
+            rtt_ns: None,
+            retransmission: false,
+            ms_duplicate: false,
+            request_frame: None,
+        }
+    }
+
+    /// MS-ICE2 sends each check twice with the same transaction id, once with
+    /// each CRC table: merged as a duplicate, not a retransmission; a third
+    /// copy later is a retransmission.
+    #[test]
+    fn ms_ice2_duplicate_is_not_a_retransmission() {
+        // find a payload where the two CRCs differ
+        let pad = (0..=255u8)
+            .find(|&p| binding(7, false, p) != binding(7, true, p))
+            .unwrap();
+        let std = binding(7, false, pad);
+        let legacy = binding(7, true, pad);
+        assert_eq!(
+            stun::parse(&legacy).unwrap().fingerprint(),
+            Some(Fingerprint::MsLegacy)
+        );
+        let mut v = vec![
+            found(&std, 1, 0),
+            found(&legacy, 2, 1_000),
+            found(&std, 3, 2_000_000_000),
+        ];
+        pair_transactions(&mut v);
+        assert!(v[1].ms_duplicate && !v[1].retransmission);
+        assert!(v[2].retransmission);
+    }
+}

@@ -201,3 +201,155 @@ fn message_integrity_is_redacted_unless_asked() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("\"alice\""));
 }
+
+fn shared_stun(name: &str) -> Option<Value> {
+    shared_capture(name).map(|p| stun_json(&p))
+}
+
+fn attr<'a>(m: &'a Value, name: &str) -> Option<&'a Value> {
+    m["attrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .map(|a| &a["value"])
+}
+
+/// MS-TURN (Arkime's trace): MAGIC-COOKIE first ⇒ MS dialect, MS-VERSION 6,
+/// REALM read from 0x0015 (swapped with NONCE); the text "RSP/1.0
+/// CLI_STUN_FIREWALLCHECK" on TCP 3478, which Wireshark mis-decodes as
+/// ChannelData 0x5253, is not taken for STUN.
+#[test]
+fn ms_turn_allocate_is_decoded_in_its_dialect() {
+    let Some(v) = shared_stun("msturn_allocate_plus_non-stun-text-on-3478_vlan.pcap") else {
+        return;
+    };
+    let msgs = v["messages"].as_array().unwrap();
+    let alloc = msgs
+        .iter()
+        .find(|m| m["name"] == "Allocate request")
+        .unwrap();
+    assert_eq!(alloc["dialect"], "ms-turn");
+    assert_eq!(alloc["attrs"][0]["name"], "MAGIC-COOKIE");
+    assert_eq!(attr(alloc, "MS-VERSION"), Some(&Value::from(6)));
+    assert_eq!(
+        alloc["attrs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["type"] == "0x0015")
+            .unwrap()["name"],
+        "REALM"
+    );
+    assert!(attr(alloc, "MS-SERVICE-QUALITY").is_some());
+    assert!(
+        msgs.iter().all(|m| m["transport"] == "udp"),
+        "nothing taken from the TCP text"
+    );
+    assert_eq!(v["channels"].as_array().unwrap().len(), 0);
+    assert_eq!(msgs.iter().filter(|m| m["dialect"] == "rfc3489").count(), 3);
+}
+
+/// MS-ICE2 checks of a Skype call: MS-IMPLEMENTATION-VERSION and
+/// CANDIDATE-IDENTIFIER decoded, every check answered.
+#[test]
+fn ms_ice2_checks_of_a_skype_call() {
+    let Some(v) = shared_stun("ms-ice_skype_conference-call_2017.pcap") else {
+        return;
+    };
+    let msgs = v["messages"].as_array().unwrap();
+    let reqs: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["name"] == "Binding request")
+        .collect();
+    assert_eq!(reqs.len(), 7);
+    assert!(msgs
+        .iter()
+        .all(|m| attr(m, "MS-IMPLEMENTATION-VERSION").is_some()));
+    assert_eq!(
+        reqs.iter()
+            .filter(|m| attr(m, "CANDIDATE-IDENTIFIER").is_some())
+            .count(),
+        4
+    );
+    assert_eq!(v["summary"]["unanswered_requests"], 0);
+}
+
+/// Teams, one direction only: responses whose requests are not in the capture.
+#[test]
+fn teams_unidirectional_responses() {
+    let Some(v) = shared_stun("msteams_stun_binding-responses_unidirectional.pcapng") else {
+        return;
+    };
+    let msgs = v["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 4);
+    assert!(msgs
+        .iter()
+        .all(|m| m["name"] == "Binding success" && m["request_frame"].is_null()));
+    assert!(msgs
+        .iter()
+        .all(|m| attr(m, "MS-IMPLEMENTATION-VERSION").is_some()));
+}
+
+/// The MS-ICE-TCP flow of nDPI's mixed trace: RFC 4571 framing on TCP with
+/// MS-ICE attributes.
+#[test]
+fn ms_ice_tcp_rfc4571_flow() {
+    let Some(v) = shared_stun("stun-turn_mixed_ice-tcp-vlan_google-fb-turn_ipv6_chandata.pcapng")
+    else {
+        return;
+    };
+    let framed: Vec<&Value> = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["framing"] == "rfc4571")
+        .collect();
+    assert_eq!(framed.len(), 12);
+    assert!(framed
+        .iter()
+        .any(|m| attr(m, "CANDIDATE-IDENTIFIER").is_some()));
+    assert!(framed
+        .iter()
+        .all(|m| attr(m, "MS-IMPLEMENTATION-VERSION").is_some()));
+}
+
+/// Relay-only ICE over TURN/TCP: every check travels inside ChannelData on the
+/// TCP connection; they come out as messages naming the relay leg.
+#[test]
+fn checks_inside_channel_data_on_tcp() {
+    let Some(v) = shared_stun("ice-turn-tcp-relay.pcap") else {
+        return;
+    };
+    let nested: Vec<&Value> = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["carrier"].as_str().unwrap().starts_with("channel"))
+        .collect();
+    // as many as the lab's truth file lists inside ChannelData
+    let truth: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            shared()
+                .unwrap()
+                .join("captures/ice-turn-tcp-relay.truth.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let in_cd = truth["stun"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m.get("in_channeldata").is_some())
+        .count();
+    assert_eq!(nested.len(), in_cd);
+    assert!(nested
+        .iter()
+        .all(|m| m["transport"] == "tcp" && m["name"].as_str().unwrap().starts_with("Binding")));
+    assert!(nested.iter().all(|m| m["relay_leg"].is_object()));
+    assert!(
+        nested.iter().any(|m| attr(m, "USE-CANDIDATE").is_some()),
+        "nomination is visible"
+    );
+}
