@@ -419,6 +419,27 @@ mod tests {
         assert_eq!(f.mode(), Some(Framing::MsTurn));
     }
 
+    /// PROTOCOLS.md §3.2 D: the 83-byte pseudo ServerHello + ServerHelloDone
+    /// (cipher 0x0018, 32-byte session id) in one record, then MS framing.
+    #[test]
+    fn pseudo_tls_server_reply_then_ms_framing() {
+        let mut server = vec![0x16, 0x03, 0x01, 0x00, 0x4e, 0x02, 0x00, 0x00, 0x46, 0x03, 0x01];
+        server.extend([0x11; 32]);
+        server.push(0x20);
+        server.extend([0x22; 32]);
+        server.extend([0x00, 0x18, 0x00, 0x0e, 0x00, 0x00, 0x00]);
+        assert_eq!(server.len(), 83);
+        let mut stun = vec![0x01, 0x03, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42];
+        stun.extend([3u8; 12]);
+        stun.extend([0x00, 0x0F, 0x00, 0x04, 0x72, 0xC6, 0x4B, 0xC6]);
+        let mut b = server;
+        b.extend([0x02, 0x00, 0x00, stun.len() as u8]);
+        b.extend(&stun);
+        let mut f = Framer::default();
+        assert_eq!(drain(&mut f, &b), ["PseudoTls", "Stun"]);
+        assert!(!f.stopped(), "pseudo-TLS is not real TLS");
+    }
+
     #[test]
     fn real_tls_stops_the_framer() {
         let b = [
