@@ -213,49 +213,61 @@ fn flows(cli: &Cli, args: &InputArgs) -> Result<i32> {
     Ok(damage_exit(&name, &read))
 }
 
-fn stun(cli: &Cli, args: &StunArgs) -> Result<i32> {
-    let input = &args.input;
-    let name = input.capture.display().to_string();
+/// Runs the STUN finder over the input.
+fn find_stun(
+    cli: &Cli,
+    input: &InputArgs,
+    name: &str,
+) -> Result<(pipeline::RunResult, crate::analyze::stun::Core)> {
     let reader = open(input)?;
     let opts = run_options(cli, &reader);
     let mut finder = crate::analyze::stun::StunFinder::default();
     let result =
         pipeline::run(reader, &opts, &mut finder).with_context(|| format!("reading {name}"))?;
-    let core = finder.into_results();
+    Ok((result, finder.into_results()))
+}
+
+/// Prints a report as JSON or with its table renderer.
+fn emit<T: serde::Serialize>(
+    input: &InputArgs,
+    report: &T,
+    table: impl FnOnce(&mut dyn Write, &T) -> io::Result<()>,
+) -> Result<()> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match input.format() {
+        OutputFormat::Json => render::json::write(&mut out, report)?,
+        OutputFormat::Table => table(&mut out, report)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn stun(cli: &Cli, args: &StunArgs) -> Result<i32> {
+    let input = &args.input;
+    let name = input.capture.display().to_string();
+    let (result, core) = find_stun(cli, input, &name)?;
     let redaction = crate::model::stun::Redaction {
         show_secrets: args.show_secrets,
         redact_usernames: args.redact_usernames,
     };
     let report = crate::model::stun::StunReport::build(&result, &core, &name, redaction);
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    match input.format() {
-        OutputFormat::Json => render::json::write(&mut out, &report)?,
-        OutputFormat::Table => render::table::stun(&mut out, &report, table_style(), input.limit)?,
-    }
-    out.flush()?;
+    emit(input, &report, |out, r| {
+        render::table::stun(out, r, table_style(), input.limit)
+    })?;
     Ok(damage_exit(&name, &result.read))
 }
 
 fn turn(cli: &Cli, args: &StunArgs) -> Result<i32> {
     let input = &args.input;
     let name = input.capture.display().to_string();
-    let reader = open(input)?;
-    let opts = run_options(cli, &reader);
-    let mut finder = crate::analyze::stun::StunFinder::default();
-    let result =
-        pipeline::run(reader, &opts, &mut finder).with_context(|| format!("reading {name}"))?;
-    let core = finder.into_results();
+    let (result, core) = find_stun(cli, input, &name)?;
     let end = result.read.last_ts.unwrap_or(0);
     let allocs = crate::analyze::turn::allocations(&core, &result.flows, end);
     let report =
         crate::model::turn::TurnReport::build(&result, &allocs, &name, args.redact_usernames);
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    match input.format() {
-        OutputFormat::Json => render::json::write(&mut out, &report)?,
-        OutputFormat::Table => render::table::turn(&mut out, &report, table_style())?,
-    }
-    out.flush()?;
+    emit(input, &report, |out, r| {
+        render::table::turn(out, r, table_style())
+    })?;
     Ok(damage_exit(&name, &result.read))
 }

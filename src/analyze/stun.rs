@@ -180,7 +180,38 @@ struct Ctx {
     framing: &'static str,
 }
 
+impl Ctx {
+    /// Context of a whole packet of flow `id`.
+    fn packet(
+        frame: &FrameInfo,
+        id: FlowId,
+        f: &crate::flow::Flow,
+        src: Endpoint,
+        dst: Endpoint,
+        framing: &'static str,
+    ) -> Ctx {
+        Ctx {
+            frame: frame.number,
+            end_frame: frame.number,
+            ts_ns: frame.ts_ns,
+            flow: id,
+            l4: f.l4,
+            stream: f.stream,
+            src,
+            dst,
+            framing,
+        }
+    }
+}
+
 impl Core {
+    /// Remembers a flow's endpoints (TCP events arrive without them).
+    fn note_flow(&mut self, id: FlowId, f: &crate::flow::Flow) {
+        self.ends
+            .entry(id)
+            .or_insert((f.l4, f.stream, f.client, f.server));
+    }
+
     /// Handles one STUN message (and what it nests); returns false if `bytes` is not STUN.
     fn message(
         &mut self,
@@ -567,20 +598,8 @@ impl StunFinder {
         };
         let f = flows.get(id);
         let core = self.streams.consumer_mut();
-        core.ends
-            .entry(id)
-            .or_insert((f.l4, f.stream, f.client, f.server));
-        let ctx = Ctx {
-            frame: frame.number,
-            end_frame: frame.number,
-            ts_ns: frame.ts_ns,
-            flow: id,
-            l4: L4::Udp,
-            stream: f.stream,
-            src,
-            dst,
-            framing: "icmp",
-        };
+        core.note_flow(id, f);
+        let ctx = Ctx::packet(frame, id, f, src, dst, "icmp");
         if u.payload.first().is_some_and(|b| b & 0xC0 == 0) {
             core.message(ctx, u.payload, Carrier::IcmpQuoted(pkt.src), None);
         }
@@ -606,9 +625,7 @@ impl PacketSink for StunFinder {
         let Some((id, dir)) = flow else { return };
         let f = flows.get(id);
         let core = self.streams.consumer_mut();
-        core.ends
-            .entry(id)
-            .or_insert((f.l4, f.stream, f.client, f.server));
+        core.note_flow(id, f);
         match &pkt.transport {
             Transport::Udp(u) => {
                 let (src, dst) = if dir == Dir::ToServer {
@@ -616,17 +633,7 @@ impl PacketSink for StunFinder {
                 } else {
                     (f.server, f.client)
                 };
-                let ctx = Ctx {
-                    frame: frame.number,
-                    end_frame: frame.number,
-                    ts_ns: frame.ts_ns,
-                    flow: id,
-                    l4: L4::Udp,
-                    stream: f.stream,
-                    src,
-                    dst,
-                    framing: "udp",
-                };
+                let ctx = Ctx::packet(frame, id, f, src, dst, "udp");
                 core.udp(ctx, u.payload);
             }
             Transport::Tcp(_) => self.streams.packet(frame, pkt, Some((id, dir)), flows),
