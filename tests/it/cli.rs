@@ -130,3 +130,20 @@ fn no_progress_bar_when_stderr_is_not_a_terminal() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn stun_and_turn_json_are_deterministic() {
+    for cmd in ["stun", "turn"] {
+        let run = || {
+            edgetrace()
+                .args([cmd, "--json"])
+                .arg(sample("session-combined.client-side.pcap"))
+                .output()
+                .unwrap()
+                .stdout
+        };
+        let a = run();
+        assert!(!a.is_empty());
+        assert_eq!(a, run(), "{cmd}");
+    }
+}
