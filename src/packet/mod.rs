@@ -260,18 +260,13 @@ pub fn decode_ip(data: &[u8], depth: u8) -> Decoded<'_> {
                 )
             }
             LaxIpSlice::Ipv6(v6) => {
-                let mut r = (0u32, 0u32, false, true);
-                for ext in v6.extensions().clone() {
-                    if let etherparse::Ipv6ExtensionSlice::Fragment(f) = ext {
-                        r = (
-                            f.identification(),
-                            f.fragment_offset().byte_offset() as u32,
-                            f.more_fragments(),
-                            true,
-                        );
-                    }
-                }
-                r
+                // Walked by hand: etherparse 0.21's Ipv6ExtensionSliceIter reads out
+                // of bounds on some lax-parsed packets (found by our `packet` fuzz
+                // target; input kept in tests/fuzz_regressions/packet/).
+                let (id, off, more) =
+                    ipv6_fragment_header(v6.header().next_header().0, v6.extensions().slice())
+                        .unwrap_or((0, 0, false));
+                (id, off, more, true)
             }
         };
         let _ = v6;
@@ -296,6 +291,30 @@ pub fn decode_ip(data: &[u8], depth: u8) -> Decoded<'_> {
         }
         other => other,
     }
+}
+
+/// Finds the IPv6 Fragment header (RFC 8200 §4.5) in an extension-header
+/// chain: (identification, byte offset, more fragments).  Every length is
+/// checked against `exts`.
+fn ipv6_fragment_header(mut next: u8, exts: &[u8]) -> Option<(u32, u32, bool)> {
+    let mut pos = 0usize;
+    // bounded: each step consumes at least 8 bytes
+    while pos + 8 <= exts.len() {
+        let h = &exts[pos..];
+        let len = match next {
+            44 => {
+                let off_flags = u16::from_be_bytes([h[2], h[3]]);
+                let id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+                return Some((id, ((off_flags >> 3) as u32) * 8, off_flags & 1 == 1));
+            }
+            0 | 43 | 60 | 135 | 139 | 140 => (h[1] as usize + 1) * 8,
+            51 => (h[1] as usize + 2) * 4,
+            _ => return None,
+        };
+        next = h[0];
+        pos += len;
+    }
+    None
 }
 
 /// Decodes what an IP packet (or a reassembled datagram) carries.
@@ -564,6 +583,26 @@ mod tests {
         };
         assert_eq!(p.src.to_string(), "192.168.0.1");
         assert!(matches!(p.transport, Transport::Udp(_)));
+    }
+
+    /// etherparse 0.21's extension iterator over-reads on this input (ASan
+    /// heap-buffer-overflow); our own walk must not.
+    #[test]
+    fn ipv6_extension_walk_regression() {
+        let b = include_bytes!(
+            "../../tests/fuzz_regressions/packet/etherparse-0.21-ipv6-ext-iter-overread.bin"
+        );
+        for lt in [1, 101, 228, 229] {
+            let _ = decode_frame(lt, b);
+        }
+        // a well-formed fragment header is found behind a hop-by-hop header
+        let mut exts = vec![44, 0, 0, 0, 0, 0, 0, 0]; // hop-by-hop, next = fragment
+        exts.extend([17, 0, 0x05, 0x01, 0, 0, 0x12, 0x34]); // offset 0xA0 * 8… M=1, id 0x1234
+        assert_eq!(
+            ipv6_fragment_header(0, &exts),
+            Some((0x1234, 0xA0 * 8, true))
+        );
+        assert_eq!(ipv6_fragment_header(0, &exts[..12]), None);
     }
 
     #[test]
