@@ -221,10 +221,11 @@ fn find_stun(
 ) -> Result<(pipeline::RunResult, crate::analyze::stun::Core)> {
     let reader = open(input)?;
     let opts = run_options(cli, &reader);
-    let mut finder = crate::analyze::stun::StunFinder::default();
-    let result =
-        pipeline::run(reader, &opts, &mut finder).with_context(|| format!("reading {name}"))?;
-    Ok((result, finder.into_results()))
+    let (result, shards) =
+        pipeline::run_sharded(reader, &opts, crate::analyze::stun::StunFinder::default())
+            .with_context(|| format!("reading {name}"))?;
+    let core = crate::analyze::stun::merge(shards, &result.flows);
+    Ok((result, core))
 }
 
 /// Prints a report as JSON or with its table renderer.

@@ -117,8 +117,8 @@ pub fn stun_capture(data: &[u8]) {
     let Ok(reader) = CaptureReader::new(Source::from_bytes(data.to_vec())) else {
         return;
     };
-    let mut finder = crate::analyze::stun::StunFinder::default();
-    if pipeline::run(reader, &RunOptions::default(), &mut finder).is_ok() {
-        std::hint::black_box(finder.into_results().found.len());
+    let finder = crate::analyze::stun::StunFinder::default();
+    if let Ok((run, shards)) = pipeline::run_sharded(reader, &RunOptions::default(), finder) {
+        std::hint::black_box(crate::analyze::stun::merge(shards, &run.flows).found.len());
     }
 }

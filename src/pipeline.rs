@@ -278,6 +278,111 @@ pub fn run(
     })
 }
 
+/// A sink that can be split into independent shards, each seeing only the
+/// packets of its own flows (flow id modulo the shard count), so analyzers run
+/// in parallel per flow.  A shard must not depend on other flows' packets; the
+/// caller merges the shards in a way that does not depend on their number.
+pub trait ShardSink: PacketSink + Send {
+    /// A fresh, empty shard with the same configuration.
+    fn fork(&self) -> Self
+    where
+        Self: Sized;
+}
+
+/// The flow a packet belongs to for sharding: its own, or for an ICMP error
+/// the flow it quotes (so the quoted message meets its flow's state).
+fn shard_flow(p: &Packet<'_>, f: Option<(FlowId, Dir)>, flows: &FlowTable) -> Option<FlowId> {
+    if let Some((id, _)) = f {
+        return Some(id);
+    }
+    if let Transport::Icmp(i) = &p.transport {
+        let q = i.quoted?;
+        let l4 = match q.protocol {
+            6 => crate::flow::L4::Tcp,
+            17 => crate::flow::L4::Udp,
+            _ => return None,
+        };
+        let a = crate::flow::Endpoint {
+            ip: q.src,
+            port: q.src_port,
+        };
+        let b = crate::flow::Endpoint {
+            ip: q.dst,
+            port: q.dst_port,
+        };
+        return flows.find(l4, a, b);
+    }
+    None
+}
+
+/// A packet of a batch (by index) and its flow, routed to a shard.
+type Routed = (u32, Option<(FlowId, Dir)>);
+
+/// Reads the whole capture with the analyzers sharded by flow over rayon's
+/// thread pool (`RAYON_NUM_THREADS` sets its size; one shard per thread).
+/// Flow accounting stays sequential, in file order; each batch's packets are
+/// then handed to their shards, which run in parallel.  Returns the shards for
+/// the caller to merge.
+pub fn run_sharded<S: ShardSink>(
+    reader: CaptureReader,
+    opts: &RunOptions,
+    proto: S,
+) -> Result<(RunResult, Vec<S>), CaptureError> {
+    use rayon::prelude::*;
+    let n = rayon::current_num_threads().max(1);
+    let copy = proto.wants_payload();
+    let mut shards: Vec<S> = (1..n).map(|_| proto.fork()).collect();
+    shards.insert(0, proto);
+    let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
+    let (recycle_tx, recycle_rx) = sync_channel::<Batch>(IN_FLIGHT + 2);
+    let bar = progress_bar(opts.progress, reader.input_len());
+    std::thread::scope(|scope| {
+        let stage1 = scope.spawn(move || read_and_decode(reader, copy, tx, recycle_rx, bar));
+        let mut flows = FlowTable::new();
+        let mut routed: Vec<Vec<Routed>> = vec![Vec::new(); n];
+        for batch in rx.iter() {
+            for (i, m) in batch.metas.iter().enumerate() {
+                let p = batch.packet(m);
+                let f = flows.observe(&m.frame, &p);
+                let shard = shard_flow(&p, f, &flows).map_or(0, |id| id as usize % n);
+                routed[shard].push((i as u32, f));
+            }
+            let flows_ref = &flows;
+            let batch_ref = &batch;
+            shards
+                .par_iter_mut()
+                .zip(routed.par_iter())
+                .for_each(|(s, list)| {
+                    for &(i, f) in list {
+                        let m = &batch_ref.metas[i as usize];
+                        s.packet(&m.frame, &batch_ref.packet(m), f, flows_ref);
+                    }
+                });
+            for r in routed.iter_mut() {
+                r.clear();
+            }
+            let mut batch = batch;
+            batch.metas.clear();
+            batch.arena.clear();
+            let _ = recycle_tx.try_send(batch);
+        }
+        drop(recycle_tx);
+        let s1 = stage1.join().expect("read stage panicked")?;
+        let flows_ref = &flows;
+        shards.par_iter_mut().for_each(|s| s.finish(flows_ref));
+        Ok((
+            RunResult {
+                flows,
+                read: s1.read,
+                decode: s1.decode,
+                skipped: s1.skipped,
+                defrag: s1.defrag,
+            },
+            shards,
+        ))
+    })
+}
+
 fn read_and_decode(
     mut reader: CaptureReader,
     copy: bool,

@@ -457,11 +457,9 @@ impl Core {
                 match kind {
                     0 if relay_data => {
                         *self.relayed_bytes.entry(flow).or_insert(0) += bytes.len() as u64;
-                        let peer = conn
-                            .and_then(|c| self.connection_ids.get(&c))
-                            .and_then(|x| x.0);
-                        let leg = if d == 0 { (None, peer) } else { (peer, None) };
-                        self.message(ctx, &bytes, Carrier::Rfc6062Data(conn), Some(leg));
+                        // the peer comes from Connect/ConnectionAttempt on the control
+                        // connection, another flow: filled in by `merge`
+                        self.message(ctx, &bytes, Carrier::Rfc6062Data(conn), Some((None, None)));
                     }
                     0 => {
                         self.message(ctx, &bytes, Carrier::Direct, None);
@@ -554,15 +552,52 @@ impl Default for StunFinder {
     }
 }
 
-impl StunFinder {
-    /// Finishes: pairs transactions and returns the collected results.
-    pub fn into_results(self) -> Core {
-        let mut core = self.streams.into_consumer();
-        core.found
-            .sort_by_key(|f| (f.end_frame.max(f.frame), f.frame));
-        pair_transactions(&mut core.found);
-        core
+impl crate::pipeline::ShardSink for StunFinder {
+    fn fork(&self) -> Self {
+        StunFinder::default()
     }
+}
+
+/// Merges the shards of a run (see [`crate::pipeline::run_sharded`]) into one
+/// result, in an order that does not depend on the number of shards, then
+/// resolves what needs more than one flow (RFC 6062 relay legs) and pairs
+/// transactions.
+pub fn merge(shards: Vec<StunFinder>, flows: &FlowTable) -> Core {
+    let mut core = Core::default();
+    for s in shards {
+        let c = s.streams.into_consumer();
+        core.found.extend(c.found);
+        core.channels.extend(c.channels);
+        core.skipped.extend(c.skipped);
+        core.framings.extend(c.framings);
+        core.pseudo_tls.extend(c.pseudo_tls);
+        core.tls_flows.extend(c.tls_flows);
+        core.relayed_bytes.extend(c.relayed_bytes);
+        for (id, (peer, ctl)) in c.connection_ids {
+            // the same CONNECTION-ID on two servers: keep the lowest control flow
+            let e = core.connection_ids.entry(id).or_insert((peer, ctl));
+            if ctl < e.1 || (ctl == e.1 && e.0.is_none()) {
+                *e = (peer.or(e.0), ctl);
+            }
+        }
+    }
+    // Each flow's records are in order within their shard, and a flow lives in
+    // one shard, so sorting by frame (stable) gives one order for any shard count.
+    core.found
+        .sort_by_key(|f| (f.end_frame.max(f.frame), f.frame, f.flow));
+    for f in core.found.iter_mut() {
+        if let Carrier::Rfc6062Data(Some(c)) = f.carrier {
+            let peer = core.connection_ids.get(&c).and_then(|x| x.0);
+            let client_side = flows.get(f.flow).client == f.src;
+            f.relay_leg = Some(if client_side {
+                (None, peer)
+            } else {
+                (peer, None)
+            });
+        }
+    }
+    pair_transactions(&mut core.found);
+    core
 }
 
 impl StunFinder {

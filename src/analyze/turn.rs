@@ -184,8 +184,10 @@ pub fn allocations(core: &Core, flows: &FlowTable, capture_end_ns: i64) -> Vec<A
             by_flow.entry(f.flow).or_default().push(f);
         }
     }
-    // ConnectionBind on data connections, by CONNECTION-ID.
-    let mut binds: BTreeMap<u32, Vec<&Found>> = BTreeMap::new();
+    // ConnectionBind on data connections, by (TURN server, CONNECTION-ID):
+    // an id is only unique per server (RFC 6062 §5.2), and captures of many
+    // servers — or replicated test traffic — reuse values.
+    let mut binds: BTreeMap<(Endpoint, u32), Vec<&Found>> = BTreeMap::new();
     let mut bind_req_conn: BTreeMap<(FlowId, [u8; 16]), u32> = BTreeMap::new();
     for f in core
         .found
@@ -197,7 +199,10 @@ pub fn allocations(core: &Core, flows: &FlowTable, capture_end_ns: i64) -> Vec<A
             if f.msg.class == Class::Request {
                 bind_req_conn.insert((f.flow, f.msg.tid), id);
             }
-            binds.entry(id).or_default().push(f);
+            binds
+                .entry((flows.get(f.flow).server, id))
+                .or_default()
+                .push(f);
         }
     }
     let mut out = Vec::new();
@@ -390,17 +395,32 @@ pub fn allocations(core: &Core, flows: &FlowTable, capture_end_ns: i64) -> Vec<A
                 },
             }
         }
-        for ((fid, ch), c) in &core.channels {
-            if *fid == flow {
-                al.channel_traffic.insert(*ch, (c.frames, c.bytes));
-            }
+        for ((_, ch), c) in core.channels.range((flow, 0)..=(flow, u16::MAX)) {
+            al.channel_traffic.insert(*ch, (c.frames, c.bytes));
         }
-        // RFC 6062: link ConnectionBinds on other connections by CONNECTION-ID.
+        // RFC 6062: link the ConnectionBind on another connection to the same
+        // server by CONNECTION-ID: the first request after the announcement,
+        // and what follows on that data connection.
         for conn in &mut al.connections {
-            let Some(list) = binds.get(&conn.id) else {
+            let list = binds
+                .get(&(fl.server, conn.id))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let Some(req) = list
+                .iter()
+                .find(|b| b.msg.class == Class::Request && b.frame > conn.announced_frame)
+            else {
+                final_errors.push(format!(
+                    "connection {:#010x} never bound (no ConnectionBind seen)",
+                    conn.id
+                ));
                 continue;
             };
-            for b in list {
+            let data_flow = req.flow;
+            for b in list
+                .iter()
+                .filter(|b| b.flow == data_flow && b.frame >= req.frame)
+            {
                 match b.msg.class {
                     Class::Request => {
                         conn.bind_stream = Some(b.stream);
@@ -450,12 +470,6 @@ pub fn allocations(core: &Core, flows: &FlowTable, capture_end_ns: i64) -> Vec<A
                     }
                     Class::Indication => {}
                 }
-            }
-            if conn.bind_frame.is_none() {
-                final_errors.push(format!(
-                    "connection {:#010x} never bound (no ConnectionBind seen)",
-                    conn.id
-                ));
             }
         }
         al.steps.sort_by_key(|s| s.frame);

@@ -105,11 +105,13 @@ pub struct TcpStreams<C: StreamConsumer> {
     limits: StreamLimits,
     pending_total: usize,
     packets: u64,
+    next_sweep_ns: i64,
     /// Counters.
     pub stats: StreamStats,
 }
 
-const SWEEP_EVERY: u64 = 4096;
+/// Capture time between idle sweeps.
+const SWEEP_EVERY_NS: i64 = 10_000_000_000;
 
 impl<C: StreamConsumer> TcpStreams<C> {
     /// A manager with the given limits.
@@ -120,6 +122,7 @@ impl<C: StreamConsumer> TcpStreams<C> {
             limits,
             pending_total: 0,
             packets: 0,
+            next_sweep_ns: i64::MIN,
             stats: StreamStats::default(),
         }
     }
@@ -230,12 +233,24 @@ impl<C: StreamConsumer> PacketSink for TcpStreams<C> {
         _flows: &FlowTable,
     ) {
         self.packets += 1;
-        if self.packets % SWEEP_EVERY == 0 {
+        if frame.ts_ns >= self.next_sweep_ns {
+            // memory only: which connections are idle is decided per connection below
             self.sweep(frame.ts_ns);
+            self.next_sweep_ns = frame.ts_ns.saturating_add(SWEEP_EVERY_NS);
         }
         let (Transport::Tcp(t), Some((id, dir))) = (&pkt.transport, flow) else {
             return;
         };
+        // A connection idle past the timeout is finished before its next packet,
+        // whenever the sweeps ran: results do not depend on sweep timing (nor on
+        // how flows are sharded across threads).
+        if self
+            .conns
+            .get(&id)
+            .is_some_and(|c| frame.ts_ns.saturating_sub(c.last_ts) > self.limits.idle_timeout_ns)
+        {
+            self.close(id, CloseReason::Idle);
+        }
         if !self.conns.contains_key(&id) {
             self.evict_for_room();
             let per_dir = self.limits.max_pending_per_dir;
@@ -402,15 +417,38 @@ mod tests {
         let mut s = TcpStreams::new(Collect::default(), limits);
         let mut t = FlowTable::new();
         let mut segs = vec![seg(1, 0, 1000, 1, A, b"x"), seg(2, 0, 1000, 5, A, b"y")];
-        // enough later traffic (another flow) to trigger a sweep
-        for i in 0..SWEEP_EVERY {
-            segs.push(seg(3 + i, 100, 2000, 1000 + i as u32, A, b""));
-        }
+        // later traffic of another flow, past the sweep interval
+        segs.push(seg(3, SWEEP_EVERY_NS + 100, 2000, 1000, A, b""));
         feed(&mut s, &mut t, &segs);
         assert_eq!(s.stats.closed_idle, 1);
         let c = s.consumer();
         assert_eq!(c.closed[0].1, CloseReason::Idle);
         assert_eq!(c.gaps, 3, "the hole between x and y became a gap when idle");
+    }
+
+    /// A connection that resumes after the idle timeout is finished first,
+    /// even when no sweep ran in between (sharding-independent results).
+    #[test]
+    fn idle_connection_resuming_is_finished_before_its_packet() {
+        let limits = StreamLimits {
+            idle_timeout_ns: 10,
+            ..Default::default()
+        };
+        let mut s = TcpStreams::new(Collect::default(), limits);
+        let mut t = FlowTable::new();
+        feed(
+            &mut s,
+            &mut t,
+            &[
+                seg(1, 0, 1000, 1, A, b"x"),
+                seg(2, 0, 1000, 5, A, b"y"),
+                seg(3, 50, 1000, 6, A, b"z"),
+            ],
+        );
+        let c = s.consumer();
+        assert_eq!(c.closed[0], (0, CloseReason::Idle));
+        assert_eq!(c.gaps, 3);
+        assert_eq!(c.bytes[&(0, 0)], b"xyz");
     }
 
     #[test]

@@ -6,4 +6,5 @@ mod fuzz_replay;
 mod reassembly;
 mod stun;
 mod synthetic;
+mod threads;
 mod turn;

@@ -135,3 +135,42 @@ fn channels_and_deallocation_over_udp() {
     assert!(al.iter().any(|a| a["outcome"] == "deallocated"
         && a["detail"].as_str().unwrap().contains("Refresh lifetime 0")));
 }
+
+/// Two TURN servers reusing the same CONNECTION-IDs (here: the 6062 sample
+/// replayed against a second server address): each allocation links only
+/// its own ConnectionBind — ids are unique per server only (RFC 6062 §5.2).
+#[test]
+fn connection_ids_are_matched_per_server() {
+    use super::common::{temp_file, PcapWriter};
+    use edgetrace::capture::CaptureReader;
+    let mut r = CaptureReader::open(&sample("turn-tcp-relay-6062.pcap")).unwrap();
+    let mut frames = Vec::new();
+    while let Some(f) = r.next_frame().unwrap() {
+        frames.push((f.ts_ns, f.data.to_vec()));
+    }
+    let mut w = PcapWriter::new(1);
+    for copy in 0..2u8 {
+        for (ts, data) in &frames {
+            let mut d = data.clone();
+            // IPv4 source and destination first octet: 127 → 126 in the second copy
+            d[26] -= copy;
+            d[30] -= copy;
+            w.packet((*ts / 1000) as u64 + copy as u64 * 10_000_000, &d);
+        }
+    }
+    let v = turn_json(&temp_file("two-servers-6062.pcap", &w.bytes));
+    let al = v["allocations"].as_array().unwrap();
+    assert_eq!(al.len(), 6);
+    for a in al {
+        let binds = a["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["event"] == "ConnectionBind request")
+            .count();
+        assert!(binds <= 1, "{} links {binds} ConnectionBinds", a["client"]);
+        for c in a["connections"].as_array().unwrap() {
+            assert_eq!(c["bind_result"], "success");
+        }
+    }
+}
