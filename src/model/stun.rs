@@ -200,6 +200,15 @@ fn attr_value(at: &Attr, r: Redaction) -> Json {
             json!(v.iter().map(|t| format!("{t:#06x}")).collect::<Vec<_>>())
         }
         Value::Icmp { icmp_type, code } => json!({"icmp_type": icmp_type, "code": code}),
+        Value::Numbers(v) => json!(v),
+        Value::LocationProfile {
+            peer,
+            own,
+            federation,
+        } => {
+            json!({"peer_location": peer, "own_location": own, "federation": federation})
+        }
+        Value::AdmissionControl(t) => json!({"message_type": t}),
         Value::Flag => Json::Null,
         Value::Raw(b) => json!(format!("hex:{}", hex(b))),
         Value::Malformed(why) => json!({"malformed": why}),

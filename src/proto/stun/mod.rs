@@ -118,6 +118,22 @@ pub enum Value {
     },
     /// UNKNOWN-ATTRIBUTES.
     UnknownAttributes(Vec<u16>),
+    /// Several 32-bit numbers: MS-TURNBWM bandwidth reservation amount (max/min
+    /// send, max/min receive, kbit/s) and site address responses (flags, max
+    /// send, max receive).
+    Numbers(Vec<u32>),
+    /// MS-TURNBWM Location Profile: peer location, own location (0 unknown,
+    /// 1 internet, 2 intranet) and federation (0 none, 1 enterprise, 2 public cloud).
+    LocationProfile {
+        /// Peer's location.
+        peer: u8,
+        /// Own location.
+        own: u8,
+        /// Federation.
+        federation: u8,
+    },
+    /// MS-TURNBWM Bandwidth Admission Control message type (0 check, 1 commit, 2 update).
+    AdmissionControl(u16),
     /// ICMP (RFC 8656 §18.13).
     Icmp {
         /// ICMP type.
@@ -602,6 +618,23 @@ fn decode_attr(msg: &[u8], dialect: Dialect, t: u16, off: usize, len: usize) -> 
             stream_type: u16_at(v, 0),
             quality: u16_at(v, 2),
         }),
+        // MS-TURNBWM: reservation amount (4 × u32) and site address responses (3 × u32)
+        a::BANDWIDTH_RESERVATION_AMOUNT | 0x805D..=0x8060 => {
+            let n = if t == a::BANDWIDTH_RESERVATION_AMOUNT {
+                16
+            } else {
+                12
+            };
+            need(n).map(|_| Value::Numbers(v[..n].chunks_exact(4).map(|c| u32_at(c, 0)).collect()))
+        }
+        0x8068 => need(3).map(|_| Value::LocationProfile {
+            peer: v[0],
+            own: v[1],
+            federation: v[2],
+        }),
+        0x8056 => need(4).map(|_| Value::AdmissionControl(u16_at(v, 2))),
+        0x8061 | 0x8062 => Ok(text_or_opaque(v)),
+        0x8025 => need(4).map(|_| Value::U32(u32_at(v, 0))),
         a::UNKNOWN_ATTRIBUTES => Ok(Value::UnknownAttributes(
             v.chunks_exact(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]]))
@@ -742,5 +775,36 @@ mod tests {
             }
             let _ = parse(&b);
         }
+    }
+}
+
+#[cfg(test)]
+mod bandwidth_tests {
+    use super::*;
+
+    /// MS-TURNBWM attributes (PROTOCOLS.md §2.3) decode to their fields.
+    #[test]
+    fn bandwidth_management_attributes() {
+        let mut body = vec![0x80, 0x58, 0x00, 0x10];
+        for x in [500u32, 100, 400, 50] {
+            body.extend(x.to_be_bytes());
+        }
+        body.extend([0x80, 0x68, 0x00, 0x04, 1, 2, 1, 0]);
+        body.extend([0x80, 0x56, 0x00, 0x04, 0, 0, 0, 1]);
+        let mut b = vec![0x00, 0x03, 0x00, body.len() as u8, 0x21, 0x12, 0xA4, 0x42];
+        b.extend([9u8; 12]);
+        b.extend(body);
+        let m = parse(&b).unwrap();
+        assert_eq!(m.attrs[0].value, Value::Numbers(vec![500, 100, 400, 50]));
+        assert_eq!(
+            m.attrs[1].value,
+            Value::LocationProfile {
+                peer: 1,
+                own: 2,
+                federation: 1
+            }
+        );
+        assert_eq!(m.attrs[2].value, Value::AdmissionControl(1));
+        assert_eq!(m.attrs[0].name, "BANDWIDTH-RESERVATION-AMOUNT");
     }
 }
