@@ -58,6 +58,19 @@ enum Command {
     /// order: 401 challenge, Allocate, Refresh, permissions, channels, RFC 6062
     /// Connect/ConnectionBind, deallocation — and an outcome with the reason.
     Turn(StunArgs),
+    /// Every SIP message (UDP, reassembled fragments, TCP on any port) with Via,
+    /// Route and diagnostics; per dialog the ladder, route set and hop chain.
+    Sip(SipArgs),
+}
+
+#[derive(Args, Debug)]
+struct SipArgs {
+    #[command(flatten)]
+    input: InputArgs,
+
+    /// Show only this dialog (its Call-ID).
+    #[arg(long)]
+    dialog: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -148,6 +161,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Flows(args) => flows(cli, args),
         Command::Stun(args) => stun(cli, args),
         Command::Turn(args) => turn(cli, args),
+        Command::Sip(args) => sip(cli, args),
     }
 }
 
@@ -269,6 +283,28 @@ fn turn(cli: &Cli, args: &StunArgs) -> Result<i32> {
         crate::model::turn::TurnReport::build(&result, &allocs, &name, args.redact_usernames);
     emit(input, &report, |out, r| {
         render::table::turn(out, r, table_style())
+    })?;
+    Ok(damage_exit(&name, &result.read))
+}
+
+fn sip(cli: &Cli, args: &SipArgs) -> Result<i32> {
+    let input = &args.input;
+    let name = input.capture.display().to_string();
+    let reader = open(input)?;
+    let opts = run_options(cli, &reader);
+    let (result, shards) =
+        pipeline::run_sharded(reader, &opts, crate::analyze::sip::SipFinder::default())
+            .with_context(|| format!("reading {name}"))?;
+    let core = crate::analyze::sip::merge(shards);
+    let mut report = crate::model::sip::SipReport::build(&result, &core, &name);
+    if let Some(c) = &args.dialog {
+        report
+            .messages
+            .retain(|m| m.call_id.as_deref() == Some(c.as_str()));
+        report.dialogs.retain(|d| &d.call_id == c);
+    }
+    emit(input, &report, |out, r| {
+        render::table::sip(out, r, table_style(), input.limit, args.dialog.as_deref())
     })?;
     Ok(damage_exit(&name, &result.read))
 }

@@ -356,5 +356,6 @@ pub fn link_type_name(lt: u32) -> &'static str {
     }
 }
 
+pub mod sip;
 pub mod stun;
 pub mod turn;

@@ -8,5 +8,6 @@
 //!   (plain, RFC 4571, MS-TURN 4-byte framing, MS pseudo-TLS).
 
 pub mod channel;
+pub mod sip;
 pub mod stun;
 pub mod tcpframe;

@@ -398,3 +398,126 @@ pub fn turn(
     }
     Ok(())
 }
+
+/// `edgetrace sip`: timeline, then per dialog the ladder, route set and hop chain.
+pub fn sip(
+    out: &mut dyn Write,
+    r: &crate::model::sip::SipReport,
+    style: Style,
+    limit: usize,
+    dialog: Option<&str>,
+) -> io::Result<()> {
+    capture_summary(out, &r.meta.input, &r.capture)?;
+    let s = &r.summary;
+    writeln!(
+        out,
+        "\n{} SIP messages in {} dialog(s)",
+        s.messages, s.dialogs
+    )?;
+    for p in &s.problems {
+        writeln!(out, "  problem: {p}")?;
+    }
+    let short_call = |c: &Option<String>| {
+        c.as_deref()
+            .map(|c| {
+                if c.len() > 16 {
+                    format!(
+                        "{}…",
+                        &c[..c.char_indices().nth(16).map(|x| x.0).unwrap_or(c.len())]
+                    )
+                } else {
+                    c.to_string()
+                }
+            })
+            .unwrap_or_default()
+    };
+    if dialog.is_none() && !r.messages.is_empty() {
+        let mut t = new_table(style);
+        t.set_header(vec![
+            "frame",
+            "time s",
+            "stream",
+            "src → dst",
+            "message",
+            "call-id",
+            "diagnostics",
+        ]);
+        let shown = if limit == 0 {
+            r.messages.len()
+        } else {
+            limit.min(r.messages.len())
+        };
+        for m in &r.messages[..shown] {
+            let diag: Vec<String> = m
+                .diagnostics
+                .iter()
+                .map(|d| format!("{} {}", d.code, d.reason.as_deref().unwrap_or("")))
+                .collect();
+            t.add_row(vec![
+                match m.end_frame {
+                    Some(e) => format!("{}–{e}", m.frame),
+                    None => m.frame.to_string(),
+                },
+                format!("{:.6}", m.time_s),
+                format!("{} {}", m.transport.name(), m.stream),
+                format!("{} → {}", m.src, m.dst),
+                m.summary.clone(),
+                short_call(&m.call_id),
+                diag.join("; "),
+            ]);
+        }
+        writeln!(out, "{t}")?;
+        if shown < r.messages.len() {
+            writeln!(
+                out,
+                "… {} more messages not shown (--limit 0 shows all)",
+                r.messages.len() - shown
+            )?;
+        }
+    }
+    for d in r
+        .dialogs
+        .iter()
+        .filter(|d| dialog.is_none_or(|c| d.call_id == c))
+    {
+        writeln!(
+            out,
+            "\nDialog {} — {} from frame {}: {}",
+            d.call_id,
+            d.method.as_deref().unwrap_or("?"),
+            d.first_frame,
+            d.final_status.as_deref().unwrap_or("no final response")
+        )?;
+        if let Some(x) = d.ringing_s {
+            writeln!(out, "  ringing after {x:.3} s")?;
+        }
+        if let Some(x) = d.final_s {
+            writeln!(out, "  final response after {x:.3} s")?;
+        }
+        if !d.hop_chain.is_empty() {
+            writeln!(out, "  path: {}", d.hop_chain.join(" → "))?;
+        }
+        if !d.route_set.is_empty() {
+            writeln!(out, "  route set: {}", d.route_set.join(", "))?;
+        }
+        for g in &d.diagnostics {
+            writeln!(
+                out,
+                "  {}: {} ({}) {} source {}",
+                g.header,
+                g.code,
+                g.component,
+                g.reason.as_deref().unwrap_or(""),
+                g.source.as_deref().unwrap_or("-")
+            )?;
+        }
+        for st in &d.ladder {
+            writeln!(
+                out,
+                "  {:>7.3}s  #{:<6} {} → {}  {}",
+                st.at_s, st.frame, st.src, st.dst, st.summary
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -4,6 +4,7 @@ mod common;
 mod differential;
 mod fuzz_replay;
 mod reassembly;
+mod sip;
 mod stun;
 mod synthetic;
 mod threads;

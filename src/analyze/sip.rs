@@ -1,0 +1,330 @@
+//! The SIP finder: every SIP message in UDP datagrams (fragmented ones come
+//! reassembled from the packet layer) and in TCP streams on any port, framed
+//! by Content-Length, with junk before a message skipped and counted; then
+//! dialogs grouped by Call-ID.
+//!
+//! A TCP direction is recognised by a SIP start line; one that shows none in
+//! its first 4 KiB (TLS, STUN, media…) is left alone.
+
+use std::collections::BTreeMap;
+
+use crate::capture::FrameInfo;
+use crate::flow::reassembly::{ByteQueue, Event};
+use crate::flow::streams::{CloseReason, StreamConsumer, StreamLimits, TcpStreams};
+use crate::flow::{Dir, Endpoint, FlowId, FlowTable, L4};
+use crate::packet::{Packet, Transport};
+use crate::pipeline::{PacketSink, ShardSink};
+use crate::proto::sip::{self, Framed, Message};
+
+/// One SIP message found.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// First frame.
+    pub frame: u64,
+    /// Last frame (a TCP message may span segments).
+    pub end_frame: u64,
+    /// Time of the first frame.
+    pub ts_ns: i64,
+    /// Flow.
+    pub flow: FlowId,
+    /// Transport.
+    pub l4: L4,
+    /// Stream index.
+    pub stream: u32,
+    /// Sender.
+    pub src: Endpoint,
+    /// Receiver.
+    pub dst: Endpoint,
+    /// The message.
+    pub msg: Message,
+}
+
+/// Something wrong on the way (junk, impossible lengths), with its frame.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// Frame.
+    pub frame: u64,
+    /// Stream index.
+    pub stream: u32,
+    /// Transport.
+    pub l4: L4,
+    /// What.
+    pub what: String,
+}
+
+struct DirState {
+    queue: ByteQueue,
+    recognised: bool,
+    unrecognised: usize,
+    not_sip: bool,
+}
+
+/// What the finder collects (also the TCP stream consumer).
+#[derive(Default)]
+pub struct Core {
+    /// Messages in order found.
+    pub found: Vec<Found>,
+    /// Junk skipped and malformed framing.
+    pub problems: Vec<Problem>,
+    ends: BTreeMap<FlowId, (L4, u32, Endpoint, Endpoint)>,
+    dirs: BTreeMap<(FlowId, usize), DirState>,
+}
+
+const GIVE_UP_AFTER: usize = 4096;
+
+impl Core {
+    fn note_flow(&mut self, id: FlowId, f: &crate::flow::Flow) {
+        self.ends
+            .entry(id)
+            .or_insert((f.l4, f.stream, f.client, f.server));
+    }
+
+    fn drain(&mut self, flow: FlowId, d: usize, at_end: bool) {
+        let Some(&(l4, stream, client, server)) = self.ends.get(&flow) else {
+            return;
+        };
+        let (src, dst) = if d == 0 {
+            (client, server)
+        } else {
+            (server, client)
+        };
+        loop {
+            let Some(ds) = self.dirs.get_mut(&(flow, d)) else {
+                return;
+            };
+            if ds.not_sip || ds.queue.is_empty() {
+                return;
+            }
+            let data = ds.queue.data();
+            let start = ds.queue.start();
+            let (frame, ts) = ds.queue.frame_at(start).unwrap_or((0, 0));
+            match sip::frame_stream(data) {
+                Framed::Message(n) => {
+                    let (end_frame, _) = ds
+                        .queue
+                        .frame_at(start + n as u64 - 1)
+                        .unwrap_or((frame, ts));
+                    let msg = sip::parse(&data[..n], false);
+                    ds.queue.consume(n);
+                    ds.recognised = true;
+                    if let Some(msg) = msg {
+                        self.found.push(Found {
+                            frame,
+                            end_frame,
+                            ts_ns: ts,
+                            flow,
+                            l4,
+                            stream,
+                            src,
+                            dst,
+                            msg,
+                        });
+                    }
+                }
+                Framed::NeedMore if !at_end => return,
+                Framed::NeedMore => {
+                    let n = data.len();
+                    ds.queue.consume(n);
+                    if ds.recognised {
+                        self.problems.push(Problem {
+                            frame,
+                            stream,
+                            l4,
+                            what: format!(
+                                "{n} bytes of an incomplete SIP message at the end of the stream"
+                            ),
+                        });
+                    }
+                    return;
+                }
+                Framed::BadLength(n, why) => {
+                    ds.queue.consume(n);
+                    self.problems.push(Problem {
+                        frame,
+                        stream,
+                        l4,
+                        what: format!("message skipped: {why}"),
+                    });
+                }
+                Framed::NotSip => {
+                    // skip to the next line that starts a message
+                    let mut skip = data.len();
+                    let mut i = 0;
+                    while let Some(p) = data[i..].iter().position(|&c| c == b'\n') {
+                        let ls = i + p + 1;
+                        let le = data[ls..].iter().position(|&c| c == b'\n').map(|q| ls + q);
+                        match le {
+                            Some(le) => {
+                                let line = &data[ls..le];
+                                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                                if sip::is_start_line(line) {
+                                    skip = ls;
+                                    break;
+                                }
+                            }
+                            None if !at_end => {
+                                skip = ls; // keep a possibly split start line
+                                break;
+                            }
+                            None => {}
+                        }
+                        i = ls;
+                    }
+                    if skip == 0 {
+                        return;
+                    }
+                    let was = ds.recognised;
+                    let dlen = data.len();
+                    ds.queue.consume(skip);
+                    if was {
+                        self.problems.push(Problem {
+                            frame,
+                            stream,
+                            l4,
+                            what: format!("{skip} bytes of junk before a SIP message skipped"),
+                        });
+                    } else {
+                        ds.unrecognised += skip;
+                        if ds.unrecognised > GIVE_UP_AFTER {
+                            ds.not_sip = true;
+                        }
+                    }
+                    if skip == dlen && !at_end {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl StreamConsumer for Core {
+    fn event(&mut self, flow: FlowId, dir: Dir, ev: Event<'_>) {
+        let d = dir.idx();
+        let ds = self.dirs.entry((flow, d)).or_insert_with(|| DirState {
+            queue: ByteQueue::new(),
+            recognised: false,
+            unrecognised: 0,
+            not_sip: false,
+        });
+        match ev {
+            Event::Data {
+                offset,
+                bytes,
+                frame,
+                ts_ns,
+            } => {
+                if ds.not_sip {
+                    return;
+                }
+                ds.queue.push(offset, bytes, frame, ts_ns);
+                self.drain(flow, d, false);
+            }
+            Event::Gap { offset, len, frame } => {
+                self.drain(flow, d, true);
+                if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
+                    if ds.recognised {
+                        let &(l4, stream, _, _) = self.ends.get(&flow).expect("noted before data");
+                        self.problems.push(Problem {
+                            frame,
+                            stream,
+                            l4,
+                            what: format!("{len} bytes missing from the TCP stream"),
+                        });
+                    }
+                    ds.queue.reset(offset + len);
+                }
+            }
+        }
+    }
+
+    fn closed(&mut self, flow: FlowId, _reason: CloseReason) {
+        for d in 0..2 {
+            self.drain(flow, d, true);
+            self.dirs.remove(&(flow, d));
+        }
+    }
+}
+
+/// The finder as a pipeline sink.
+pub struct SipFinder {
+    streams: TcpStreams<Core>,
+}
+
+impl Default for SipFinder {
+    fn default() -> Self {
+        SipFinder {
+            streams: TcpStreams::new(Core::default(), StreamLimits::default()),
+        }
+    }
+}
+
+impl PacketSink for SipFinder {
+    fn wants_payload(&self) -> bool {
+        true
+    }
+
+    fn packet(
+        &mut self,
+        frame: &FrameInfo,
+        pkt: &Packet<'_>,
+        flow: Option<(FlowId, Dir)>,
+        flows: &FlowTable,
+    ) {
+        let Some((id, dir)) = flow else { return };
+        let f = flows.get(id);
+        self.streams.consumer_mut().note_flow(id, f);
+        match &pkt.transport {
+            Transport::Udp(u) => {
+                if u.payload.len() < 8 || !u.payload[0].is_ascii_uppercase() {
+                    return;
+                }
+                let Some(msg) = sip::parse(u.payload, true) else {
+                    return;
+                };
+                let (src, dst) = if dir == Dir::ToServer {
+                    (f.client, f.server)
+                } else {
+                    (f.server, f.client)
+                };
+                self.streams.consumer_mut().found.push(Found {
+                    frame: frame.number,
+                    end_frame: frame.number,
+                    ts_ns: frame.ts_ns,
+                    flow: id,
+                    l4: L4::Udp,
+                    stream: f.stream,
+                    src,
+                    dst,
+                    msg,
+                });
+            }
+            Transport::Tcp(_) => self.streams.packet(frame, pkt, Some((id, dir)), flows),
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, flows: &FlowTable) {
+        self.streams.finish(flows);
+    }
+}
+
+impl ShardSink for SipFinder {
+    fn fork(&self) -> Self {
+        SipFinder::default()
+    }
+}
+
+/// Merges shards in frame order (independent of the shard count).
+pub fn merge(shards: Vec<SipFinder>) -> Core {
+    let mut core = Core::default();
+    for s in shards {
+        let c = s.streams.into_consumer();
+        core.found.extend(c.found);
+        core.problems.extend(c.problems);
+    }
+    core.found.sort_by_key(|f| (f.end_frame, f.frame, f.flow));
+    core.problems
+        .sort_by(|a, b| (a.frame, a.stream, &a.what).cmp(&(b.frame, b.stream, &b.what)));
+    core
+}

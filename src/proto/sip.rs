@@ -1,0 +1,620 @@
+//! SIP messages [RFC 3261]: start line, headers and body boundaries, parsed
+//! the way a tolerant stack reads them (PROTOCOLS.md §7):
+//!
+//! - header names are case-insensitive and compact forms are expanded
+//!   (§7.3.3 plus the extension letters);
+//! - folded lines (continuations starting with SP/HTAB) are joined;
+//! - comma lists (Via, Route, Record-Route, Contact…) are split only outside
+//!   `<…>` and quoted strings, and values of repeated lines are kept in order;
+//! - invalid UTF-8 is tolerated (lossy), bare LF line ends are accepted;
+//! - on streams, a message ends `Content-Length` bytes after the blank line;
+//!   padded values (SIPp writes `Content-Length:  123`) are trimmed, a missing
+//!   one means 0 on a stream and "the rest" in a datagram, and a length beyond
+//!   [`MAX_BODY`] is reported instead of being waited for.
+//!
+//! Nothing here panics on any bytes.
+
+use std::fmt;
+
+/// Largest body accepted on a stream (a claimed 2 GB Content-Length is damage).
+pub const MAX_BODY: usize = 1 << 20;
+/// Largest header block looked at before giving up on a message.
+pub const MAX_HEADERS: usize = 64 * 1024;
+
+/// Request line or status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartLine {
+    /// `METHOD uri SIP/2.0`.
+    Request {
+        /// Method (INVITE, SERVICE, …).
+        method: String,
+        /// Request-URI.
+        uri: String,
+    },
+    /// `SIP/2.0 code reason`.
+    Response {
+        /// Status code.
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+}
+
+/// A parsed SIP message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// First line.
+    pub start: StartLine,
+    /// Headers in wire order: (canonical name, unfolded value).
+    pub headers: Vec<(String, String)>,
+    /// The body bytes present.
+    pub body: Vec<u8>,
+    /// Content-Length as declared (None if absent or unreadable).
+    pub content_length: Option<usize>,
+    /// Problems noticed (message kept).
+    pub problems: Vec<String>,
+}
+
+/// Expands compact header names and gives the usual capitalisation.
+pub fn canonical_name(name: &str) -> String {
+    let n = name.trim();
+    let full = match n.to_ascii_lowercase().as_str() {
+        "v" | "via" => "Via",
+        "f" | "from" => "From",
+        "t" | "to" => "To",
+        "i" | "call-id" => "Call-ID",
+        "m" | "contact" => "Contact",
+        "l" | "content-length" => "Content-Length",
+        "c" | "content-type" => "Content-Type",
+        "e" | "content-encoding" => "Content-Encoding",
+        "k" | "supported" => "Supported",
+        "s" | "subject" => "Subject",
+        "o" | "event" => "Event",
+        "u" | "allow-events" => "Allow-Events",
+        "r" | "refer-to" => "Refer-To",
+        "b" | "referred-by" => "Referred-By",
+        "x" | "session-expires" => "Session-Expires",
+        "a" | "accept-contact" => "Accept-Contact",
+        "j" | "reject-contact" => "Reject-Contact",
+        "d" | "request-disposition" => "Request-Disposition",
+        "y" | "identity" => "Identity",
+        "cseq" => "CSeq",
+        "record-route" => "Record-Route",
+        "route" => "Route",
+        "user-agent" => "User-Agent",
+        "server" => "Server",
+        "ms-diagnostics" => "ms-diagnostics",
+        "ms-diagnostics-public" => "ms-diagnostics-public",
+        "ms-client-diagnostics" => "ms-client-diagnostics",
+        _ => return n.to_string(),
+    };
+    full.to_string()
+}
+
+/// Splits a header value on commas outside `<…>` and double quotes.
+pub fn split_commas(v: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut cur = String::new();
+    for c in v.chars() {
+        if quoted {
+            cur.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                quoted = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                quoted = true;
+                cur.push(c);
+            }
+            '<' => {
+                depth += 1;
+                cur.push(c);
+            }
+            '>' => {
+                depth = (depth - 1).max(0);
+                cur.push(c);
+            }
+            ',' if depth == 0 => {
+                let t = cur.trim();
+                if !t.is_empty() {
+                    out.push(t.to_string());
+                }
+                cur.clear();
+            }
+            _ => cur.push(c),
+        }
+    }
+    let t = cur.trim();
+    if !t.is_empty() {
+        out.push(t.to_string());
+    }
+    out
+}
+
+/// Headers whose values are comma lists.
+fn is_list(name: &str) -> bool {
+    matches!(
+        name,
+        "Via"
+            | "Route"
+            | "Record-Route"
+            | "Contact"
+            | "Allow"
+            | "Supported"
+            | "Require"
+            | "Proxy-Require"
+            | "Unsupported"
+            | "Allow-Events"
+            | "Accept"
+            | "Accept-Encoding"
+            | "Accept-Language"
+    )
+}
+
+impl Message {
+    /// True for requests.
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    /// Method of a request, or the method of the CSeq for a response.
+    pub fn method(&self) -> Option<String> {
+        match &self.start {
+            StartLine::Request { method, .. } => Some(method.clone()),
+            StartLine::Response { .. } => self.cseq().map(|(_, m)| m),
+        }
+    }
+
+    /// First value of a header (canonical name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All values of a header in order, comma lists split (list headers only).
+    pub fn values(&self, name: &str) -> Vec<String> {
+        let list = is_list(name);
+        let mut out = Vec::new();
+        for (n, v) in &self.headers {
+            if n.eq_ignore_ascii_case(name) {
+                if list {
+                    out.extend(split_commas(v));
+                } else {
+                    out.push(v.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Call-ID.
+    pub fn call_id(&self) -> Option<&str> {
+        self.header("Call-ID")
+    }
+
+    /// CSeq as (number, method).
+    pub fn cseq(&self) -> Option<(u32, String)> {
+        let v = self.header("CSeq")?;
+        let mut it = v.split_whitespace();
+        let n = it.next()?.parse().ok()?;
+        Some((n, it.next().unwrap_or("").to_string()))
+    }
+
+    /// The Via list, top (most recent hop) first.
+    pub fn vias(&self) -> Vec<Via> {
+        self.values("Via").iter().map(|v| Via::parse(v)).collect()
+    }
+
+    /// A header parameter (e.g. `tag` of From/To).
+    pub fn header_param(&self, name: &str, param: &str) -> Option<String> {
+        let v = self.header(name)?;
+        params_after_uri(v)
+            .into_iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(param))
+            .and_then(|(_, v)| v)
+    }
+
+    /// One-line summary: `INVITE sip:bob@lab.example` or `200 OK`.
+    pub fn summary(&self) -> String {
+        match &self.start {
+            StartLine::Request { method, uri } => format!("{method} {uri}"),
+            StartLine::Response { code, reason } => format!("{code} {reason}"),
+        }
+    }
+}
+
+/// Parameters that follow the URI (after `>` when angle brackets are used).
+fn params_after_uri(v: &str) -> Vec<(String, Option<String>)> {
+    let rest = match v.rfind('>') {
+        Some(i) => &v[i + 1..],
+        None => match v.find(';') {
+            Some(i) => &v[i..],
+            None => "",
+        },
+    };
+    parse_params(rest)
+}
+
+/// `;a=b;c` → [(a, Some(b)), (c, None)], quotes removed.
+pub fn parse_params(s: &str) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut parts = Vec::new();
+    for c in s.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            ';' if !quoted => {
+                parts.push(std::mem::take(&mut cur));
+            }
+            _ => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    for p in parts {
+        let p = p.trim();
+        if p.is_empty() {
+            continue;
+        }
+        match p.split_once('=') {
+            Some((k, v)) => out.push((
+                k.trim().to_string(),
+                Some(v.trim().trim_matches('"').to_string()),
+            )),
+            None => out.push((p.to_string(), None)),
+        }
+    }
+    out
+}
+
+/// One Via hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    /// The value as on the wire.
+    pub raw: String,
+    /// UDP, TCP, TLS…
+    pub transport: String,
+    /// host[:port] the hop sent from.
+    pub sent_by: String,
+    /// Parameters in order.
+    pub params: Vec<(String, Option<String>)>,
+}
+
+impl Via {
+    /// Parses `SIP/2.0/UDP host:port;params` (lenient).
+    pub fn parse(v: &str) -> Via {
+        let v = v.trim();
+        let (proto, rest) = v.split_once(char::is_whitespace).unwrap_or((v, ""));
+        let transport = proto.rsplit('/').next().unwrap_or("").to_ascii_uppercase();
+        let rest = rest.trim_start();
+        let (sent_by, params) = match rest.find(';') {
+            Some(i) => (rest[..i].trim().to_string(), parse_params(&rest[i..])),
+            None => (rest.trim().to_string(), Vec::new()),
+        };
+        Via {
+            raw: v.to_string(),
+            transport,
+            sent_by,
+            params,
+        }
+    }
+
+    /// A parameter's value (`Some("")` for a flag such as `rport`).
+    pub fn param(&self, k: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_deref().unwrap_or(""))
+    }
+
+    /// Host part of sent-by (IPv6 brackets kept).
+    pub fn host(&self) -> &str {
+        let s = self.sent_by.as_str();
+        if s.starts_with('[') {
+            return s.split(']').next().map(|h| &s[..h.len() + 1]).unwrap_or(s);
+        }
+        s.split(':').next().unwrap_or(s)
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+/// Why a stream position does not start a SIP message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Framed {
+    /// A whole message of `len` bytes is available.
+    Message(usize),
+    /// Not enough bytes yet.
+    NeedMore,
+    /// Not a SIP start line here.
+    NotSip,
+    /// Headers end but Content-Length is impossible; skip the header block (`len`).
+    BadLength(usize, String),
+}
+
+fn line_end(b: &[u8], from: usize) -> Option<(usize, usize)> {
+    let i = b[from..].iter().position(|&c| c == b'\n')? + from;
+    let start_of_eol = if i > from && b[i - 1] == b'\r' {
+        i - 1
+    } else {
+        i
+    };
+    Some((start_of_eol, i + 1))
+}
+
+/// True when `line` is a SIP request or status line.
+pub fn is_start_line(line: &[u8]) -> bool {
+    let s = match std::str::from_utf8(line) {
+        Ok(s) => s,
+        Err(_) => return false,
+    };
+    if let Some(rest) = s.strip_prefix("SIP/2.0 ") {
+        let code = rest.get(..3).unwrap_or("");
+        return code.len() == 3
+            && code.bytes().all(|c| c.is_ascii_digit())
+            && rest.as_bytes().get(3).is_none_or(|&c| c == b' ');
+    }
+    let mut parts = s.split(' ');
+    let (Some(m), Some(uri), Some(ver), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    !m.is_empty()
+        && m.len() <= 32
+        && m.bytes()
+            .all(|c| c.is_ascii_uppercase() || c == b'-' || c == b'_')
+        && uri.contains(':')
+        && ver == "SIP/2.0"
+}
+
+/// Where the header block ends (index after the blank line) and Content-Length.
+fn header_block(b: &[u8]) -> Option<(usize, Option<Result<usize, String>>)> {
+    let mut pos = 0;
+    let mut cl = None;
+    loop {
+        let (eol, next) = line_end(b, pos)?;
+        if eol == pos {
+            return Some((next, cl));
+        }
+        let line = &b[pos..eol];
+        if let Some(colon) = line.iter().position(|&c| c == b':') {
+            let name = String::from_utf8_lossy(&line[..colon]);
+            let n = name.trim();
+            if n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("l") {
+                let v = String::from_utf8_lossy(&line[colon + 1..]);
+                cl = Some(
+                    v.trim()
+                        .parse::<usize>()
+                        .map_err(|_| format!("Content-Length {:?} is not a number", v.trim())),
+                );
+            }
+        }
+        pos = next;
+        if pos > MAX_HEADERS {
+            return None;
+        }
+    }
+}
+
+/// Frames a message at the start of a stream buffer.
+pub fn frame_stream(b: &[u8]) -> Framed {
+    let Some((eol, _)) = line_end(b, 0) else {
+        return if b.len() > 2048 || (b.len() >= 8 && !could_start(b)) {
+            Framed::NotSip
+        } else {
+            Framed::NeedMore
+        };
+    };
+    if !is_start_line(&b[..eol]) {
+        return Framed::NotSip;
+    }
+    let Some((hdr_end, cl)) = header_block(b) else {
+        return if b.len() > MAX_HEADERS {
+            Framed::BadLength(
+                b.len().min(MAX_HEADERS),
+                "header block larger than 64 KiB".into(),
+            )
+        } else {
+            Framed::NeedMore
+        };
+    };
+    let body = match cl {
+        None => 0, // RFC 3261 §20.14 requires it on streams; tolerant: no body
+        Some(Ok(n)) if n > MAX_BODY => {
+            return Framed::BadLength(hdr_end, format!("Content-Length {n} exceeds {MAX_BODY}"));
+        }
+        Some(Ok(n)) => n,
+        Some(Err(e)) => return Framed::BadLength(hdr_end, e),
+    };
+    if b.len() < hdr_end + body {
+        Framed::NeedMore
+    } else {
+        Framed::Message(hdr_end + body)
+    }
+}
+
+fn could_start(b: &[u8]) -> bool {
+    b.iter()
+        .take(8)
+        .all(|c| c.is_ascii_alphanumeric() || *c == b'/' || *c == b'.' || *c == b' ' || *c == b'-')
+}
+
+/// Parses one message; `datagram` selects UDP body rules.
+pub fn parse(b: &[u8], datagram: bool) -> Option<Message> {
+    let (eol, mut pos) = line_end(b, 0)?;
+    let first = std::str::from_utf8(&b[..eol]).ok()?;
+    if !is_start_line(&b[..eol]) {
+        return None;
+    }
+    let start = if let Some(rest) = first.strip_prefix("SIP/2.0 ") {
+        let code = rest[..3].parse().ok()?;
+        StartLine::Response {
+            code,
+            reason: rest.get(4..).unwrap_or("").to_string(),
+        }
+    } else {
+        let mut p = first.split(' ');
+        StartLine::Request {
+            method: p.next()?.to_string(),
+            uri: p.next()?.to_string(),
+        }
+    };
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut problems = Vec::new();
+    let mut body_start = b.len();
+    while pos < b.len() {
+        let Some((e, next)) = line_end(b, pos) else {
+            problems.push("header block not terminated by an empty line".into());
+            body_start = b.len();
+            break;
+        };
+        if e == pos {
+            body_start = next;
+            break;
+        }
+        let line = String::from_utf8_lossy(&b[pos..e]).to_string();
+        if line.starts_with(' ') || line.starts_with('\t') {
+            // folded continuation (RFC 3261 §7.3.1)
+            match headers.last_mut() {
+                Some((_, v)) => {
+                    v.push(' ');
+                    v.push_str(line.trim());
+                }
+                None => problems.push("continuation line before any header".into()),
+            }
+        } else if let Some((n, v)) = line.split_once(':') {
+            headers.push((canonical_name(n), v.trim().to_string()));
+        } else {
+            problems.push(format!("header line without a colon: {:.40}", line));
+        }
+        pos = next;
+        if pos > MAX_HEADERS {
+            problems.push("header block larger than 64 KiB".into());
+            body_start = b.len();
+            break;
+        }
+    }
+    let content_length = headers
+        .iter()
+        .find(|(n, _)| n == "Content-Length")
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
+    if headers.iter().any(|(n, _)| n == "Content-Length") && content_length.is_none() {
+        problems.push("unreadable Content-Length".into());
+    }
+    let avail = &b[body_start.min(b.len())..];
+    let body = match content_length {
+        Some(n) if n <= avail.len() => &avail[..n],
+        Some(n) => {
+            problems.push(format!(
+                "Content-Length {n} but {} body bytes present",
+                avail.len()
+            ));
+            avail
+        }
+        None if datagram => avail,
+        None => &[][..],
+    };
+    Some(Message {
+        start,
+        headers,
+        body: body.to_vec(),
+        content_length,
+        problems,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &[u8] = b"INVITE sip:bob@lab.example SIP/2.0\r\n\
+v: SIP/2.0/UDP 127.20.3.2:5060;branch=z9hG4bK-2;received=10.0.0.9, SIP/2.0/UDP 127.20.3.1:5060;branch=z9hG4bK-1;rport=5060\r\n\
+Record-Route: <sip:127.20.3.2;lr;ms-route-sig=abc,def>\r\n\
+Record-Route: <sip:127.20.3.4;lr>\r\n\
+f: \"Alice, Lab\" <sip:alice@lab.example>;tag=7160a1;epid=0a0a\r\n\
+t: <sip:bob@lab.example>\r\n\
+i: 1-7160@127.20.3.1\r\n\
+CSeq: 1 INVITE\r\n\
+Subject: a long\r\n  folded header\r\n\
+l:   4\r\n\
+\r\n\
+v=0\r\n";
+
+    #[test]
+    fn compact_folded_and_comma_lists() {
+        let m = parse(INVITE, false).unwrap();
+        assert_eq!(m.summary(), "INVITE sip:bob@lab.example");
+        assert_eq!(m.call_id(), Some("1-7160@127.20.3.1"));
+        assert_eq!(m.cseq(), Some((1, "INVITE".into())));
+        let vias = m.vias();
+        assert_eq!(vias.len(), 2);
+        assert_eq!(vias[0].param("received"), Some("10.0.0.9"));
+        assert_eq!(vias[1].param("rport"), Some("5060"));
+        assert_eq!(vias[1].sent_by, "127.20.3.1:5060");
+        assert_eq!(vias[0].transport, "UDP");
+        // the comma inside <...> does not split
+        assert_eq!(
+            m.values("Record-Route"),
+            vec![
+                "<sip:127.20.3.2;lr;ms-route-sig=abc,def>",
+                "<sip:127.20.3.4;lr>"
+            ]
+        );
+        assert_eq!(m.header("Subject"), Some("a long folded header"));
+        assert_eq!(m.header_param("From", "tag"), Some("7160a1".into()));
+        assert_eq!(m.body, b"v=0\r");
+        assert_eq!(m.content_length, Some(4));
+    }
+
+    #[test]
+    fn stream_framing() {
+        let mut two = INVITE.to_vec();
+        two.truncate(two.len() - 1); // exactly "v=0\r" body (4 bytes) … then the next
+        let one_len = two.len();
+        two.extend_from_slice(b"SIP/2.0 100 Trying\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(frame_stream(&two), Framed::Message(one_len));
+        assert_eq!(frame_stream(&two[..30]), Framed::NeedMore);
+        assert_eq!(
+            frame_stream(b"\x16\x03\x01\x02\x00 garbage that is not sip at all\r\n"),
+            Framed::NotSip
+        );
+        let huge = b"INVITE sip:x@y SIP/2.0\r\nContent-Length: 2000000000\r\n\r\n";
+        assert!(matches!(frame_stream(huge), Framed::BadLength(_, _)));
+    }
+
+    #[test]
+    fn start_lines() {
+        assert!(is_start_line(b"SIP/2.0 404 Not Found"));
+        assert!(is_start_line(b"SERVICE sip:MRASLoc.x@y SIP/2.0"));
+        assert!(!is_start_line(b"GET / HTTP/1.1"));
+        assert!(!is_start_line(b"SIP/2.0 40 x"));
+    }
+
+    #[test]
+    fn never_panics() {
+        for n in 0..INVITE.len() {
+            let _ = parse(&INVITE[..n], true);
+            let _ = frame_stream(&INVITE[..n]);
+        }
+        let _ = parse(b"SIP/2.0 200 \xff\xfe\r\nVia: \"unterminated\r\n\r\n", true);
+    }
+}
