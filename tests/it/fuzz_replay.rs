@@ -31,6 +31,9 @@ fn fuzz_regressions_stay_fixed() {
     for f in files("tcp_framing") {
         edgetrace::fuzzing::tcp_framing(&std::fs::read(&f).unwrap());
     }
+    for f in files("sip") {
+        edgetrace::fuzzing::sip(&std::fs::read(&f).unwrap());
+    }
 }
 
 /// xorshift64*: a small seeded generator, so failures reproduce.
