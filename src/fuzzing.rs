@@ -126,7 +126,12 @@ pub fn stun_capture(data: &[u8]) {
 /// The SIP parser and stream framer on any bytes.
 pub fn sip(data: &[u8]) {
     if let Some(m) = crate::proto::sip::parse(data, true) {
-        std::hint::black_box((m.call_id(), m.cseq(), m.vias().len(), m.values("Record-Route").len()));
+        std::hint::black_box((
+            m.call_id(),
+            m.cseq(),
+            m.vias().len(),
+            m.values("Record-Route").len(),
+        ));
     }
     if let crate::proto::sip::Framed::Message(n) = crate::proto::sip::frame_stream(data) {
         assert!(n <= data.len());
