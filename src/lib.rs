@@ -4,16 +4,19 @@
 //! The module tree is the pipeline, one way:
 //!
 //! ```text
-//! capture  → packet  → flow            → (protocol finders) → (analyzers) → model → render
-//! pcap/    link, IP,   stream indices,                                       serde   table,
-//! pcapng   tunnels,    TCP analysis,                                         types   JSON
-//!          defrag      reassembly
+//! capture → packet  → flow            → proto            → analyze         → model → render
+//! pcap/     link, IP,  stream indices,   STUN/MS-TURN,      STUN finder and   serde   table,
+//! pcapng    tunnels,   TCP analysis,     ChannelData, TCP   transactions,     types   JSON
+//!           defrag     reassembly        framing, SIP       TURN, SIP dialogs
 //! ```
 //!
 //! - [`capture`] reads pcap/pcapng (gzip, stdin) into numbered frames;
 //! - [`packet`] decodes link layers, IP (with tunnels and fragments), TCP/UDP/ICMP;
 //! - [`flow`] assigns Wireshark-compatible stream indices and reassembles TCP;
-//! - [`pipeline`] streams a capture through those stages;
+//! - [`proto`] holds the pure protocol parsers, one file per protocol;
+//! - [`pipeline`] streams a capture through those stages (reader thread, flow
+//!   accounting in file order, analyzers sharded by flow over rayon);
+//! - [`analyze`] finds protocol messages in flows and builds their state;
 //! - [`model`] is the output model every renderer reads;
 //! - [`render`] prints tables and JSON; [`cli`] is the command line.
 //!
