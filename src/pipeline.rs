@@ -241,33 +241,30 @@ struct Stage1 {
     defrag: DefragStats,
 }
 
-/// Reads the whole capture.
-pub fn run(
+/// Runs both stages: stage 1 on a scoped thread, stage 2 here, calling
+/// `on_batch` with the flow table and each batch in file order; batch buffers
+/// are recycled.  Both `run` and `run_sharded` are this with their own stage 2.
+fn drive(
     reader: CaptureReader,
     opts: &RunOptions,
-    sink: &mut dyn PacketSink,
+    copy_payload: bool,
+    mut on_batch: impl FnMut(&mut FlowTable, &Batch),
 ) -> Result<RunResult, CaptureError> {
-    let copy = sink.wants_payload();
     let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
     let (recycle_tx, recycle_rx) = sync_channel::<Batch>(IN_FLIGHT + 2);
     let bar = progress_bar(opts.progress, reader.input_len());
     std::thread::scope(|scope| {
-        let stage1 = scope.spawn(move || read_and_decode(reader, copy, tx, recycle_rx, bar));
+        let stage1 =
+            scope.spawn(move || read_and_decode(reader, copy_payload, tx, recycle_rx, bar));
         let mut flows = FlowTable::new();
-        for batch in rx.iter() {
-            for m in &batch.metas {
-                let p = batch.packet(m);
-                let f = flows.observe(&m.frame, &p);
-                sink.packet(&m.frame, &p, f, &flows);
-            }
-            let mut batch = batch;
+        for mut batch in rx.iter() {
+            on_batch(&mut flows, &batch);
             batch.metas.clear();
             batch.arena.clear();
             let _ = recycle_tx.try_send(batch);
         }
         drop(recycle_tx);
         let s1 = stage1.join().expect("read stage panicked")?;
-        sink.finish(&flows);
         Ok(RunResult {
             flows,
             read: s1.read,
@@ -276,6 +273,23 @@ pub fn run(
             defrag: s1.defrag,
         })
     })
+}
+
+/// Reads the whole capture.
+pub fn run(
+    reader: CaptureReader,
+    opts: &RunOptions,
+    sink: &mut dyn PacketSink,
+) -> Result<RunResult, CaptureError> {
+    let result = drive(reader, opts, sink.wants_payload(), |flows, batch| {
+        for m in &batch.metas {
+            let p = batch.packet(m);
+            let f = flows.observe(&m.frame, &p);
+            sink.packet(&m.frame, &p, f, flows);
+        }
+    })?;
+    sink.finish(&result.flows);
+    Ok(result)
 }
 
 /// A sink that can be split into independent shards, each seeing only the
@@ -333,54 +347,31 @@ pub fn run_sharded<S: ShardSink>(
     let copy = proto.wants_payload();
     let mut shards: Vec<S> = (1..n).map(|_| proto.fork()).collect();
     shards.insert(0, proto);
-    let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
-    let (recycle_tx, recycle_rx) = sync_channel::<Batch>(IN_FLIGHT + 2);
-    let bar = progress_bar(opts.progress, reader.input_len());
-    std::thread::scope(|scope| {
-        let stage1 = scope.spawn(move || read_and_decode(reader, copy, tx, recycle_rx, bar));
-        let mut flows = FlowTable::new();
-        let mut routed: Vec<Vec<Routed>> = vec![Vec::new(); n];
-        for batch in rx.iter() {
-            for (i, m) in batch.metas.iter().enumerate() {
-                let p = batch.packet(m);
-                let f = flows.observe(&m.frame, &p);
-                let shard = shard_flow(&p, f, &flows).map_or(0, |id| id as usize % n);
-                routed[shard].push((i as u32, f));
-            }
-            let flows_ref = &flows;
-            let batch_ref = &batch;
-            shards
-                .par_iter_mut()
-                .zip(routed.par_iter())
-                .for_each(|(s, list)| {
-                    for &(i, f) in list {
-                        let m = &batch_ref.metas[i as usize];
-                        s.packet(&m.frame, &batch_ref.packet(m), f, flows_ref);
-                    }
-                });
-            for r in routed.iter_mut() {
-                r.clear();
-            }
-            let mut batch = batch;
-            batch.metas.clear();
-            batch.arena.clear();
-            let _ = recycle_tx.try_send(batch);
+    let mut routed: Vec<Vec<Routed>> = vec![Vec::new(); n];
+    let result = drive(reader, opts, copy, |flows, batch| {
+        for (i, m) in batch.metas.iter().enumerate() {
+            let p = batch.packet(m);
+            let f = flows.observe(&m.frame, &p);
+            let shard = shard_flow(&p, f, flows).map_or(0, |id| id as usize % n);
+            routed[shard].push((i as u32, f));
         }
-        drop(recycle_tx);
-        let s1 = stage1.join().expect("read stage panicked")?;
-        let flows_ref = &flows;
-        shards.par_iter_mut().for_each(|s| s.finish(flows_ref));
-        Ok((
-            RunResult {
-                flows,
-                read: s1.read,
-                decode: s1.decode,
-                skipped: s1.skipped,
-                defrag: s1.defrag,
-            },
-            shards,
-        ))
-    })
+        let flows: &FlowTable = flows;
+        shards
+            .par_iter_mut()
+            .zip(routed.par_iter())
+            .for_each(|(s, list)| {
+                for &(i, f) in list {
+                    let m = &batch.metas[i as usize];
+                    s.packet(&m.frame, &batch.packet(m), f, flows);
+                }
+            });
+        for r in routed.iter_mut() {
+            r.clear();
+        }
+    })?;
+    let flows = &result.flows;
+    shards.par_iter_mut().for_each(|s| s.finish(flows));
+    Ok((result, shards))
 }
 
 fn read_and_decode(
