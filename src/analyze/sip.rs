@@ -223,8 +223,8 @@ impl StreamConsumer for Core {
             Event::Gap { offset, len, frame } => {
                 self.drain(flow, d, true);
                 if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
-                    if ds.recognised {
-                        let &(l4, stream, _, _) = self.ends.get(&flow).expect("noted before data");
+                    if let (true, Some(&(l4, stream, _, _))) = (ds.recognised, self.ends.get(&flow))
+                    {
                         self.problems.push(Problem {
                             frame,
                             stream,

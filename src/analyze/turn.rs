@@ -106,14 +106,8 @@ pub struct Allocation {
 }
 
 fn fmt_addr(a: Option<SocketAddr>) -> String {
-    a.map(|x| {
-        Endpoint {
-            ip: x.ip(),
-            port: x.port(),
-        }
-        .to_string()
-    })
-    .unwrap_or_else(|| "?".into())
+    a.map(|x| Endpoint::from(x).to_string())
+        .unwrap_or_else(|| "?".into())
 }
 
 fn conn_id(f: &Found) -> Option<u32> {

@@ -68,6 +68,15 @@ impl fmt::Display for Endpoint {
     }
 }
 
+impl From<std::net::SocketAddr> for Endpoint {
+    fn from(a: std::net::SocketAddr) -> Endpoint {
+        Endpoint {
+            ip: a.ip(),
+            port: a.port(),
+        }
+    }
+}
+
 impl Serialize for Endpoint {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

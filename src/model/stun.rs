@@ -153,11 +153,7 @@ pub struct StunReport {
 
 fn attr_value(at: &Attr, r: Redaction) -> Json {
     match &at.value {
-        Value::Address { addr, .. } => json!(crate::flow::Endpoint {
-            ip: addr.ip(),
-            port: addr.port()
-        }
-        .to_string()),
+        Value::Address { addr, .. } => json!(Endpoint::from(*addr).to_string()),
         Value::ErrorCode { code, reason } => json!({"code": code, "reason": reason}),
         Value::Text(s) if at.typ == a::USERNAME && r.redact_usernames => {
             json!(format!("<redacted {} bytes>", s.len()))
@@ -228,8 +224,8 @@ fn message_out(f: &Found, t0: i64, r: Redaction) -> MessageOut {
         framing: f.framing,
         carrier: f.carrier.name(),
         relay_leg: f.relay_leg.map(|(s, d)| {
-            json!({"src": s.map(|x| Endpoint{ip: x.ip(), port: x.port()}.to_string()),
-                   "dst": d.map(|x| Endpoint{ip: x.ip(), port: x.port()}.to_string())})
+            json!({"src": s.map(|x| Endpoint::from(x).to_string()),
+                   "dst": d.map(|x| Endpoint::from(x).to_string())})
         }),
         dialect: m.dialect,
         typ: format!("{:#06x}", m.msg_type),

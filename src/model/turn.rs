@@ -8,13 +8,7 @@ use crate::flow::{Endpoint, L4};
 use crate::pipeline::RunResult;
 
 fn ep(a: Option<std::net::SocketAddr>) -> Option<String> {
-    a.map(|x| {
-        Endpoint {
-            ip: x.ip(),
-            port: x.port(),
-        }
-        .to_string()
-    })
+    a.map(|x| Endpoint::from(x).to_string())
 }
 
 /// One step of the life of an allocation.

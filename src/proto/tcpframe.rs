@@ -268,15 +268,8 @@ impl Framer {
                     return Try::NeedMore;
                 }
                 if b[0] & 0xC0 == 0 {
-                    if b.len() < 8 {
-                        return Try::NeedMore;
-                    }
-                    let Some(h) = stun::header(&b[..b.len().min(28)]).or(if b.len() < 20 {
-                        None
-                    } else {
-                        stun::header(b)
-                    }) else {
-                        return if b.len() < 20 { Try::NeedMore } else { Try::No };
+                    let Some(h) = stun::header(b) else {
+                        return Try::NeedMore; // fewer than 20 bytes (the top bits are 00)
                     };
                     if !h.cookie || h.length % 4 != 0 {
                         return Try::No;
