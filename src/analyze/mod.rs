@@ -5,3 +5,69 @@
 pub mod sip;
 pub mod stun;
 pub mod turn;
+
+/// Whether a stream finder has recognised its protocol in one direction of a
+/// TCP connection.  A direction that shows nothing recognisable in its first
+/// [`Recognition::GIVE_UP_AFTER`] bytes is left alone (TLS, media, another
+/// protocol); a mid-stream capture still resynchronises within that.
+#[derive(Debug, Default)]
+pub struct Recognition {
+    recognised: bool,
+    unrecognised: usize,
+    given_up: bool,
+}
+
+impl Recognition {
+    /// Unrecognised bytes tolerated before giving up on a direction.
+    pub const GIVE_UP_AFTER: usize = 4096;
+
+    /// The protocol was seen in this direction.
+    pub fn hit(&mut self) {
+        self.recognised = true;
+    }
+
+    /// True once the protocol was seen.
+    pub fn recognised(&self) -> bool {
+        self.recognised
+    }
+
+    /// True when the direction was given up.
+    pub fn given_up(&self) -> bool {
+        self.given_up
+    }
+
+    /// `n` bytes were skipped.  Returns true when they are junk inside a
+    /// recognised stream (to be reported); before recognition they count
+    /// towards giving up instead.
+    pub fn skipped(&mut self, n: usize) -> bool {
+        if self.recognised {
+            return true;
+        }
+        self.unrecognised += n;
+        if self.unrecognised > Self::GIVE_UP_AFTER {
+            self.given_up = true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Recognition;
+
+    #[test]
+    fn gives_up_only_before_recognition() {
+        let mut r = Recognition::default();
+        assert!(!r.skipped(Recognition::GIVE_UP_AFTER));
+        assert!(!r.given_up());
+        assert!(!r.skipped(1));
+        assert!(r.given_up());
+        let mut r = Recognition::default();
+        r.hit();
+        assert!(
+            r.skipped(1_000_000),
+            "junk inside a recognised stream is reported"
+        );
+        assert!(!r.given_up());
+    }
+}

@@ -54,9 +54,7 @@ pub struct Problem {
 
 struct DirState {
     queue: ByteQueue,
-    recognised: bool,
-    unrecognised: usize,
-    not_sip: bool,
+    seen: super::Recognition,
 }
 
 /// What the finder collects (also the TCP stream consumer).
@@ -69,8 +67,6 @@ pub struct Core {
     ends: BTreeMap<FlowId, (L4, u32, Endpoint, Endpoint)>,
     dirs: BTreeMap<(FlowId, usize), DirState>,
 }
-
-const GIVE_UP_AFTER: usize = 4096;
 
 impl Core {
     fn note_flow(&mut self, id: FlowId, f: &crate::flow::Flow) {
@@ -92,7 +88,7 @@ impl Core {
             let Some(ds) = self.dirs.get_mut(&(flow, d)) else {
                 return;
             };
-            if ds.not_sip || ds.queue.is_empty() {
+            if ds.seen.given_up() || ds.queue.is_empty() {
                 return;
             }
             let data = ds.queue.data();
@@ -106,7 +102,7 @@ impl Core {
                         .unwrap_or((frame, ts));
                     let msg = sip::parse(&data[..n], false);
                     ds.queue.consume(n);
-                    ds.recognised = true;
+                    ds.seen.hit();
                     if let Some(msg) = msg {
                         self.found.push(Found {
                             frame,
@@ -125,7 +121,7 @@ impl Core {
                 Framed::NeedMore => {
                     let n = data.len();
                     ds.queue.consume(n);
-                    if ds.recognised {
+                    if ds.seen.recognised() {
                         self.problems.push(Problem {
                             frame,
                             stream,
@@ -173,21 +169,15 @@ impl Core {
                     if skip == 0 {
                         return;
                     }
-                    let was = ds.recognised;
                     let dlen = data.len();
                     ds.queue.consume(skip);
-                    if was {
+                    if ds.seen.skipped(skip) {
                         self.problems.push(Problem {
                             frame,
                             stream,
                             l4,
                             what: format!("{skip} bytes of junk before a SIP message skipped"),
                         });
-                    } else {
-                        ds.unrecognised += skip;
-                        if ds.unrecognised > GIVE_UP_AFTER {
-                            ds.not_sip = true;
-                        }
                     }
                     if skip == dlen && !at_end {
                         return;
@@ -203,9 +193,7 @@ impl StreamConsumer for Core {
         let d = dir.idx();
         let ds = self.dirs.entry((flow, d)).or_insert_with(|| DirState {
             queue: ByteQueue::new(),
-            recognised: false,
-            unrecognised: 0,
-            not_sip: false,
+            seen: Default::default(),
         });
         match ev {
             Event::Data {
@@ -214,7 +202,7 @@ impl StreamConsumer for Core {
                 frame,
                 ts_ns,
             } => {
-                if ds.not_sip {
+                if ds.seen.given_up() {
                     return;
                 }
                 ds.queue.push(offset, bytes, frame, ts_ns);
@@ -223,7 +211,8 @@ impl StreamConsumer for Core {
             Event::Gap { offset, len, frame } => {
                 self.drain(flow, d, true);
                 if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
-                    if let (true, Some(&(l4, stream, _, _))) = (ds.recognised, self.ends.get(&flow))
+                    if let (true, Some(&(l4, stream, _, _))) =
+                        (ds.seen.recognised(), self.ends.get(&flow))
                     {
                         self.problems.push(Problem {
                             frame,

@@ -130,17 +130,8 @@ struct FlowState {
 struct DirState {
     queue: ByteQueue,
     framer: Framer,
-    /// Some STUN framing was recognised in this direction.
-    recognised: bool,
-    /// Bytes skipped before anything was recognised.
-    unrecognised: usize,
-    /// Gave up: the first bytes are not STUN-framed (SIP, HTTP, media…).
-    not_stun: bool,
+    seen: super::Recognition,
 }
-
-/// Bytes a TCP direction may show without any STUN framing before it is
-/// left alone (a mid-stream capture still resynchronises within this).
-const GIVE_UP_AFTER: usize = 4096;
 
 /// Everything the finder collects; also the TCP stream consumer.
 #[derive(Default)]
@@ -406,9 +397,8 @@ impl Core {
                 .unwrap_or((frame, ts));
             let relay_data = ds.framer.is_relay_data();
             let framing = ds.framer.mode().map(|m| m.name()).unwrap_or("tcp");
-            let recognised_before = ds.recognised;
             if !matches!(unit, Unit::Skipped(_)) {
-                ds.recognised = true;
+                ds.seen.hit();
             }
             // Copy out what the unit refers to: `self` is borrowed mutably below.
             let owned: Option<(Vec<u8>, u8, u16, Option<u64>)> = match unit {
@@ -426,13 +416,12 @@ impl Core {
                 Unit::Skipped(k) => {
                     if relay_data {
                         *self.relayed_bytes.entry(flow).or_insert(0) += k as u64;
-                    } else if recognised_before {
+                    } else if self
+                        .dirs
+                        .get_mut(&(flow, d))
+                        .is_some_and(|ds| ds.seen.skipped(k))
+                    {
                         *self.skipped.entry(flow).or_insert(0) += k as u64;
-                    } else if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
-                        ds.unrecognised += k;
-                        if ds.unrecognised > GIVE_UP_AFTER {
-                            ds.not_stun = true;
-                        }
                     }
                     None
                 }
@@ -497,9 +486,7 @@ impl StreamConsumer for Core {
         let ds = self.dirs.entry((flow, d)).or_insert_with(|| DirState {
             queue: ByteQueue::new(),
             framer: Framer::default(),
-            recognised: false,
-            unrecognised: 0,
-            not_stun: false,
+            seen: Default::default(),
         });
         match ev {
             Event::Data {
@@ -508,7 +495,7 @@ impl StreamConsumer for Core {
                 frame,
                 ts_ns,
             } => {
-                if ds.framer.stopped() || ds.not_stun {
+                if ds.framer.stopped() || ds.seen.given_up() {
                     return; // real TLS, or not STUN-framed at all: not ours
                 }
                 ds.queue.push(offset, bytes, frame, ts_ns);
