@@ -36,6 +36,27 @@ fn new_table(style: Style) -> Table {
     t
 }
 
+/// The first `limit` items (all when `limit` is 0): the table row cap.
+fn capped<T>(items: &[T], limit: usize) -> &[T] {
+    if limit == 0 {
+        items
+    } else {
+        &items[..limit.min(items.len())]
+    }
+}
+
+/// The line under a capped table saying how many rows were left out.
+fn more_line(out: &mut dyn Write, total: usize, shown: usize, what: &str) -> io::Result<()> {
+    if shown < total {
+        writeln!(
+            out,
+            "… {} more {what} not shown (--limit 0 shows all; --json gives everything)",
+            total - shown
+        )?;
+    }
+    Ok(())
+}
+
 fn pair(p: PerDir) -> String {
     format!("{} / {}", p.to_server, p.to_client)
 }
@@ -107,12 +128,8 @@ pub fn flows(out: &mut dyn Write, r: &FlowsReport, style: Style, limit: usize) -
         "missing →/←",
         "idle s",
     ]);
-    let shown = if limit == 0 {
-        r.flows.len()
-    } else {
-        limit.min(r.flows.len())
-    };
-    for f in &r.flows[..shown] {
+    let rows = capped(&r.flows, limit);
+    for f in rows {
         let (hs, re, oo, mi) = match &f.tcp {
             Some(t) => {
                 let mut hs = t.handshake.to_string();
@@ -148,14 +165,7 @@ pub fn flows(out: &mut dyn Write, r: &FlowsReport, style: Style, limit: usize) -
         ]);
     }
     writeln!(out, "{t}")?;
-    if shown < r.flows.len() {
-        writeln!(
-            out,
-            "… {} more flows not shown (--limit 0 shows all; --json gives everything)",
-            r.flows.len() - shown
-        )?;
-    }
-    Ok(())
+    more_line(out, r.flows.len(), rows.len(), "flows")
 }
 
 /// The attributes worth a column: error, addresses, lifetime, username, realm, channel, connection id.
@@ -223,12 +233,8 @@ pub fn stun(
         "details",
         "answer",
     ]);
-    let shown = if limit == 0 {
-        r.messages.len()
-    } else {
-        limit.min(r.messages.len())
-    };
-    for m in &r.messages[..shown] {
+    let rows = capped(&r.messages, limit);
+    for m in rows {
         let mut via = m.framing.to_string();
         if m.carrier != "direct" {
             via = format!("{via}, {}", m.carrier);
@@ -280,13 +286,7 @@ pub fn stun(
         ]);
     }
     writeln!(out, "{t}")?;
-    if shown < r.messages.len() {
-        writeln!(
-            out,
-            "… {} more messages not shown (--limit 0 shows all; --json gives everything)",
-            r.messages.len() - shown
-        )?;
-    }
+    more_line(out, r.messages.len(), rows.len(), "messages")?;
     if !r.channels.is_empty() {
         writeln!(out, "\nChannelData:")?;
         for c in &r.channels {
@@ -442,12 +442,8 @@ pub fn sip(
             "call-id",
             "diagnostics",
         ]);
-        let shown = if limit == 0 {
-            r.messages.len()
-        } else {
-            limit.min(r.messages.len())
-        };
-        for m in &r.messages[..shown] {
+        let rows = capped(&r.messages, limit);
+        for m in rows {
             let diag: Vec<String> = m
                 .diagnostics
                 .iter()
@@ -467,13 +463,7 @@ pub fn sip(
             ]);
         }
         writeln!(out, "{t}")?;
-        if shown < r.messages.len() {
-            writeln!(
-                out,
-                "… {} more messages not shown (--limit 0 shows all)",
-                r.messages.len() - shown
-            )?;
-        }
+        more_line(out, r.messages.len(), rows.len(), "messages")?;
     }
     for d in r
         .dialogs

@@ -147,3 +147,21 @@ fn stun_and_turn_json_are_deterministic() {
         assert_eq!(a, run(), "{cmd}");
     }
 }
+
+#[test]
+fn table_limit_caps_rows_and_says_so() {
+    let out = edgetrace()
+        .args(["flows", "--limit", "1"])
+        .arg(sample("tls-8057-idle-rst-reconnect.pcap"))
+        .output()
+        .unwrap();
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains("tcp 0") && !s.contains("tcp 1"), "{s}");
+    assert!(s.contains("… 1 more flows not shown"), "{s}");
+    let out = edgetrace()
+        .args(["stun", "--limit", "0"])
+        .arg(sample("turn-tcp-relay-6062.pcap"))
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8(out.stdout).unwrap().contains("not shown"));
+}
