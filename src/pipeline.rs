@@ -310,21 +310,7 @@ fn shard_flow(p: &Packet<'_>, f: Option<(FlowId, Dir)>, flows: &FlowTable) -> Op
         return Some(id);
     }
     if let Transport::Icmp(i) = &p.transport {
-        let q = i.quoted?;
-        let l4 = match q.protocol {
-            6 => crate::flow::L4::Tcp,
-            17 => crate::flow::L4::Udp,
-            _ => return None,
-        };
-        let a = crate::flow::Endpoint {
-            ip: q.src,
-            port: q.src_port,
-        };
-        let b = crate::flow::Endpoint {
-            ip: q.dst,
-            port: q.dst_port,
-        };
-        return flows.find(l4, a, b);
+        return flows.quoted_flow(&i.quoted?);
     }
     None
 }

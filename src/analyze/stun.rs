@@ -597,23 +597,15 @@ impl StunFinder {
         icmp: &crate::packet::Icmp<'_>,
         flows: &FlowTable,
     ) {
-        let Some(q) = icmp.quoted else { return };
-        if q.protocol != 17 {
+        let Some((L4::Udp, src, dst)) = icmp.quoted.and_then(|q| crate::flow::quoted_endpoints(&q))
+        else {
             return;
-        }
+        };
         let crate::packet::Decoded::Packet(inner) = crate::packet::decode_ip(icmp.body, 0) else {
             return;
         };
         let Transport::Udp(u) = inner.transport else {
             return;
-        };
-        let src = Endpoint {
-            ip: q.src,
-            port: q.src_port,
-        };
-        let dst = Endpoint {
-            ip: q.dst,
-            port: q.dst_port,
         };
         let Some(id) = flows.find(L4::Udp, src, dst) else {
             return;

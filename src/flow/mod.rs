@@ -100,6 +100,24 @@ impl Dir {
     }
 }
 
+/// Transport and (source, destination) of the TCP or UDP packet an ICMP error quotes.
+pub fn quoted_endpoints(q: &Quoted) -> Option<(L4, Endpoint, Endpoint)> {
+    let l4 = match q.protocol {
+        6 => L4::Tcp,
+        17 => L4::Udp,
+        _ => return None,
+    };
+    let src = Endpoint {
+        ip: q.src,
+        port: q.src_port,
+    };
+    let dst = Endpoint {
+        ip: q.dst,
+        port: q.dst_port,
+    };
+    Some((l4, src, dst))
+}
+
 /// Hash key: the unordered endpoint pair plus transport, packed into
 /// integers (IPv4 as IPv4-mapped IPv6) so hashing and comparing are a few
 /// word operations on the hot path.
@@ -359,22 +377,15 @@ impl FlowTable {
     }
 
     fn note_icmp(&mut self, q: &Quoted) {
-        let l4 = match q.protocol {
-            6 => L4::Tcp,
-            17 => L4::Udp,
-            _ => return,
-        };
-        let a = Endpoint {
-            ip: q.src,
-            port: q.src_port,
-        };
-        let b = Endpoint {
-            ip: q.dst,
-            port: q.dst_port,
-        };
-        if let Some(&id) = self.map.get(&Key::new(l4, a, b).0) {
+        if let Some(id) = self.quoted_flow(q) {
             self.flows[id as usize].icmp_errors += 1;
         }
+    }
+
+    /// The TCP or UDP flow an ICMP error quotes, if it is in the table.
+    pub fn quoted_flow(&self, q: &Quoted) -> Option<FlowId> {
+        let (l4, a, b) = quoted_endpoints(q)?;
+        self.find(l4, a, b)
     }
 
     /// The current flow between two endpoints, if any.
