@@ -224,13 +224,7 @@ impl Core {
             let peer = msg
                 .address(a::XOR_PEER_ADDRESS)
                 .or_else(|| msg.address(a::DESTINATION_ADDRESS));
-            let relayed = self.flows.get(&ctx.flow).and_then(|f| f.relayed);
-            let to_peer = ctx.src == self.client_of(ctx.flow);
-            let leg = if to_peer {
-                (relayed, peer)
-            } else {
-                (peer, relayed)
-            };
+            let leg = self.relay_leg(ctx, peer);
             if !self.message(ctx, inner, Carrier::DataAttribute, Some(leg)) && inner.len() > 2 {
                 // TCP-style inner RFC 4571 length before the STUN message (Cussen's plugin layout)
                 let l = u16::from_be_bytes([inner[0], inner[1]]) as usize;
@@ -259,6 +253,21 @@ impl Core {
             request_frame: None,
         });
         true
+    }
+
+    /// The relay↔peer leg of a relayed message: from the relayed address to
+    /// the peer when the TURN client sent it, the other way round otherwise.
+    fn relay_leg(
+        &self,
+        ctx: Ctx,
+        peer: Option<SocketAddr>,
+    ) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        let relayed = self.flows.get(&ctx.flow).and_then(|f| f.relayed);
+        if ctx.src == self.client_of(ctx.flow) {
+            (relayed, peer)
+        } else {
+            (peer, relayed)
+        }
     }
 
     fn client_of(&self, flow: FlowId) -> Endpoint {
@@ -361,13 +370,7 @@ impl Core {
             Some(s) => Carrier::MsMultiplexed(s),
             None => Carrier::ChannelData(cd.channel),
         };
-        let relayed = self.flows.get(&ctx.flow).and_then(|f| f.relayed);
-        let to_peer = ctx.src == self.client_of(ctx.flow);
-        let leg = if to_peer {
-            (relayed, peer)
-        } else {
-            (peer, relayed)
-        };
+        let leg = self.relay_leg(ctx, peer);
         self.message(ctx, cd.data, carrier, Some(leg));
     }
 
