@@ -68,9 +68,18 @@ struct SipArgs {
     #[command(flatten)]
     input: InputArgs,
 
+    #[command(flatten)]
+    secrets: SecretArgs,
+
     /// Show only this dialog (its Call-ID).
     #[arg(long)]
     dialog: Option<String>,
+
+    /// Label addresses with roles: a file of `ADDRESS[/PREFIX] = NAME` lines
+    /// (e.g. `10.5.16.113 = Edge internal`).  Microsoft 365 Teams/Skype media
+    /// ranges are labelled without a file.
+    #[arg(long, value_name = "FILE")]
+    roles: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -78,13 +87,29 @@ struct StunArgs {
     #[command(flatten)]
     input: InputArgs,
 
-    /// Print MESSAGE-INTEGRITY values and passwords instead of redacting them.
+    #[command(flatten)]
+    secrets: SecretArgs,
+}
+
+#[derive(Args, Debug)]
+struct SecretArgs {
+    /// Print secrets (MESSAGE-INTEGRITY, TURN and MRAS passwords, a=ice-pwd,
+    /// SRTP keys) instead of redacting them.
     #[arg(long)]
     show_secrets: bool,
 
-    /// Hide USERNAME values (they identify the user of a TURN allocation).
+    /// Hide usernames (TURN USERNAME, MRAS username): they identify a user.
     #[arg(long)]
     redact_usernames: bool,
+}
+
+impl SecretArgs {
+    fn redaction(&self) -> crate::model::Redaction {
+        crate::model::Redaction {
+            show_secrets: self.show_secrets,
+            redact_usernames: self.redact_usernames,
+        }
+    }
 }
 
 /// Output formats.
@@ -262,11 +287,8 @@ fn stun(cli: &Cli, args: &StunArgs) -> Result<i32> {
     let input = &args.input;
     let name = input.capture.display().to_string();
     let (result, core) = find_stun(cli, input, &name)?;
-    let redaction = crate::model::stun::Redaction {
-        show_secrets: args.show_secrets,
-        redact_usernames: args.redact_usernames,
-    };
-    let report = crate::model::stun::StunReport::build(&result, &core, &name, redaction);
+    let report =
+        crate::model::stun::StunReport::build(&result, &core, &name, args.secrets.redaction());
     emit(input, &report, |out, r| {
         render::table::stun(out, r, table_style(), input.limit)
     })?;
@@ -279,8 +301,12 @@ fn turn(cli: &Cli, args: &StunArgs) -> Result<i32> {
     let (result, core) = find_stun(cli, input, &name)?;
     let end = result.read.last_ts.unwrap_or(0);
     let allocs = crate::analyze::turn::allocations(&core, &result.flows, end);
-    let report =
-        crate::model::turn::TurnReport::build(&result, &allocs, &name, args.redact_usernames);
+    let report = crate::model::turn::TurnReport::build(
+        &result,
+        &allocs,
+        &name,
+        args.secrets.redact_usernames,
+    );
     emit(input, &report, |out, r| {
         render::table::turn(out, r, table_style())
     })?;
@@ -290,13 +316,20 @@ fn turn(cli: &Cli, args: &StunArgs) -> Result<i32> {
 fn sip(cli: &Cli, args: &SipArgs) -> Result<i32> {
     let input = &args.input;
     let name = input.capture.display().to_string();
+    let roles = load_roles(args.roles.as_deref())?;
     let reader = open(input)?;
     let opts = run_options(cli, &reader);
     let (result, shards) =
         pipeline::run_sharded(reader, &opts, crate::analyze::sip::SipFinder::default())
             .with_context(|| format!("reading {name}"))?;
     let core = crate::analyze::sip::merge(shards);
-    let mut report = crate::model::sip::SipReport::build(&result, &core, &name);
+    let mut report = crate::model::sip::SipReport::build(
+        &result,
+        &core,
+        &name,
+        args.secrets.redaction(),
+        &roles,
+    );
     if let Some(c) = &args.dialog {
         report
             .messages
@@ -307,4 +340,15 @@ fn sip(cli: &Cli, args: &SipArgs) -> Result<i32> {
         render::table::sip(out, r, table_style(), input.limit, args.dialog.as_deref())
     })?;
     Ok(damage_exit(&name, &result.read))
+}
+
+/// The built-in role labels plus those of `--roles FILE`.
+fn load_roles(path: Option<&std::path::Path>) -> Result<crate::roles::Roles> {
+    let Some(p) = path else {
+        return Ok(crate::roles::Roles::builtin());
+    };
+    let text = std::fs::read_to_string(p)
+        .with_context(|| format!("cannot read roles file {}", p.display()))?;
+    crate::roles::Roles::with_file(&text)
+        .map_err(|e| anyhow::anyhow!("roles file {}: {e}", p.display()))
 }

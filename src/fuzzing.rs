@@ -132,6 +132,21 @@ pub fn sip(data: &[u8]) {
             m.vias().len(),
             m.values("Record-Route").len(),
         ));
+        // the bodies a SIP message may carry: SDP (single or multipart) and MRAS XML
+        let ct = m.header("Content-Type");
+        for part in crate::proto::sdp::from_body(ct, &m.body) {
+            for media in &part.sdp.media {
+                assert!(media.candidates.len() <= crate::proto::sdp::MAX_CANDIDATES);
+            }
+        }
+        let _ = crate::proto::mras::parse(&m.body);
+    }
+    // the body parsers on raw bytes too, so the fuzzer need not build a SIP head
+    let sdp = crate::proto::sdp::parse(data);
+    assert!(sdp.media.len() <= crate::proto::sdp::MAX_MEDIA);
+    let _ = crate::proto::sdp::from_body(Some("multipart/alternative;boundary=b"), data);
+    if let Ok(crate::proto::mras::Mras::Response { relays, .. }) = crate::proto::mras::parse(data) {
+        assert!(relays.len() <= crate::proto::mras::MAX_RELAYS);
     }
     if let crate::proto::sip::Framed::Message(n) = crate::proto::sip::frame_stream(data) {
         assert!(n <= data.len());

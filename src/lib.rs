@@ -7,7 +7,8 @@
 //! capture → packet  → flow            → proto            → analyze         → model → render
 //! pcap/     link, IP,  stream indices,   STUN/MS-TURN,      STUN finder and   serde   table,
 //! pcapng    tunnels,   TCP analysis,     ChannelData, TCP   transactions,     types   JSON
-//!           defrag     reassembly        framing, SIP       TURN, SIP dialogs
+//!           defrag     reassembly        framing, SIP,      TURN, SIP dialogs
+//!                                        SDP, MRAS
 //! ```
 //!
 //! - [`capture`] reads pcap/pcapng (gzip, stdin) into numbered frames;
@@ -18,7 +19,8 @@
 //!   accounting in file order, analyzers sharded by flow over rayon);
 //! - [`analyze`] finds protocol messages in flows and builds their state;
 //! - [`model`] is the output model every renderer reads;
-//! - [`render`] prints tables and JSON; [`cli`] is the command line.
+//! - [`render`] prints tables and JSON; [`cli`] is the command line;
+//! - [`roles`] labels addresses with deployment roles (`--roles`, Microsoft 365 ranges).
 //!
 //! Parsers never print; renderers never parse.
 
@@ -34,4 +36,5 @@ pub mod packet;
 pub mod pipeline;
 pub mod proto;
 pub mod render;
+pub mod roles;
 pub mod timefmt;

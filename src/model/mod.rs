@@ -22,6 +22,37 @@ use crate::pipeline::RunResult;
 /// Version of the JSON schema; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// What to hide in output.  Secrets (MESSAGE-INTEGRITY, TURN and MRAS
+/// passwords, `a=ice-pwd`, SRTP keys) are redacted unless `show_secrets`;
+/// usernames are shown unless `redact_usernames`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Redaction {
+    /// Keep MESSAGE-INTEGRITY, passwords and other secrets.
+    pub show_secrets: bool,
+    /// Replace USERNAME values.
+    pub redact_usernames: bool,
+}
+
+impl Redaction {
+    /// A secret text as output: itself with `show_secrets`, else `<redacted N chars>`.
+    pub fn secret(&self, s: &str) -> String {
+        if self.show_secrets {
+            s.to_string()
+        } else {
+            format!("<redacted {} chars>", s.chars().count())
+        }
+    }
+
+    /// A username as output: itself, or `<redacted N chars>` with `redact_usernames`.
+    pub fn username(&self, s: &str) -> String {
+        if self.redact_usernames {
+            format!("<redacted {} chars>", s.chars().count())
+        } else {
+            s.to_string()
+        }
+    }
+}
+
 /// Fields that change between runs or machines: ignored by comparisons.
 #[derive(Debug, Clone, Serialize)]
 pub struct Meta {

@@ -7,11 +7,14 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{CaptureSummary, Meta, SCHEMA_VERSION};
+use super::{CaptureSummary, Meta, Redaction, SCHEMA_VERSION};
 use crate::analyze::sip::{Core, Found};
 use crate::flow::{Endpoint, L4};
 use crate::pipeline::RunResult;
+use crate::proto::mras::{self, Mras};
+use crate::proto::sdp::{self, Candidate, CandidateForm, Media};
 use crate::proto::sip::{parse_params, StartLine, Via};
+use crate::roles::Roles;
 
 /// A Via hop as output.
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +57,266 @@ pub struct Diagnostics {
     pub component: &'static str,
     /// Other `name="value"` fields.
     pub fields: BTreeMap<String, String>,
+}
+
+/// One ICE candidate as output (draft-6 passwords redacted).
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidateOut {
+    /// Attribute it came from (`candidate`, `x-candidate-ipv6`).
+    pub attr: String,
+    /// `rfc5245` or `draft6`.
+    pub form: CandidateForm,
+    /// Foundation (draft 6: the candidate's base64 username).
+    pub foundation: String,
+    /// Component (1 RTP, 2 RTCP).
+    pub component: u16,
+    /// Transport token as written (`UDP`, `TCP-ACT`, `TCP-PASS`, `tcp`).
+    pub transport: String,
+    /// `udp` or `tcp`.
+    pub protocol: &'static str,
+    /// `active`, `passive`, `so` (TCP only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_type: Option<String>,
+    /// Priority (draft 6: qvalue × 1000).
+    pub priority: u32,
+    /// `address:port` (`[v6]:port`).
+    pub address: String,
+    /// host / srflx / prflx / relay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub typ: Option<String>,
+    /// `raddr:rport`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub related: Option<String>,
+    /// Draft-6 password (redacted unless --show-secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Other extension pairs (`generation 0`…).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<(String, String)>,
+}
+
+fn host_port(addr: &str, port: u16) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
+}
+
+impl CandidateOut {
+    fn new(c: &Candidate, r: Redaction) -> CandidateOut {
+        CandidateOut {
+            attr: c.attr.clone(),
+            form: c.form,
+            foundation: c.foundation.clone(),
+            component: c.component,
+            transport: c.transport.clone(),
+            protocol: c.protocol,
+            tcp_type: c.tcp_type.clone(),
+            priority: c.priority,
+            address: host_port(&c.address, c.port),
+            typ: c.typ.clone(),
+            related: c.raddr.as_ref().map(|a| host_port(a, c.rport.unwrap_or(0))),
+            password: c.password.as_deref().map(|p| r.secret(p)),
+            extensions: c.extensions.clone(),
+        }
+    }
+}
+
+/// One SDP media section as output.
+#[derive(Debug, Clone, Serialize)]
+pub struct MediaOut {
+    /// audio, video, applicationsharing, data…
+    pub kind: String,
+    /// m-line port.
+    pub port: u16,
+    /// m-line profile (`RTP/SAVP`, `TCP/RTP/AVP`…).
+    pub profile: String,
+    /// Formats (payload types).
+    pub formats: Vec<String>,
+    /// Effective `c=` (media, else session).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// `a=label`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Direction attribute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// `a=ice-ufrag` (media, else session).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ice_ufrag: Option<String>,
+    /// `a=ice-pwd`, redacted unless --show-secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ice_pwd: Option<String>,
+    /// `a=rtcp-mux`.
+    pub rtcp_mux: bool,
+    /// `a=crypto` / `a=cryptoscale` with the key material redacted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub crypto: Vec<String>,
+    /// Candidates in order.
+    pub candidates: Vec<CandidateOut>,
+}
+
+/// Redacts the `inline:` key material of a crypto line (RFC 4568 §9.2).
+fn redact_crypto(line: &str, r: Redaction) -> String {
+    if r.show_secrets {
+        return line.to_string();
+    }
+    line.split(' ')
+        .map(|tok| match tok.strip_prefix("inline:") {
+            Some(rest) => {
+                let (key, tail) = rest.split_once('|').unwrap_or((rest, ""));
+                let tail = if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!("|{tail}")
+                };
+                format!("inline:{}{tail}", r.secret(key))
+            }
+            None => tok.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl MediaOut {
+    fn new(m: &Media, r: Redaction) -> MediaOut {
+        MediaOut {
+            kind: m.kind.clone(),
+            port: m.port,
+            profile: m.profile.clone(),
+            formats: m.formats.clone(),
+            connection: m.connection.clone(),
+            label: m.label.clone(),
+            direction: m.direction.clone(),
+            ice_ufrag: m.ice_ufrag.clone(),
+            ice_pwd: m.ice_pwd.as_deref().map(|p| r.secret(p)),
+            rtcp_mux: m.rtcp_mux,
+            crypto: m.crypto.iter().map(|c| redact_crypto(c, r)).collect(),
+            candidates: m
+                .candidates
+                .iter()
+                .map(|c| CandidateOut::new(c, r))
+                .collect(),
+        }
+    }
+}
+
+/// One SDP body (a multipart body gives one per SDP part).
+#[derive(Debug, Clone, Serialize)]
+pub struct SdpOut {
+    /// The `ms-proxy-2007fallback` (draft-6) part of a multipart/alternative body.
+    pub fallback_2007: bool,
+    /// `o=`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Media sections.
+    pub media: Vec<MediaOut>,
+    /// Lines that could not be read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// One relay of an MRAS response.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayOut {
+    /// internet / intranet.
+    pub location: Option<String>,
+    /// Host name or direct IP address.
+    pub host: Option<String>,
+    /// UDP port.
+    pub udp_port: Option<u16>,
+    /// TCP port.
+    pub tcp_port: Option<u16>,
+}
+
+/// A decoded MRAS body.
+#[derive(Debug, Clone, Serialize)]
+pub struct MrasOut {
+    /// request or response.
+    pub kind: &'static str,
+    /// `requestID`.
+    pub request_id: Option<String>,
+    /// Request: `<identity>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// Request: `<location>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Duration asked for (request) or granted (response), minutes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Response: `reasonPhrase`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Response: a username was issued (shown unless --redact-usernames).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Response: the password, redacted unless --show-secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Response: relays in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub relays: Vec<RelayOut>,
+    /// Why the body could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn mras_out(body: &[u8], r: Redaction) -> MrasOut {
+    let mut o = MrasOut {
+        kind: "unknown",
+        request_id: None,
+        identity: None,
+        location: None,
+        duration: None,
+        reason: None,
+        username: None,
+        password: None,
+        relays: Vec::new(),
+        error: None,
+    };
+    match mras::parse(body) {
+        Ok(Mras::Request {
+            request_id,
+            identity,
+            location,
+            duration,
+        }) => {
+            o.kind = "request";
+            o.request_id = request_id;
+            o.identity = identity;
+            o.location = location;
+            o.duration = duration;
+        }
+        Ok(Mras::Response {
+            request_id,
+            reason,
+            credentials,
+            relays,
+        }) => {
+            o.kind = "response";
+            o.request_id = request_id;
+            o.reason = reason;
+            if let Some(c) = credentials {
+                o.username = c.username.as_deref().map(|u| r.username(u));
+                o.password = c.password.as_deref().map(|p| r.secret(p));
+                o.duration = c.duration;
+            }
+            o.relays = relays
+                .into_iter()
+                .map(|x| RelayOut {
+                    location: x.location,
+                    host: x.host_name.or(x.direct_ip),
+                    udp_port: x.udp_port,
+                    tcp_port: x.tcp_port,
+                })
+                .collect();
+        }
+        Err(e) => o.error = Some(e),
+    }
+    o
 }
 
 /// One SIP message.
@@ -112,6 +375,18 @@ pub struct MessageOut {
     /// Diagnostics headers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostics>,
+    /// SDP bodies (one, or one per part of a multipart body).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sdp: Vec<SdpOut>,
+    /// MRAS body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mras: Option<MrasOut>,
+    /// Role of the sender (from --roles or the built-in ranges).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_role: Option<String>,
+    /// Role of the receiver.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst_role: Option<String>,
     /// Parsing problems.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
@@ -130,6 +405,24 @@ pub struct LadderStep {
     pub dst: Endpoint,
     /// Summary line.
     pub summary: String,
+}
+
+/// The SDP a dialog carried, one entry per media section of each distinct
+/// offer or answer: the candidate list the ICE analyzer correlates with
+/// STUN checks.  Copies of one body relayed by proxies are listed once (the
+/// first copy, as the sender sent it).
+#[derive(Debug, Clone, Serialize)]
+pub struct DialogMedia {
+    /// Frame of the message that first carried this SDP.
+    pub frame: u64,
+    /// `offer` (a request other than ACK) or `answer` (a response or ACK).
+    pub side: &'static str,
+    /// Sender of that message.
+    pub sender: Endpoint,
+    /// The draft-6 fallback part of a multipart body.
+    pub fallback_2007: bool,
+    /// The media section.
+    pub media: MediaOut,
 }
 
 /// A dialog (all messages of one Call-ID).
@@ -157,6 +450,8 @@ pub struct DialogOut {
     pub hop_chain: Vec<String>,
     /// Diagnostics seen in the dialog.
     pub diagnostics: Vec<Diagnostics>,
+    /// Media sections and candidates of each offer and answer.
+    pub media: Vec<DialogMedia>,
     /// The messages in order.
     pub ladder: Vec<LadderStep>,
 }
@@ -217,7 +512,12 @@ pub fn shorten(v: &str) -> String {
     out
 }
 
-fn component(code: &str) -> &'static str {
+fn component(header: &str, code: &str) -> &'static str {
+    if header.eq_ignore_ascii_case("ms-client-diagnostics") {
+        // client-reported codes (e.g. 51004 "Action initiated by user",
+        // 52xxx media failures) have their own numbering
+        return "client";
+    }
     let n: u32 = code
         .split('.')
         .next()
@@ -269,7 +569,7 @@ pub fn diagnostics(header: &str, v: &str) -> Diagnostics {
         code: code.to_string(),
         reason,
         source,
-        component: component(code),
+        component: component(header, code),
         fields,
     }
 }
@@ -288,8 +588,19 @@ fn via_out(v: &Via) -> ViaOut {
     }
 }
 
-fn message_out(f: &Found, t0: i64) -> MessageOut {
+fn message_out(f: &Found, t0: i64, r: Redaction, roles: &Roles) -> MessageOut {
     let m = &f.msg;
+    let ctype = m.header("Content-Type");
+    let sdp = sdp::from_body(ctype, &m.body)
+        .iter()
+        .map(|p| SdpOut {
+            fallback_2007: p.fallback_2007,
+            origin: p.sdp.origin.clone(),
+            media: p.sdp.media.iter().map(|x| MediaOut::new(x, r)).collect(),
+            problems: p.sdp.problems.clone(),
+        })
+        .collect();
+    let mras = mras::is_mras(ctype).then(|| mras_out(&m.body, r));
     let (request_uri, status) = match &m.start {
         StartLine::Request { uri, .. } => (Some(uri.clone()), None),
         StartLine::Response { code, .. } => (None, Some(*code)),
@@ -333,19 +644,37 @@ fn message_out(f: &Found, t0: i64) -> MessageOut {
         content_type: m.header("Content-Type").map(str::to_string),
         body_length: m.body.len(),
         diagnostics: diags,
+        sdp,
+        mras,
+        src_role: roles.label(f.src.ip).map(str::to_string),
+        dst_role: roles.label(f.dst.ip).map(str::to_string),
         problems: m.problems.clone(),
     }
 }
 
-/// Reads a Via hop as `host` (+ transport and NAT notes).
-fn hop_label(v: &ViaOut, next_transport: Option<&str>) -> String {
-    let host = v
-        .sent_by
-        .split(':')
-        .next()
-        .unwrap_or(&v.sent_by)
-        .to_string();
-    let mut s = host.clone();
+/// `role host` when the host has a role, else `host`.
+fn with_role(host: &str, roles: &Roles) -> String {
+    match host.parse().ok().and_then(|ip| roles.label(ip)) {
+        Some(role) => format!("{role} {host}"),
+        None => host.to_string(),
+    }
+}
+
+/// The host of a Via sent-by (`[v6]:port`, `v4:port`, `name`).
+fn via_host(sent_by: &str) -> &str {
+    if let Some(rest) = sent_by.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match sent_by.matches(':').count() {
+        1 => sent_by.split(':').next().unwrap_or(sent_by),
+        _ => sent_by,
+    }
+}
+
+/// Reads a Via hop as `[role] host` (+ transport and NAT notes).
+fn hop_label(v: &ViaOut, next_transport: Option<&str>, roles: &Roles) -> String {
+    let host = via_host(&v.sent_by).to_string();
+    let mut s = with_role(&host, roles);
     if let Some(r) = &v.received {
         if r != &host {
             s.push_str(&format!(" (seen as {r}: NAT)"));
@@ -359,11 +688,65 @@ fn hop_label(v: &ViaOut, next_transport: Option<&str>) -> String {
     s
 }
 
+/// The diagnostics of a dialog, each once (proxies relay the same header).
+fn distinct_diagnostics<'a>(msgs: impl Iterator<Item = &'a MessageOut>) -> Vec<Diagnostics> {
+    let mut out: Vec<Diagnostics> = Vec::new();
+    for d in msgs.flat_map(|m| m.diagnostics.iter()) {
+        let same = |o: &Diagnostics| {
+            o.header == d.header && o.code == d.code && o.reason == d.reason && o.source == d.source
+        };
+        if !out.iter().any(same) {
+            out.push(d.clone());
+        }
+    }
+    out
+}
+
+/// The distinct offers and answers of a dialog, media section by section.
+fn dialog_media<'a>(msgs: impl Iterator<Item = &'a MessageOut>) -> Vec<DialogMedia> {
+    let mut seen: Vec<(&'static str, Option<String>, usize)> = Vec::new();
+    let mut out = Vec::new();
+    for m in msgs {
+        let side = match (m.status, m.method.as_deref()) {
+            (None, Some("ACK")) | (Some(_), _) => "answer",
+            (None, _) => "offer",
+        };
+        for part in &m.sdp {
+            // proxies relay the same body: same side, same o= line, same size
+            let key = (side, part.origin.clone(), m.body_length);
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            for media in &part.media {
+                out.push(DialogMedia {
+                    frame: m.frame,
+                    side,
+                    sender: m.src,
+                    fallback_2007: part.fallback_2007,
+                    media: media.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
 impl SipReport {
     /// Builds the report.
-    pub fn build(run: &RunResult, core: &Core, input: &str) -> SipReport {
+    pub fn build(
+        run: &RunResult,
+        core: &Core,
+        input: &str,
+        redaction: Redaction,
+        roles: &Roles,
+    ) -> SipReport {
         let t0 = run.read.first_ts.unwrap_or(0);
-        let messages: Vec<MessageOut> = core.found.iter().map(|f| message_out(f, t0)).collect();
+        let messages: Vec<MessageOut> = core
+            .found
+            .iter()
+            .map(|f| message_out(f, t0, redaction, roles))
+            .collect();
         let mut requests = BTreeMap::new();
         let mut responses = BTreeMap::new();
         for m in &messages {
@@ -430,9 +813,9 @@ impl SipReport {
                             } else {
                                 None
                             };
-                            chain.push(hop_label(&m.via[i], next_t));
+                            chain.push(hop_label(&m.via[i], next_t, roles));
                         }
-                        chain.push(m.dst.ip.to_string());
+                        chain.push(with_role(&m.dst.ip.to_string(), roles));
                         chain
                     })
                     .unwrap_or_default();
@@ -447,7 +830,8 @@ impl SipReport {
                     final_s: final_.map(|m| round(m.time_s - req_ts)),
                     route_set,
                     hop_chain,
-                    diagnostics: msgs.iter().flat_map(|x| x.1.diagnostics.clone()).collect(),
+                    diagnostics: distinct_diagnostics(msgs.iter().map(|x| x.1)),
+                    media: dialog_media(msgs.iter().map(|x| x.1)),
                     ladder: msgs
                         .iter()
                         .map(|&(i, m)| LadderStep {

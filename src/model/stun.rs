@@ -8,21 +8,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 
-use super::{CaptureSummary, Meta, SCHEMA_VERSION};
+use super::{CaptureSummary, Meta, Redaction, SCHEMA_VERSION};
 use crate::analyze::stun::{Core, Found};
 use crate::flow::{Endpoint, L4};
 use crate::pipeline::RunResult;
 use crate::proto::stun::names::attr as a;
 use crate::proto::stun::{hex, Attr, Dialect, Value};
-
-/// What to hide.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Redaction {
-    /// Keep MESSAGE-INTEGRITY, passwords and other secrets.
-    pub show_secrets: bool,
-    /// Replace USERNAME values.
-    pub redact_usernames: bool,
-}
 
 /// One attribute as printed.
 #[derive(Debug, Clone, Serialize)]

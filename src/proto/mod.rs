@@ -5,9 +5,14 @@
 //! - [`stun`]: STUN / TURN / MS-TURN messages (all dialects);
 //! - [`channel`]: TURN ChannelData and MS multiplexed TURN (0xFF10) frames;
 //! - [`tcpframe`]: how STUN-family traffic is framed inside a TCP stream
-//!   (plain, RFC 4571, MS-TURN 4-byte framing, MS pseudo-TLS).
+//!   (plain, RFC 4571, MS-TURN 4-byte framing, MS pseudo-TLS);
+//! - [`sip`]: SIP messages (start line, headers, framing on streams);
+//! - [`sdp`]: SDP bodies: media lines, ICE credentials and candidates;
+//! - [`mras`]: MRAS XML bodies (A/V Edge credentials and relay list).
 
 pub mod channel;
+pub mod mras;
+pub mod sdp;
 pub mod sip;
 pub mod stun;
 pub mod tcpframe;

@@ -491,15 +491,59 @@ pub fn sip(
             writeln!(out, "  route set: {}", d.route_set.join(", "))?;
         }
         for g in &d.diagnostics {
-            writeln!(
+            write!(
                 out,
-                "  {}: {} ({}) {} source {}",
+                "  {}: {} ({}) {}",
                 g.header,
                 g.code,
                 g.component,
-                g.reason.as_deref().unwrap_or(""),
-                g.source.as_deref().unwrap_or("-")
+                g.reason.as_deref().unwrap_or("")
             )?;
+            match &g.source {
+                Some(src) => writeln!(out, " — source {src}")?,
+                None => writeln!(out)?,
+            }
+        }
+        for m in &d.media {
+            let x = &m.media;
+            writeln!(
+                out,
+                "  {} #{} from {}{}: {} {} {} ufrag {}, {} candidate(s)",
+                m.side,
+                m.frame,
+                m.sender,
+                if m.fallback_2007 {
+                    " (2007 fallback)"
+                } else {
+                    ""
+                },
+                x.kind,
+                x.port,
+                x.profile,
+                x.ice_ufrag.as_deref().unwrap_or("-"),
+                x.candidates.len()
+            )?;
+            for c in &x.candidates {
+                let line = format!(
+                    "      {:<6} {:<4} {:<8} c{} {:<24} prio {:>10} {}{}",
+                    c.typ.as_deref().unwrap_or("-"),
+                    c.protocol,
+                    c.tcp_type.as_deref().unwrap_or(""),
+                    c.component,
+                    c.address,
+                    c.priority,
+                    c.related
+                        .as_deref()
+                        .map(|r| format!("from {r} "))
+                        .unwrap_or_default(),
+                    if c.attr == "candidate" {
+                        String::new()
+                    } else {
+                        format!("[{}]", c.attr)
+                    }
+                );
+                writeln!(out, "{}", line.trim_end())?;
+            }
         }
         for st in &d.ladder {
             writeln!(

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::common::{edgetrace, sample, shared};
+use super::common::{edgetrace, root, sample, shared, shared_capture, temp_file};
 
 fn sip_json(path: &std::path::Path) -> Value {
     let out = edgetrace()
@@ -134,4 +134,329 @@ fn sip_errors_diagnostics() {
     };
     assert!(diag(404).iter().any(|c| c == "4005"), "{:?}", diag(404));
     assert!(diag(504).iter().any(|c| c == "1046"), "{:?}", diag(504));
+}
+
+/// The public SIP captures against tshark's decode (tests/expected/sip/, made
+/// by scripts/tshark-sip.py): every message tshark lists is found at its
+/// frame with the same method or status, Call-ID, CSeq and the same Via /
+/// Record-Route / Route entries in the same order, and we list no message
+/// tshark does not.
+#[test]
+fn every_corpus_sip_message_matches_tshark() {
+    let Some(_) = shared() else { return };
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for e in std::fs::read_dir(root().join("tests/expected/sip")).unwrap() {
+        let exp: Value =
+            serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap();
+        let name = exp["capture"].as_str().unwrap();
+        let Some(path) = shared_capture(name) else {
+            continue;
+        };
+        let ours = sip_json(&path);
+        let msgs = ours["messages"].as_array().unwrap();
+        let want = exp["messages"].as_array().unwrap();
+        if msgs.len() != want.len() {
+            failures.push(format!(
+                "{name}: {} messages, tshark {}",
+                msgs.len(),
+                want.len()
+            ));
+        }
+        for t in want {
+            total += 1;
+            let frame = t["frame"].as_u64().unwrap();
+            let Some(m) = msgs.iter().find(|m| {
+                (m["frame"].as_u64() == Some(frame) || m["end_frame"].as_u64() == Some(frame))
+                    && m["call_id"] == t["call_id"]
+                    && m["cseq"] == t["cseq"]
+            }) else {
+                failures.push(format!("{name}: frame {frame} {} not found", t["cseq"]));
+                continue;
+            };
+            if m["method"] != t["method"] && t["method"].is_string()
+                || m["status"] != t["status"] && t["status"].is_u64()
+            {
+                failures.push(format!("{name}: frame {frame} start line differs"));
+            }
+            let vias: Vec<String> = m["via"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["raw"].as_str().unwrap().to_string())
+                .collect();
+            for (what, ours, theirs) in [
+                ("Via", vias, strs(&t["via"])),
+                (
+                    "Record-Route",
+                    strs(&m["record_route"]),
+                    strs(&t["record_route"]),
+                ),
+                ("Route", strs(&m["route"]), strs(&t["route"])),
+            ] {
+                if ours != theirs {
+                    failures.push(format!(
+                        "{name}: frame {frame} {what} {ours:?} vs {theirs:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(total >= 700, "{total}");
+}
+
+fn sip_json_args(path: &std::path::Path, extra: &[&str]) -> Value {
+    let out = edgetrace()
+        .args(["sip", "--json"])
+        .args(extra)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0) | Some(3)));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn host_port(a: &Value, p: &Value) -> String {
+    let a = a.as_str().unwrap();
+    let p = match p {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if a.contains(':') {
+        format!("[{a}]:{p}")
+    } else {
+        format!("{a}:{p}")
+    }
+}
+
+/// Every SDP body and MRAS body of the lab captures, against the truth's
+/// parse: m-lines, ICE credentials (password redacted by default, shown with
+/// --show-secrets), each candidate field by field; the MRAS relay list and
+/// credentials (password redacted).
+#[test]
+fn sdp_and_mras_bodies_match_the_truth() {
+    let Some(s) = shared() else { return };
+    let (mut candidates, mut relays) = (0, 0);
+    let mut failures = Vec::new();
+    for name in [
+        "sip-invite-udp",
+        "sip-invite-tcp",
+        "sip-service-mras",
+        "session-combined.client-side",
+    ] {
+        let truth: Value = serde_json::from_str(
+            &std::fs::read_to_string(s.join(format!("captures/{name}.truth.json"))).unwrap(),
+        )
+        .unwrap();
+        let path = s.join(format!("captures/{name}.pcap"));
+        let redacted = sip_json(&path);
+        let shown = sip_json_args(&path, &["--show-secrets"]);
+        for t in truth["sip"].as_array().unwrap() {
+            let frame = t["frame"].as_u64().unwrap();
+            let find = |v: &Value| -> Value {
+                v["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| {
+                        (m["frame"].as_u64() == Some(frame)
+                            || m["end_frame"].as_u64() == Some(frame))
+                            && m["cseq"] == t["CSeq"]
+                    })
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
+            let (m, ms) = (find(&redacted), find(&shown));
+            if let Some(sdp) = t.get("sdp") {
+                let want = sdp["media"].as_array().unwrap();
+                let got = m["sdp"][0]["media"].as_array().cloned().unwrap_or_default();
+                if got.len() != want.len() {
+                    failures.push(format!(
+                        "{name} {frame}: {} m-lines vs {}",
+                        got.len(),
+                        want.len()
+                    ));
+                    continue;
+                }
+                for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                    let gs = &ms["sdp"][0]["media"][i];
+                    if g["kind"] != w["media"]
+                        || g["port"] != w["port"]
+                        || g["profile"] != w["proto"]
+                    {
+                        failures.push(format!("{name} {frame}: m-line {i} {g} vs {}", w["m"]));
+                    }
+                    if g["ice_ufrag"] != w["ice-ufrag"] || gs["ice_pwd"] != w["ice-pwd"] {
+                        failures.push(format!("{name} {frame}: ICE credentials differ"));
+                    }
+                    let pwd_len = w["ice-pwd"].as_str().map(|p| p.len()).unwrap_or(0);
+                    if g["ice_pwd"] != format!("<redacted {pwd_len} chars>").as_str() {
+                        failures.push(format!(
+                            "{name} {frame}: ice-pwd not redacted: {}",
+                            g["ice_pwd"]
+                        ));
+                    }
+                    let gc = g["candidates"].as_array().unwrap();
+                    let wc = w["candidates"].as_array().unwrap();
+                    if gc.len() != wc.len() {
+                        failures.push(format!(
+                            "{name} {frame}: {} candidates vs {}",
+                            gc.len(),
+                            wc.len()
+                        ));
+                    }
+                    for (a, b) in gc.iter().zip(wc) {
+                        candidates += 1;
+                        let related = b
+                            .get("raddr")
+                            .map(|r| Value::String(host_port(r, &b["rport"])))
+                            .unwrap_or(Value::Null);
+                        let same = a["attr"] == b["attr"]
+                            && a["foundation"] == b["foundation"]
+                            && a["component"] == b["component"]
+                            && a["transport"] == b["transport"]
+                            && a["priority"] == b["priority"]
+                            && a["address"] == host_port(&b["address"], &b["port"]).as_str()
+                            && a["typ"] == b["typ"]
+                            && a["related"] == related;
+                        if !same {
+                            failures.push(format!("{name} {frame}: {a} vs {}", b["raw"]));
+                        }
+                    }
+                }
+            }
+            if let Some(x) = t.get("mras") {
+                let g = &m["mras"];
+                if g["kind"] != x["kind"] {
+                    failures.push(format!("{name} {frame}: MRAS kind {}", g["kind"]));
+                }
+                if x["kind"] == "request" {
+                    if g["identity"] != x["identity"]
+                        || g["location"] != x["location"]
+                        || g["duration"] != x["duration"]
+                    {
+                        failures.push(format!("{name} {frame}: MRAS request {g}"));
+                    }
+                    continue;
+                }
+                let c = &x["credentials"];
+                let pwd = c["password"].as_str().unwrap();
+                if g["username"] != c["username"]
+                    || g["password"] != format!("<redacted {} chars>", pwd.len()).as_str()
+                    || ms["mras"]["password"] != pwd
+                    || g["duration"] != c["duration"]
+                {
+                    failures.push(format!("{name} {frame}: MRAS credentials {g}"));
+                }
+                let want: Vec<(Value, Value, String, String)> = x["media_relays"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        let host = r
+                            .get("hostName")
+                            .or(r.get("directIPAddress"))
+                            .cloned()
+                            .unwrap();
+                        (
+                            r["location"].clone(),
+                            host,
+                            r["udpPort"].as_str().unwrap().to_string(),
+                            r["tcpPort"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect();
+                let got: Vec<(Value, Value, String, String)> = g["relays"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        (
+                            r["location"].clone(),
+                            r["host"].clone(),
+                            r["udp_port"].to_string(),
+                            r["tcp_port"].to_string(),
+                        )
+                    })
+                    .collect();
+                relays += got.len();
+                if got != want {
+                    failures.push(format!("{name} {frame}: relays {got:?} vs {want:?}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // 10 candidates × 3 copies × 2 captures + the session's offer and answer (×2 hops)
+    assert!(candidates >= 60, "{candidates}");
+    assert!(relays >= 6, "{relays}");
+}
+
+/// The session's INVITE leaves the caller as two IP fragments: it is
+/// reassembled and its candidates are the agent's real ones.
+#[test]
+fn fragmented_invite_lists_its_candidates() {
+    let v = sip_json(&sample("session-combined.client-side.pcap"));
+    let d = v["dialogs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["method"] == "INVITE")
+        .unwrap();
+    let offer: Vec<&Value> = d["media"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["side"] == "offer")
+        .collect();
+    assert_eq!(offer.len(), 1);
+    let cands: Vec<&str> = offer[0]["media"]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["typ"].as_str().unwrap())
+        .collect();
+    assert_eq!(cands, ["host", "srflx", "relay"]);
+    assert_eq!(offer[0]["media"]["ice_ufrag"], "Aext");
+    let answer: Vec<&Value> = d["media"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["side"] == "answer")
+        .collect();
+    assert_eq!(answer.len(), 1);
+    assert_eq!(answer[0]["media"]["ice_ufrag"], "Bint");
+}
+
+/// `--roles FILE` names the hops of the path; a bad file is exit 2 naming the line.
+#[test]
+fn roles_file_labels_the_hop_chain() {
+    let roles = temp_file(
+        "roles.txt",
+        b"# lab plan\n127.20.3.1 = client\n127.20.3.2 = edge\n\"127.20.3.4\" = \"director\"\n127.20.3.0/24 = lab\n",
+    );
+    let v = sip_json_args(
+        &sample("sip-invite-udp.pcap"),
+        &["--roles", roles.to_str().unwrap()],
+    );
+    assert_eq!(
+        strs(&v["dialogs"][0]["hop_chain"]),
+        [
+            "client 127.20.3.1",
+            "edge 127.20.3.2",
+            "director 127.20.3.4",
+            "lab 127.20.3.3"
+        ]
+    );
+    assert_eq!(v["messages"][0]["src_role"], "client");
+    let roles = temp_file("roles-bad.txt", b"127.20.3.1 = client\nnonsense\n");
+    let out = edgetrace()
+        .args(["sip", "--roles"])
+        .arg(&roles)
+        .arg(sample("sip-invite-udp.pcap"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
 }
