@@ -21,9 +21,15 @@ impl Recognition {
     /// Unrecognised bytes tolerated before giving up on a direction.
     pub const GIVE_UP_AFTER: usize = 4096;
 
-    /// The protocol was seen in this direction.
-    pub fn hit(&mut self) {
+    /// The protocol was seen in this direction.  Returns, on the first hit,
+    /// the bytes skipped before it (junk, or a capture that started inside a
+    /// message), so the finder can report them; 0 afterwards.
+    pub fn hit(&mut self) -> usize {
+        if self.recognised {
+            return 0;
+        }
         self.recognised = true;
+        std::mem::take(&mut self.unrecognised)
     }
 
     /// True once the protocol was seen.
@@ -63,11 +69,15 @@ mod tests {
         assert!(!r.skipped(1));
         assert!(r.given_up());
         let mut r = Recognition::default();
-        r.hit();
+        assert_eq!(r.hit(), 0);
         assert!(
             r.skipped(1_000_000),
             "junk inside a recognised stream is reported"
         );
         assert!(!r.given_up());
+        let mut r = Recognition::default();
+        r.skipped(13);
+        assert_eq!(r.hit(), 13, "bytes before the first hit are handed back once");
+        assert_eq!(r.hit(), 0);
     }
 }

@@ -55,6 +55,8 @@ pub struct Problem {
 struct DirState {
     queue: ByteQueue,
     seen: super::Recognition,
+    /// Frame of the first bytes skipped before the first message.
+    junk_frame: Option<u64>,
 }
 
 /// What the finder collects (also the TCP stream consumer).
@@ -64,6 +66,8 @@ pub struct Core {
     pub found: Vec<Found>,
     /// Junk skipped and malformed framing.
     pub problems: Vec<Problem>,
+    /// Bytes of CRLF keep-alives (RFC 5626) between messages on streams.
+    pub keepalive_bytes: u64,
     ends: BTreeMap<FlowId, (L4, u32, Endpoint, Endpoint)>,
     dirs: BTreeMap<(FlowId, usize), DirState>,
 }
@@ -91,6 +95,12 @@ impl Core {
             if ds.seen.given_up() || ds.queue.is_empty() {
                 return;
             }
+            let ka = sip::keepalive_prefix(ds.queue.data());
+            if ka > 0 {
+                ds.queue.consume(ka);
+                self.keepalive_bytes += ka as u64;
+                continue;
+            }
             let data = ds.queue.data();
             let start = ds.queue.start();
             let (frame, ts) = ds.queue.frame_at(start).unwrap_or((0, 0));
@@ -102,7 +112,17 @@ impl Core {
                         .unwrap_or((frame, ts));
                     let msg = sip::parse(&data[..n], false);
                     ds.queue.consume(n);
-                    ds.seen.hit();
+                    let before = ds.seen.hit();
+                    if before > 0 {
+                        self.problems.push(Problem {
+                            frame: ds.junk_frame.unwrap_or(frame),
+                            stream,
+                            l4,
+                            what: format!(
+                                "{before} bytes of junk before the first SIP message skipped"
+                            ),
+                        });
+                    }
                     if let Some(msg) = msg {
                         self.found.push(Found {
                             frame,
@@ -171,6 +191,7 @@ impl Core {
                     }
                     let dlen = data.len();
                     ds.queue.consume(skip);
+                    ds.junk_frame.get_or_insert(frame);
                     if ds.seen.skipped(skip) {
                         self.problems.push(Problem {
                             frame,
@@ -194,6 +215,7 @@ impl StreamConsumer for Core {
         let ds = self.dirs.entry((flow, d)).or_insert_with(|| DirState {
             queue: ByteQueue::new(),
             seen: Default::default(),
+            junk_frame: None,
         });
         match ev {
             Event::Data {
@@ -311,6 +333,7 @@ pub fn merge(shards: Vec<SipFinder>) -> Core {
         let c = s.streams.into_consumer();
         core.found.extend(c.found);
         core.problems.extend(c.problems);
+        core.keepalive_bytes += c.keepalive_bytes;
     }
     core.found.sort_by_key(|f| (f.end_frame, f.frame, f.flow));
     core.problems

@@ -469,6 +469,8 @@ pub struct SipSummary {
     pub dialogs: usize,
     /// Framing problems (junk, impossible lengths, gaps) with frames.
     pub problems: Vec<String>,
+    /// Bytes of CRLF keep-alives between messages on TCP (RFC 5626; not junk).
+    pub keepalive_bytes: u64,
 }
 
 /// `edgetrace sip --json`.
@@ -850,6 +852,7 @@ impl SipReport {
             requests,
             responses,
             dialogs: dialogs.len(),
+            keepalive_bytes: core.keepalive_bytes,
             problems: core
                 .problems
                 .iter()

@@ -415,6 +415,13 @@ fn header_block(b: &[u8]) -> Option<(usize, Option<Result<usize, String>>)> {
     }
 }
 
+/// Length of the CRLF keep-alives at the start of a stream buffer: RFC 5626
+/// §3.5.1 pings (CRLFCRLF) and pongs (CRLF), which RFC 3261 §7.5 also says
+/// to ignore before a start line.  They are not junk.
+pub fn keepalive_prefix(b: &[u8]) -> usize {
+    b.iter().take_while(|&&c| c == b'\r' || c == b'\n').count()
+}
+
 /// Frames a message at the start of a stream buffer.
 pub fn frame_stream(b: &[u8]) -> Framed {
     let Some((eol, _)) = line_end(b, 0) else {

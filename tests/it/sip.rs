@@ -460,3 +460,54 @@ fn roles_file_labels_the_hop_chain() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
 }
+
+/// A TCP stream the way real stacks write it: a CRLF keep-alive, junk, one
+/// message over three segments, two messages in one segment, a padded
+/// Content-Length, and a message whose Content-Length is missing.
+#[test]
+fn tcp_framing_keepalives_junk_and_split_messages() {
+    let (c, s) = (([10, 0, 0, 1], 50000), ([10, 0, 0, 2], 5061));
+    let invite = b"INVITE sip:bob@x SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.1:50000;branch=z9hG4bK1\r\nCall-ID: a1\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length:   4\r\n\r\nv=0\n";
+    let two = b"SIP/2.0 100 Trying\r\nCall-ID: a1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\nSIP/2.0 180 Ringing\r\nCall-ID: a1\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n";
+    let nolen = b"SIP/2.0 200 OK\r\nCall-ID: a1\r\nCSeq: 1 INVITE\r\n\r\n";
+    let mut w = super::common::PcapWriter::new(1);
+    let mut cseq = 1000u32;
+    let mut sseq = 5000u32;
+    w.packet(0, &super::common::tcp_frame(c, s, cseq - 1, "S", b""));
+    w.packet(1, &super::common::tcp_frame(s, c, sseq - 1, "SA", b""));
+    let mut t = 2;
+    for chunk in [&b"\r\n\r\nsome junk\r\n"[..], &invite[..40], &invite[40..100], &invite[100..]] {
+        w.packet(t, &super::common::tcp_frame(c, s, cseq, "AP", chunk));
+        cseq += chunk.len() as u32;
+        t += 1;
+    }
+    for chunk in [&two[..], &nolen[..]] {
+        w.packet(t, &super::common::tcp_frame(s, c, sseq, "AP", chunk));
+        sseq += chunk.len() as u32;
+        t += 1;
+    }
+    let p = temp_file("sip-framing.pcap", &w.bytes);
+    let v = sip_json(&p);
+    let msgs = v["messages"].as_array().unwrap();
+    let got: Vec<(u64, Option<u64>, String)> = msgs
+        .iter()
+        .map(|m| (m["frame"].as_u64().unwrap(), m["end_frame"].as_u64(), m["summary"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (4, Some(6), "INVITE sip:bob@x".to_string()),
+            (7, None, "100 Trying".to_string()),
+            (7, None, "180 Ringing".to_string()),
+            (8, None, "200 OK".to_string()),
+        ]
+    );
+    assert_eq!(msgs[0]["body_length"], 4);
+    assert_eq!(v["summary"]["keepalive_bytes"], 4);
+    let problems = strs(&v["summary"]["problems"]);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(
+        problems[0],
+        "frame 3 (tcp 0): 11 bytes of junk before the first SIP message skipped"
+    );
+}
