@@ -58,6 +58,11 @@ enum Command {
     /// order: 401 challenge, Allocate, Refresh, permissions, channels, RFC 6062
     /// Connect/ConnectionBind, deallocation — and an outcome with the reason.
     Turn(StunArgs),
+    /// ICE sessions (ufrag pairs) from connectivity checks wherever they travel
+    /// (UDP, TCP, inside TURN): candidate pairs with a verdict per pair (both
+    /// ways, one way only, failed), the nominated pair, and the SIP dialog and
+    /// SDP candidates behind each session when SIP is in the capture.
+    Ice(InputArgs),
     /// Every SIP message (UDP, reassembled fragments, TCP on any port) with Via,
     /// Route and diagnostics; per dialog the ladder, route set and hop chain.
     Sip(SipArgs),
@@ -187,6 +192,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Stun(args) => stun(cli, args),
         Command::Turn(args) => turn(cli, args),
         Command::Sip(args) => sip(cli, args),
+        Command::Ice(args) => ice(cli, args),
     }
 }
 
@@ -351,4 +357,26 @@ fn load_roles(path: Option<&std::path::Path>) -> Result<crate::roles::Roles> {
         .with_context(|| format!("cannot read roles file {}", p.display()))?;
     crate::roles::Roles::with_file(&text)
         .map_err(|e| anyhow::anyhow!("roles file {}: {e}", p.display()))
+}
+
+fn ice(cli: &Cli, input: &InputArgs) -> Result<i32> {
+    let name = input.capture.display().to_string();
+    let reader = open(input)?;
+    let opts = run_options(cli, &reader);
+    let finders = (
+        crate::analyze::stun::StunFinder::default(),
+        crate::analyze::sip::SipFinder::default(),
+    );
+    let (result, shards) =
+        pipeline::run_sharded(reader, &opts, finders).with_context(|| format!("reading {name}"))?;
+    let (stun_shards, sip_shards): (Vec<_>, Vec<_>) = shards.into_iter().unzip();
+    let stun = crate::analyze::stun::merge(stun_shards, &result.flows);
+    let sip = crate::analyze::sip::merge(sip_shards);
+    let sdp = crate::analyze::ice::sdp_media(&sip);
+    let sessions = crate::analyze::ice::sessions(&stun, &sdp);
+    let report = crate::model::ice::IceReport::build(&result, &sessions, &name);
+    emit(input, &report, |out, r| {
+        render::table::ice(out, r, table_style(), input.limit)
+    })?;
+    Ok(damage_exit(&name, &result.read))
 }

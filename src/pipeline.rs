@@ -303,6 +303,36 @@ pub trait ShardSink: PacketSink + Send {
         Self: Sized;
 }
 
+/// Two analyzers in one pass (e.g. STUN and SIP for `ice`): each sees every
+/// packet its shard owns, in file order, as if it ran alone.
+impl<A: PacketSink, B: PacketSink> PacketSink for (A, B) {
+    fn wants_payload(&self) -> bool {
+        self.0.wants_payload() || self.1.wants_payload()
+    }
+
+    fn packet(
+        &mut self,
+        frame: &FrameInfo,
+        pkt: &Packet<'_>,
+        flow: Option<(FlowId, Dir)>,
+        flows: &FlowTable,
+    ) {
+        self.0.packet(frame, pkt, flow, flows);
+        self.1.packet(frame, pkt, flow, flows);
+    }
+
+    fn finish(&mut self, flows: &FlowTable) {
+        self.0.finish(flows);
+        self.1.finish(flows);
+    }
+}
+
+impl<A: ShardSink, B: ShardSink> ShardSink for (A, B) {
+    fn fork(&self) -> Self {
+        (self.0.fork(), self.1.fork())
+    }
+}
+
 /// The flow a packet belongs to for sharding: its own, or for an ICMP error
 /// the flow it quotes (so the quoted message meets its flow's state).
 fn shard_flow(p: &Packet<'_>, f: Option<(FlowId, Dir)>, flows: &FlowTable) -> Option<FlowId> {

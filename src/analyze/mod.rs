@@ -2,6 +2,7 @@
 //! transactions now; TURN allocations, ICE pairs, SIP dialogs and TLS sessions
 //! build on the same pattern.  They run as pipeline sinks and never print.
 
+pub mod ice;
 pub mod sip;
 pub mod stun;
 pub mod turn;
@@ -77,7 +78,11 @@ mod tests {
         assert!(!r.given_up());
         let mut r = Recognition::default();
         r.skipped(13);
-        assert_eq!(r.hit(), 13, "bytes before the first hit are handed back once");
+        assert_eq!(
+            r.hit(),
+            13,
+            "bytes before the first hit are handed back once"
+        );
         assert_eq!(r.hit(), 0);
     }
 }

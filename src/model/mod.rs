@@ -317,22 +317,29 @@ impl FlowSummary {
 pub fn flow_filter(f: &Flow) -> String {
     match f.l4 {
         L4::Tcp => format!("tcp.stream eq {}", f.stream),
-        L4::Udp => {
-            let ip = |e: &Endpoint| match e.ip {
-                std::net::IpAddr::V4(a) => format!("ip.src == {a}"),
-                std::net::IpAddr::V6(a) => format!("ipv6.src == {a}"),
-            };
-            let ipd = |e: &Endpoint| match e.ip {
-                std::net::IpAddr::V4(a) => format!("ip.dst == {a}"),
-                std::net::IpAddr::V6(a) => format!("ipv6.dst == {a}"),
-            };
-            let (c, s) = (&f.client, &f.server);
-            format!(
-                "({} && udp.srcport == {} && {} && udp.dstport == {}) || ({} && udp.srcport == {} && {} && udp.dstport == {})",
-                ip(c), c.port, ipd(s), s.port, ip(s), s.port, ipd(c), c.port
-            )
-        }
+        L4::Udp => tuple_filter(L4::Udp, &f.client, &f.server),
     }
+}
+
+/// A display filter for the packets between two transport addresses, both
+/// directions, spelled out (`(ip.src == A && udp.srcport == … ) || (…)`).
+pub fn tuple_filter(l4: L4, c: &Endpoint, s: &Endpoint) -> String {
+    let t = l4.name();
+    let ip = |e: &Endpoint, dir: &str| match e.ip {
+        std::net::IpAddr::V4(a) => format!("ip.{dir} == {a}"),
+        std::net::IpAddr::V6(a) => format!("ipv6.{dir} == {a}"),
+    };
+    format!(
+        "({} && {t}.srcport == {} && {} && {t}.dstport == {}) || ({} && {t}.srcport == {} && {} && {t}.dstport == {})",
+        ip(c, "src"),
+        c.port,
+        ip(s, "dst"),
+        s.port,
+        ip(s, "src"),
+        s.port,
+        ip(c, "dst"),
+        c.port
+    )
 }
 
 /// `edgetrace flows --json`.
@@ -387,6 +394,7 @@ pub fn link_type_name(lt: u32) -> &'static str {
     }
 }
 
+pub mod ice;
 pub mod sip;
 pub mod stun;
 pub mod turn;

@@ -555,3 +555,142 @@ pub fn sip(
     }
     Ok(())
 }
+
+/// `edgetrace ice`: per session a header, the pair table and the checks.
+pub fn ice(
+    out: &mut dyn Write,
+    r: &crate::model::ice::IceReport,
+    style: Style,
+    limit: usize,
+) -> io::Result<()> {
+    capture_summary(out, &r.meta.input, &r.capture)?;
+    let s = &r.summary;
+    writeln!(
+        out,
+        "\n{} ICE session(s), {} check(s), {} pair(s)",
+        s.sessions, s.checks, s.pairs
+    )?;
+    for (n, x) in r.sessions.iter().enumerate() {
+        writeln!(
+            out,
+            "\nSession {} — ufrags {}{}: {}",
+            n + 1,
+            x.ufrags.join(" / "),
+            x.call_id
+                .as_deref()
+                .map(|c| format!(" (Call-ID {c})"))
+                .unwrap_or_default(),
+            x.outcome
+        )?;
+        writeln!(out, "  {}", x.detail)?;
+        for side in &x.sides {
+            write!(
+                out,
+                "  {}: {}",
+                side.ufrag,
+                side.role.as_deref().unwrap_or("role not seen")
+            )?;
+            if let Some(d) = &side.sdp {
+                write!(
+                    out,
+                    " — SDP {} #{} m-line {}, {} candidate(s)",
+                    d.side, d.frame, d.m_line, d.candidates
+                )?;
+            }
+            writeln!(out)?;
+        }
+        let mut t = new_table(style);
+        t.set_header(vec![
+            "pair",
+            "a",
+            "b",
+            "tr",
+            "c",
+            "verdict",
+            "a→b req/ok",
+            "b→a req/ok",
+            "rtt ms",
+            "nom",
+        ]);
+        let rtt = |d: &crate::model::ice::DirOut| d.min_rtt_ms.map(|x| format!("{x:.1}"));
+        for p in &x.pairs {
+            let rtts: Vec<String> = [rtt(&p.a_to_b), rtt(&p.b_to_a)]
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| "-".into()))
+                .collect();
+            t.add_row(vec![
+                p.index.to_string(),
+                format!(
+                    "{}{}",
+                    p.a,
+                    p.a_candidate
+                        .as_deref()
+                        .map(|c| format!("\n{c}"))
+                        .unwrap_or_default()
+                ),
+                format!(
+                    "{}{}",
+                    p.b,
+                    p.b_candidate
+                        .as_deref()
+                        .map(|c| format!("\n{c}"))
+                        .unwrap_or_default()
+                ),
+                p.transport.to_string(),
+                p.component.map(|c| c.to_string()).unwrap_or_default(),
+                serde_json::to_value(p.verdict)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                format!("{}/{}", p.a_to_b.requests, p.a_to_b.successes),
+                format!("{}/{}", p.b_to_a.requests, p.b_to_a.successes),
+                rtts.join(" / "),
+                if p.nominated { "yes" } else { "" }.to_string(),
+            ]);
+        }
+        writeln!(out, "{t}")?;
+        for p in x
+            .pairs
+            .iter()
+            .filter(|p| p.verdict != crate::analyze::ice::Verdict::BothWays)
+        {
+            writeln!(out, "  pair {}: {}", p.index, p.detail)?;
+        }
+        for c in &x.unchecked_candidates {
+            writeln!(out, "  never checked: {c}")?;
+        }
+        let rows = capped(&x.checks, limit);
+        for c in rows {
+            writeln!(
+                out,
+                "  #{:<6} {:>10.6}s  pair {} {}  {} → {}{}{}  {}{}",
+                c.frame,
+                c.time_s,
+                c.pair,
+                c.direction,
+                c.from,
+                c.to,
+                if c.use_candidate {
+                    "  USE-CANDIDATE"
+                } else {
+                    ""
+                },
+                if c.retransmissions > 0 {
+                    let at: Vec<String> = c
+                        .retransmitted
+                        .iter()
+                        .map(|r| format!("{:.1}", r.after_s))
+                        .collect();
+                    format!("  (resent after {} s)", at.join(", "))
+                } else {
+                    String::new()
+                },
+                c.result,
+                c.answer_frame.map(|f| format!(" #{f}")).unwrap_or_default()
+            )?;
+        }
+        more_line(out, x.checks.len(), rows.len(), "checks")?;
+        writeln!(out, "  filter: {}", x.filter)?;
+    }
+    Ok(())
+}

@@ -3,6 +3,7 @@ mod cli;
 mod common;
 mod differential;
 mod fuzz_replay;
+mod ice;
 mod reassembly;
 mod sip;
 mod stun;

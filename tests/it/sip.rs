@@ -476,7 +476,12 @@ fn tcp_framing_keepalives_junk_and_split_messages() {
     w.packet(0, &super::common::tcp_frame(c, s, cseq - 1, "S", b""));
     w.packet(1, &super::common::tcp_frame(s, c, sseq - 1, "SA", b""));
     let mut t = 2;
-    for chunk in [&b"\r\n\r\nsome junk\r\n"[..], &invite[..40], &invite[40..100], &invite[100..]] {
+    for chunk in [
+        &b"\r\n\r\nsome junk\r\n"[..],
+        &invite[..40],
+        &invite[40..100],
+        &invite[100..],
+    ] {
         w.packet(t, &super::common::tcp_frame(c, s, cseq, "AP", chunk));
         cseq += chunk.len() as u32;
         t += 1;
@@ -491,7 +496,13 @@ fn tcp_framing_keepalives_junk_and_split_messages() {
     let msgs = v["messages"].as_array().unwrap();
     let got: Vec<(u64, Option<u64>, String)> = msgs
         .iter()
-        .map(|m| (m["frame"].as_u64().unwrap(), m["end_frame"].as_u64(), m["summary"].as_str().unwrap().to_string()))
+        .map(|m| {
+            (
+                m["frame"].as_u64().unwrap(),
+                m["end_frame"].as_u64(),
+                m["summary"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         got,

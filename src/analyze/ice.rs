@@ -1,0 +1,592 @@
+//! ICE connectivity checks as the wire shows them (PROTOCOLS.md §4): Binding
+//! requests that carry a `receiver:sender` USERNAME, wherever the STUN finder
+//! found them — plain UDP, RFC 4571 on TCP, RFC 6062 data connections, and
+//! inside TURN Send/Data indications, MS Send / Data Indication and
+//! ChannelData, where the pair is the relay↔peer leg (the relayed address is
+//! what the peer sees).
+//!
+//! Sessions are keyed by the ufrag pair.  Inside a session a candidate pair
+//! is (address, address, transport, component) and is tracked per direction:
+//! requests, retransmissions, answers, errors, RTT, USE-CANDIDATE and whether
+//! the nominating check succeeded.  A verdict per pair names a direction that
+//! fails.  With SDP from SIP in the same capture, ufrags tie a session to its
+//! dialog and m-line, and addresses to offered candidates.
+//!
+//! Decisions:
+//! - a transaction seen at several vantage points (both TURN clients'
+//!   connections in one capture) is one check; copies on the same flow are
+//!   retransmissions (the STUN finder's flag);
+//! - a response is tied to its request by transaction id;
+//! - MS-ICE2 usernames lose their NUL padding in the STUN decoder; MS-ICE v1
+//!   binary usernames (no text `:`) key a session by their hex and leave the
+//!   direction unknown;
+//! - the orientation of a pair (`a` → `b`) is that of its first check, so the
+//!   output does not depend on address sorting.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+use crate::analyze::stun::{Carrier, Core as StunCore, Found};
+use crate::flow::L4;
+use crate::proto::sdp::Candidate;
+use crate::proto::stun::names::attr as a;
+use crate::proto::stun::{hex, Class, Value};
+
+/// One SDP media section that offered ICE candidates (from the SIP analyzer).
+#[derive(Debug, Clone)]
+pub struct SdpMedia {
+    /// Call-ID of the dialog.
+    pub call_id: String,
+    /// Frame of the message that carried it.
+    pub frame: u64,
+    /// `offer` or `answer`.
+    pub side: &'static str,
+    /// Index of the m-line in its body.
+    pub m_index: usize,
+    /// audio, video…
+    pub kind: String,
+    /// `a=ice-ufrag`.
+    pub ufrag: String,
+    /// Candidates.
+    pub candidates: Vec<Candidate>,
+}
+
+/// The answer to a check.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Frame.
+    pub frame: u64,
+    /// Time.
+    pub ts_ns: i64,
+    /// Error (code, reason) for an error response.
+    pub error: Option<(u16, String)>,
+    /// XOR-MAPPED-ADDRESS (the request's source as the responder saw it).
+    pub mapped: Option<SocketAddr>,
+}
+
+/// One connectivity check (a request transaction).
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// Frame of the first copy.
+    pub frame: u64,
+    /// Its time.
+    pub ts_ns: i64,
+    /// Sender's transport address on the checked path.
+    pub from: SocketAddr,
+    /// Receiver's.
+    pub to: SocketAddr,
+    /// `udp` or `tcp` on the checked path.
+    pub transport: &'static str,
+    /// Transport and stream index of the flow carrying it (first copy).
+    pub carrier_flow: (L4, u32),
+    /// `direct`, `channel 0x4000`, `data-attribute`…
+    pub carrier: String,
+    /// USERNAME as text (or `hex:` for binary MS-ICE v1 usernames).
+    pub username: String,
+    /// Receiver's ufrag (USERNAME before the colon).
+    pub receiver_ufrag: Option<String>,
+    /// Sender's ufrag (after the colon).
+    pub sender_ufrag: Option<String>,
+    /// PRIORITY.
+    pub priority: Option<u32>,
+    /// USE-CANDIDATE present.
+    pub use_candidate: bool,
+    /// ICE-CONTROLLING (true) / ICE-CONTROLLED (false) with the tie-breaker.
+    pub role: Option<(bool, u64)>,
+    /// MS CANDIDATE-IDENTIFIER (the sender's SDP foundation).
+    pub candidate_id: Option<String>,
+    /// MS-IMPLEMENTATION-VERSION.
+    pub ms_version: Option<u32>,
+    /// Copies sent on the same flow after the first (retransmissions).
+    pub retransmissions: u32,
+    /// Each retransmission: frame and time after the first copy, ns.
+    pub retransmit_frames: Vec<(u64, i64)>,
+    /// Frames where other vantage points saw the same transaction.
+    pub also_seen: Vec<u64>,
+    /// Answers in frame order (a retransmitted request can be answered again,
+    /// sometimes differently: a success and then 401s for the copies).
+    pub answers: Vec<Answer>,
+    /// Round trip on the flow where both were seen, ns.
+    pub rtt_ns: Option<i64>,
+}
+
+impl Check {
+    /// Component from PRIORITY: `256 − (PRIORITY & 0xFF)` (RFC 8445 §5.1.2.1).
+    pub fn component(&self) -> Option<u16> {
+        self.priority.map(|p| 256 - (p & 0xFF) as u16)
+    }
+
+    /// True when answered with a success response.
+    pub fn succeeded(&self) -> bool {
+        self.success().is_some()
+    }
+
+    /// The first success response.
+    pub fn success(&self) -> Option<&Answer> {
+        self.answers.iter().find(|a| a.error.is_none())
+    }
+}
+
+/// The candidate type a priority's type preference suggests (RFC 8445
+/// §5.1.2.1 recommended values; MS uses 10 for relays).  Checks carry the
+/// peer-reflexive priority (§7.1.1), so on a check this is normally `prflx`.
+pub fn type_from_priority(p: u32) -> &'static str {
+    match p >> 24 {
+        126 => "host",
+        110 => "prflx",
+        100 => "srflx",
+        0 | 10 => "relay",
+        _ => "other",
+    }
+}
+
+/// One direction of a candidate pair.
+#[derive(Debug, Clone, Default)]
+pub struct Direction {
+    /// Checks sent (transactions).
+    pub requests: u32,
+    /// Retransmitted copies.
+    pub retransmissions: u32,
+    /// Success responses.
+    pub successes: u32,
+    /// Error responses as `487 Role Conflict`.
+    pub errors: Vec<String>,
+    /// Smallest RTT, ns.
+    pub min_rtt_ns: Option<i64>,
+    /// Frame of the first success response.
+    pub first_success_frame: Option<u64>,
+    /// Time of the first success response.
+    pub first_success_ns: Option<i64>,
+    /// A check carried USE-CANDIDATE.
+    pub use_candidate: bool,
+    /// A USE-CANDIDATE check succeeded: this direction nominated the pair.
+    pub nominated_frame: Option<u64>,
+    /// Sender's ufrag.
+    pub sender_ufrag: Option<String>,
+    /// Indices of the checks in the session's list.
+    pub checks: Vec<usize>,
+}
+
+impl Direction {
+    fn add(&mut self, i: usize, c: &Check) {
+        self.requests += 1;
+        self.retransmissions += c.retransmissions;
+        self.use_candidate |= c.use_candidate;
+        self.checks.push(i);
+        if self.sender_ufrag.is_none() {
+            self.sender_ufrag = c.sender_ufrag.clone();
+        }
+        for ans in &c.answers {
+            if let Some((code, reason)) = &ans.error {
+                let e = format!("{code} {reason}");
+                if !self.errors.contains(&e) {
+                    self.errors.push(e);
+                }
+            }
+        }
+        if let Some(ans) = c.success() {
+            self.successes += 1;
+            if self.first_success_frame.is_none() {
+                self.first_success_frame = Some(ans.frame);
+                self.first_success_ns = Some(ans.ts_ns);
+            }
+            if c.use_candidate && self.nominated_frame.is_none() {
+                self.nominated_frame = Some(ans.frame);
+            }
+        }
+        if let Some(r) = c.rtt_ns {
+            self.min_rtt_ns = Some(self.min_rtt_ns.map_or(r, |m| m.min(r)));
+        }
+    }
+}
+
+/// What a pair's checks say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Checks succeeded in both directions.
+    BothWays,
+    /// Checks from one side succeed, the other side's fail.
+    OneWay,
+    /// Checked from one side only, and that succeeded.
+    Succeeded,
+    /// Checks sent, none succeeded.
+    Failed,
+}
+
+/// A candidate pair on the wire.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    /// Sender of the pair's first check.
+    pub a: SocketAddr,
+    /// Its receiver.
+    pub b: SocketAddr,
+    /// udp / tcp.
+    pub transport: &'static str,
+    /// Component (from PRIORITY), when known.
+    pub component: Option<u16>,
+    /// Checks from a to b.
+    pub a_to_b: Direction,
+    /// Checks from b to a.
+    pub b_to_a: Direction,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Carrier flows (transport, stream) of its checks, sorted.
+    pub carriers: Vec<(L4, u32)>,
+}
+
+/// One ICE session (a ufrag pair).
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The two ufrags, sorted (or one hex username for MS-ICE v1).
+    pub ufrags: Vec<String>,
+    /// Checks in frame order.
+    pub checks: Vec<Check>,
+    /// Pairs in order of first check.
+    pub pairs: Vec<Pair>,
+    /// Role claims per ufrag: (controlling, tie-breaker) values seen.
+    pub roles: BTreeMap<String, Vec<(bool, u64)>>,
+    /// Index of the nominated pair (first nominating success) and the frame.
+    pub nominated: Option<(usize, u64, i64)>,
+    /// Checks on the nominated pair after nomination (consent freshness).
+    pub consent_checks: u32,
+    /// Frame of the last consent check.
+    pub last_consent_frame: Option<u64>,
+    /// SDP media sections whose ufrag belongs to the session.
+    pub sdp: Vec<SdpMedia>,
+}
+
+fn username(f: &Found) -> Option<(String, Option<String>, Option<String>)> {
+    let at = f.msg.attr(a::USERNAME)?;
+    match &at.value {
+        Value::Text(s) => {
+            let s = s.trim_end_matches('\0').to_string();
+            match s.split_once(':') {
+                Some((r, snd)) => Some((s.clone(), Some(r.to_string()), Some(snd.to_string()))),
+                None => Some((s, None, None)),
+            }
+        }
+        Value::Opaque(b) => Some((format!("hex:{}", hex(b)), None, None)),
+        _ => None,
+    }
+}
+
+fn path(f: &Found) -> (SocketAddr, SocketAddr, &'static str) {
+    let outer = (
+        SocketAddr::new(f.src.ip, f.src.port),
+        SocketAddr::new(f.dst.ip, f.dst.port),
+    );
+    let (from, to) = match (&f.carrier, f.relay_leg) {
+        (Carrier::Direct, _) | (_, None) => outer,
+        (_, Some((s, d))) => (s.unwrap_or(outer.0), d.unwrap_or(outer.1)),
+    };
+    let transport = match f.carrier {
+        Carrier::Direct | Carrier::IcmpQuoted(_) => f.l4.name(),
+        Carrier::Rfc6062Data(_) => "tcp",
+        _ => "udp",
+    };
+    (from, to, transport)
+}
+
+fn role(f: &Found) -> Option<(bool, u64)> {
+    f.msg.attrs.iter().find_map(|x| match x.value {
+        Value::U64(t) if x.typ == a::ICE_CONTROLLING => Some((true, t)),
+        Value::U64(t) if x.typ == a::ICE_CONTROLLED => Some((false, t)),
+        _ => None,
+    })
+}
+
+fn is_check(f: &Found) -> bool {
+    f.msg.class == Class::Request
+        && f.msg.method == "Binding"
+        && !matches!(f.carrier, Carrier::IcmpQuoted(_))
+        && f.msg.attr(a::USERNAME).is_some()
+}
+
+/// Builds the ICE sessions from the STUN finder's messages and the SDP of
+/// the capture's SIP dialogs.
+pub fn sessions(stun: &StunCore, sdp: &[SdpMedia]) -> Vec<Session> {
+    let mut sessions: Vec<Session> = Vec::new();
+    let mut by_key: HashMap<Vec<String>, usize> = HashMap::new();
+    let mut by_tid: HashMap<[u8; 16], (usize, usize)> = HashMap::new();
+    // requests first (the finder lists messages in frame order)
+    for f in stun.found.iter().filter(|f| is_check(f)) {
+        if let Some(&(s, c)) = by_tid.get(&f.msg.tid) {
+            let ch = &mut sessions[s].checks[c];
+            if f.retransmission || f.ms_duplicate {
+                if f.retransmission {
+                    ch.retransmissions += 1;
+                    ch.retransmit_frames.push((f.frame, f.ts_ns - ch.ts_ns));
+                }
+            } else {
+                ch.also_seen.push(f.frame);
+            }
+            if ch.rtt_ns.is_none() {
+                ch.rtt_ns = f.rtt_ns;
+            }
+            continue;
+        }
+        let Some((user, receiver, sender)) = username(f) else {
+            continue;
+        };
+        let mut key: Vec<String> = match (&receiver, &sender) {
+            (Some(r), Some(s)) => vec![r.clone(), s.clone()],
+            _ => vec![user.clone()],
+        };
+        key.sort();
+        let si = *by_key.entry(key.clone()).or_insert_with(|| {
+            sessions.push(Session {
+                ufrags: key,
+                checks: Vec::new(),
+                pairs: Vec::new(),
+                roles: BTreeMap::new(),
+                nominated: None,
+                consent_checks: 0,
+                last_consent_frame: None,
+                sdp: Vec::new(),
+            });
+            sessions.len() - 1
+        });
+        let (from, to, transport) = path(f);
+        let s = &mut sessions[si];
+        let r = role(f);
+        if let (Some(r), Some(snd)) = (r, &sender) {
+            let v = s.roles.entry(snd.clone()).or_default();
+            if !v.contains(&r) {
+                v.push(r);
+            }
+        }
+        s.checks.push(Check {
+            frame: f.frame,
+            ts_ns: f.ts_ns,
+            from,
+            to,
+            transport,
+            carrier_flow: (f.l4, f.stream),
+            carrier: f.carrier.name(),
+            username: user,
+            receiver_ufrag: receiver,
+            sender_ufrag: sender,
+            priority: f.msg.u32_value(a::PRIORITY),
+            use_candidate: f.msg.attr(a::USE_CANDIDATE).is_some(),
+            role: r,
+            candidate_id: f
+                .msg
+                .attr(a::CANDIDATE_IDENTIFIER)
+                .and_then(|x| match &x.value {
+                    Value::Text(t) => Some(t.trim_end_matches('\0').to_string()),
+                    _ => None,
+                }),
+            ms_version: f.msg.u32_value(a::MS_IMPLEMENTATION_VERSION),
+            retransmissions: 0,
+            retransmit_frames: Vec::new(),
+            also_seen: Vec::new(),
+            answers: Vec::new(),
+            rtt_ns: f.rtt_ns,
+        });
+        by_tid.insert(f.msg.tid, (si, s.checks.len() - 1));
+    }
+    // answers
+    for f in &stun.found {
+        if f.msg.method != "Binding" || !matches!(f.msg.class, Class::Success | Class::Error) {
+            continue;
+        }
+        let Some(&(s, c)) = by_tid.get(&f.msg.tid) else {
+            continue;
+        };
+        let ch = &mut sessions[s].checks[c];
+        // the same answer seen at another vantage point is not a new answer
+        if f.frame < ch.frame || ch.answers.iter().any(|x| x.ts_ns == f.ts_ns) {
+            continue;
+        }
+        ch.answers.push(Answer {
+            frame: f.frame,
+            ts_ns: f.ts_ns,
+            error: f.msg.error_code().map(|(c, r)| (c, r.to_string())),
+            mapped: f
+                .msg
+                .address(a::XOR_MAPPED_ADDRESS)
+                .or(f.msg.address(a::MAPPED_ADDRESS)),
+        });
+    }
+    for s in &mut sessions {
+        build_pairs(s);
+        s.sdp = sdp
+            .iter()
+            .filter(|m| s.ufrags.contains(&m.ufrag))
+            .cloned()
+            .collect();
+    }
+    sessions
+}
+
+fn build_pairs(s: &mut Session) {
+    let mut index: HashMap<(SocketAddr, SocketAddr, &'static str, Option<u16>), usize> =
+        HashMap::new();
+    for (i, c) in s.checks.iter().enumerate() {
+        let comp = c.component();
+        let fwd = (c.from, c.to, c.transport, comp);
+        let rev = (c.to, c.from, c.transport, comp);
+        let (pi, forward) = if let Some(&p) = index.get(&fwd) {
+            (p, true)
+        } else if let Some(&p) = index.get(&rev) {
+            (p, false)
+        } else {
+            s.pairs.push(Pair {
+                a: c.from,
+                b: c.to,
+                transport: c.transport,
+                component: comp,
+                a_to_b: Direction::default(),
+                b_to_a: Direction::default(),
+                verdict: Verdict::Failed,
+                carriers: Vec::new(),
+            });
+            index.insert(fwd, s.pairs.len() - 1);
+            (s.pairs.len() - 1, true)
+        };
+        let p = &mut s.pairs[pi];
+        if forward {
+            p.a_to_b.add(i, c);
+        } else {
+            p.b_to_a.add(i, c);
+        }
+        if !p.carriers.contains(&c.carrier_flow) {
+            p.carriers.push(c.carrier_flow);
+        }
+    }
+    for p in &mut s.pairs {
+        p.carriers.sort();
+        let (ab, ba) = (&p.a_to_b, &p.b_to_a);
+        p.verdict = match (ab.successes > 0, ba.successes > 0) {
+            (true, true) => Verdict::BothWays,
+            (true, false) if ba.requests > 0 => Verdict::OneWay,
+            (false, true) if ab.requests > 0 => Verdict::OneWay,
+            (true, false) | (false, true) => Verdict::Succeeded,
+            (false, false) => Verdict::Failed,
+        };
+    }
+    // nomination: the first USE-CANDIDATE check answered with success
+    let nominated = s
+        .pairs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            [&p.a_to_b, &p.b_to_a]
+                .into_iter()
+                .filter_map(move |d| d.nominated_frame.map(|f| (i, f)))
+        })
+        .min_by_key(|&(_, f)| f);
+    if let Some((pi, frame)) = nominated {
+        let ts = s
+            .checks
+            .iter()
+            .flat_map(|c| c.answers.iter())
+            .find(|a| a.frame == frame)
+            .map(|a| a.ts_ns)
+            .unwrap_or(0);
+        s.nominated = Some((pi, frame, ts));
+        let p = &s.pairs[pi];
+        for &ci in p.a_to_b.checks.iter().chain(&p.b_to_a.checks) {
+            let c = &s.checks[ci];
+            if c.frame > frame {
+                s.consent_checks += 1;
+                s.last_consent_frame =
+                    Some(s.last_consent_frame.map_or(c.frame, |l| l.max(c.frame)));
+            }
+        }
+    }
+}
+
+/// The ICE-bearing SDP media sections of a capture's SIP messages, each
+/// distinct body once (proxies relay copies): an offer is carried by a
+/// request other than ACK, an answer by a response or an ACK.
+pub fn sdp_media(sip: &crate::analyze::sip::Core) -> Vec<SdpMedia> {
+    let mut out: Vec<SdpMedia> = Vec::new();
+    for f in &sip.found {
+        let m = &f.msg;
+        let Some(call_id) = m.call_id() else { continue };
+        let side = match &m.start {
+            crate::proto::sip::StartLine::Request { method, .. } if method != "ACK" => "offer",
+            _ => "answer",
+        };
+        for part in crate::proto::sdp::from_body(m.header("Content-Type"), &m.body) {
+            for (i, media) in part.sdp.media.iter().enumerate() {
+                let Some(ufrag) = media.ice_ufrag.clone() else {
+                    continue;
+                };
+                let dup = out.iter().any(|o| {
+                    o.call_id == call_id && o.side == side && o.m_index == i && o.ufrag == ufrag
+                });
+                if !dup {
+                    out.push(SdpMedia {
+                        call_id: call_id.to_string(),
+                        frame: f.frame,
+                        side,
+                        m_index: i,
+                        kind: media.kind.clone(),
+                        ufrag,
+                        candidates: media.candidates.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The SDP candidate at an address offered by the side with this ufrag.
+pub fn candidate_at<'a>(
+    sdp: &'a [SdpMedia],
+    ufrag: Option<&str>,
+    addr: SocketAddr,
+    transport: &str,
+) -> Option<&'a Candidate> {
+    sdp.iter()
+        .filter(|m| ufrag.is_none_or(|u| m.ufrag == u))
+        .flat_map(|m| m.candidates.iter())
+        .find(|c| c.socket() == Some(addr) && c.protocol == transport)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priority_types() {
+        assert_eq!(type_from_priority(2130706431), "host");
+        assert_eq!(type_from_priority(1862270975), "prflx");
+        assert_eq!(type_from_priority(1694498815), "srflx");
+        assert_eq!(type_from_priority(16777215), "relay");
+        assert_eq!(type_from_priority(184547327), "relay"); // MS type preference 10
+    }
+
+    #[test]
+    fn component_from_priority() {
+        let mut c = Check {
+            frame: 1,
+            ts_ns: 0,
+            from: "10.0.0.1:1".parse().unwrap(),
+            to: "10.0.0.2:2".parse().unwrap(),
+            transport: "udp",
+            carrier_flow: (L4::Udp, 0),
+            carrier: "direct".into(),
+            username: "a:b".into(),
+            receiver_ufrag: None,
+            sender_ufrag: None,
+            priority: Some(1862270975),
+            use_candidate: false,
+            role: None,
+            candidate_id: None,
+            ms_version: None,
+            retransmissions: 0,
+            retransmit_frames: vec![],
+            also_seen: vec![],
+            answers: vec![],
+            rtt_ns: None,
+        };
+        assert_eq!(c.component(), Some(1));
+        c.priority = Some(2130705918);
+        assert_eq!(c.component(), Some(2));
+    }
+}
