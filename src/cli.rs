@@ -63,6 +63,11 @@ enum Command {
     /// ways, one way only, failed), the nominated pair, and the SIP dialog and
     /// SDP candidates behind each session when SIP is in the capture.
     Ice(InputArgs),
+    /// Every TLS connection (any port): TCP versus TLS roles (normal or
+    /// reversed, as on 8057), hellos, certificates with an EKU verdict by TLS
+    /// role, alerts, handshake outcome, data, how it ended, idle resets and
+    /// reconnects; then the 8057 section when that port is in use.
+    Tls(InputArgs),
     /// Every SIP message (UDP, reassembled fragments, TCP on any port) with Via,
     /// Route and diagnostics; per dialog the ladder, route set and hop chain.
     Sip(SipArgs),
@@ -193,6 +198,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Turn(args) => turn(cli, args),
         Command::Sip(args) => sip(cli, args),
         Command::Ice(args) => ice(cli, args),
+        Command::Tls(args) => tls(cli, args),
     }
 }
 
@@ -377,6 +383,21 @@ fn ice(cli: &Cli, input: &InputArgs) -> Result<i32> {
     let report = crate::model::ice::IceReport::build(&result, &sessions, &name);
     emit(input, &report, |out, r| {
         render::table::ice(out, r, table_style(), input.limit)
+    })?;
+    Ok(damage_exit(&name, &result.read))
+}
+
+fn tls(cli: &Cli, input: &InputArgs) -> Result<i32> {
+    let name = input.capture.display().to_string();
+    let reader = open(input)?;
+    let opts = run_options(cli, &reader);
+    let (result, shards) =
+        pipeline::run_sharded(reader, &opts, crate::analyze::tls::TlsFinder::default())
+            .with_context(|| format!("reading {name}"))?;
+    let core = crate::analyze::tls::merge(shards);
+    let report = crate::model::tls::TlsReport::build(&result, &core, &name);
+    emit(input, &report, |out, r| {
+        render::table::tls(out, r, table_style(), input.limit)
     })?;
     Ok(damage_exit(&name, &result.read))
 }

@@ -112,15 +112,34 @@ pub fn tcp_framing(data: &[u8]) {
     }
 }
 
-/// The whole STUN finder over `data` as a capture file.
-pub fn stun_capture(data: &[u8]) {
+/// Every analyzer (STUN, TURN, SIP, ICE, TLS) over `data` as a capture
+/// file, and every output model built from what they found.
+pub fn analyzers_capture(data: &[u8]) {
     let Ok(reader) = CaptureReader::new(Source::from_bytes(data.to_vec())) else {
         return;
     };
-    let finder = crate::analyze::stun::StunFinder::default();
-    if let Ok((run, shards)) = pipeline::run_sharded(reader, &RunOptions::default(), finder) {
-        std::hint::black_box(crate::analyze::stun::merge(shards, &run.flows).found.len());
-    }
+    let Ok(a) = crate::analyze::all::analyze(reader, &RunOptions::default()) else {
+        return;
+    };
+    let r = crate::model::Redaction::default();
+    let roles = crate::roles::Roles::builtin();
+    std::hint::black_box((
+        crate::model::stun::StunReport::build(&a.run, &a.stun, "fuzz", r)
+            .messages
+            .len(),
+        crate::model::turn::TurnReport::build(&a.run, &a.allocations, "fuzz", false)
+            .allocations
+            .len(),
+        crate::model::sip::SipReport::build(&a.run, &a.sip, "fuzz", r, &roles)
+            .messages
+            .len(),
+        crate::model::ice::IceReport::build(&a.run, &a.ice, "fuzz")
+            .sessions
+            .len(),
+        crate::model::tls::TlsReport::build(&a.run, &a.tls, "fuzz")
+            .connections
+            .len(),
+    ));
 }
 
 /// The SIP parser and stream framer on any bytes.
@@ -152,4 +171,35 @@ pub fn sip(data: &[u8]) {
         assert!(n <= data.len());
         let _ = crate::proto::sip::parse(&data[..n], false);
     }
+}
+
+/// TLS: the record layer over arbitrary stream bytes, handshake reassembly
+/// (split and packed messages, lying lengths), every handshake parser and
+/// the certificate reader.
+pub fn tls(data: &[u8]) {
+    use crate::proto::tls::{self, Front, HandshakeAssembler};
+
+    let mut hs = HandshakeAssembler::default();
+    let mut rest = data;
+    let _ = tls::sslv2_client_hello(data);
+    while let Front::Record {
+        content_type, len, ..
+    } = tls::front(rest)
+    {
+        assert!(len <= tls::MAX_RECORD && 5 + len <= rest.len());
+        if content_type == tls::content::HANDSHAKE {
+            for m in hs.push(&rest[5..5 + len]) {
+                assert!(m.len() <= tls::MAX_HANDSHAKE + 4);
+                if let tls::Handshake::Certificate(chain) = tls::parse_handshake(&m) {
+                    for der in chain {
+                        let _ = crate::proto::x509::parse(&der);
+                    }
+                }
+            }
+        }
+        rest = &rest[5 + len..];
+    }
+    // the bytes as one handshake message and as one certificate, too
+    let _ = tls::parse_handshake(data);
+    let _ = crate::proto::x509::parse(data);
 }

@@ -5,5 +5,5 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     edgetrace::fuzzing::capture(data);
-    edgetrace::fuzzing::stun_capture(data);
+    edgetrace::fuzzing::analyzers_capture(data);
 });

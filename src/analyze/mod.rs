@@ -2,9 +2,11 @@
 //! transactions now; TURN allocations, ICE pairs, SIP dialogs and TLS sessions
 //! build on the same pattern.  They run as pipeline sinks and never print.
 
+pub mod all;
 pub mod ice;
 pub mod sip;
 pub mod stun;
+pub mod tls;
 pub mod turn;
 
 /// Whether a stream finder has recognised its protocol in one direction of a

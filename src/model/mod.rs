@@ -397,4 +397,5 @@ pub fn link_type_name(lt: u32) -> &'static str {
 pub mod ice;
 pub mod sip;
 pub mod stun;
+pub mod tls;
 pub mod turn;

@@ -8,7 +8,9 @@
 //!   (plain, RFC 4571, MS-TURN 4-byte framing, MS pseudo-TLS);
 //! - [`sip`]: SIP messages (start line, headers, framing on streams);
 //! - [`sdp`]: SDP bodies: media lines, ICE credentials and candidates;
-//! - [`mras`]: MRAS XML bodies (A/V Edge credentials and relay list).
+//! - [`mras`]: MRAS XML bodies (A/V Edge credentials and relay list);
+//! - [`tls`]: TLS records, handshake reassembly and hello messages;
+//! - [`x509`]: certificates (subject, SAN, EKU judged by TLS role).
 
 pub mod channel;
 pub mod mras;
@@ -16,3 +18,5 @@ pub mod sdp;
 pub mod sip;
 pub mod stun;
 pub mod tcpframe;
+pub mod tls;
+pub mod x509;

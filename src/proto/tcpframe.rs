@@ -75,7 +75,8 @@ pub struct Framer {
 const PSEUDO_CLIENT_LEN: usize = 50;
 const PSEUDO_SERVER_LEN: usize = 83;
 
-fn is_pseudo_client(b: &[u8]) -> bool {
+/// True when `b` starts with MS pseudo-TLS's fixed fake ClientHello (MS-TURN §2.1.1).
+pub fn is_pseudo_client(b: &[u8]) -> bool {
     b.len() >= PSEUDO_CLIENT_LEN
         && b[..11]
             == [

@@ -694,3 +694,112 @@ pub fn ice(
     }
     Ok(())
 }
+
+/// `edgetrace tls`: one row per connection, then details and the 8057 section.
+pub fn tls(
+    out: &mut dyn Write,
+    r: &crate::model::tls::TlsReport,
+    style: Style,
+    limit: usize,
+) -> io::Result<()> {
+    capture_summary(out, &r.meta.input, &r.capture)?;
+    let s = &r.summary;
+    writeln!(
+        out,
+        "\n{} TLS connection(s): {} reversed, {} complete, {} fatal alert(s), {} EKU failure(s), {} MS pseudo-TLS",
+        s.connections, s.reversed, s.completed, s.fatal_alerts, s.eku_failures, s.pseudo_tls
+    )?;
+    if r.connections.is_empty() {
+        return Ok(());
+    }
+    let mut t = new_table(style);
+    t.set_header(vec![
+        "stream",
+        "tcp client → server",
+        "roles",
+        "version",
+        "sni",
+        "certificates",
+        "alerts",
+        "handshake",
+        "ended",
+    ]);
+    let rows = capped(&r.connections, limit);
+    for c in rows {
+        let certs: Vec<String> = c
+            .certificates
+            .iter()
+            .filter(|x| x.index == 0)
+            .map(|x| {
+                format!(
+                    "{} {}: {}",
+                    x.tls_role,
+                    x.subject.as_deref().unwrap_or("?"),
+                    match x.eku_ok {
+                        Some(true) => "EKU ok",
+                        Some(false) => "EKU WRONG",
+                        None => "-",
+                    }
+                )
+            })
+            .collect();
+        let alerts: Vec<String> = c
+            .alerts
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {} from {}",
+                    a.level,
+                    a.description.unwrap_or("?"),
+                    a.sender
+                )
+            })
+            .collect();
+        t.add_row(vec![
+            c.stream.to_string(),
+            format!("{} → {}", c.tcp_client, c.tcp_server),
+            if c.pseudo_tls { "pseudo-TLS" } else { c.roles }.to_string(),
+            c.version.clone().unwrap_or_default(),
+            c.client_hello
+                .as_ref()
+                .and_then(|h| h.sni.clone())
+                .unwrap_or_default(),
+            if c.certificates_encrypted && certs.is_empty() {
+                "encrypted (TLS 1.3)".to_string()
+            } else {
+                certs.join("\n")
+            },
+            alerts.join("\n"),
+            match c.handshake_ms {
+                Some(ms) => format!("{} ({ms:.1} ms)", c.handshake),
+                None => c.handshake.to_string(),
+            },
+            c.ended.clone(),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    more_line(out, r.connections.len(), rows.len(), "connections")?;
+    for c in rows
+        .iter()
+        .filter(|c| !c.notes.is_empty() || !c.problems.is_empty())
+    {
+        writeln!(out, "  stream {} ({}):", c.stream, c.filter)?;
+        for n in c.notes.iter().chain(&c.problems) {
+            writeln!(out, "    {n}")?;
+        }
+    }
+    if let Some(x) = &r.port_8057 {
+        writeln!(out, "\nPort 8057 (Front End → Edge, PSOM over MTLS)")?;
+        for p in &x.pairs {
+            writeln!(
+                out,
+                "  {} → {}: {} connection(s), at most {} at once, {} reconnect(s)",
+                p.front_end, p.edge, p.connections, p.max_concurrent, p.reconnects
+            )?;
+        }
+        for f in &x.flags {
+            writeln!(out, "  [{}] stream {}: {}", f.id, f.stream, f.detail)?;
+        }
+    }
+    Ok(())
+}

@@ -34,6 +34,9 @@ fn fuzz_regressions_stay_fixed() {
     for f in files("sip") {
         edgetrace::fuzzing::sip(&std::fs::read(&f).unwrap());
     }
+    for f in files("tls") {
+        edgetrace::fuzzing::tls(&std::fs::read(&f).unwrap());
+    }
 }
 
 /// xorshift64*: a small seeded generator, so failures reproduce.
@@ -79,7 +82,7 @@ fn damaged_samples_never_panic() {
             }
             let t = Instant::now();
             edgetrace::fuzzing::capture(&v);
-            edgetrace::fuzzing::stun_capture(&v);
+            edgetrace::fuzzing::analyzers_capture(&v);
             assert!(
                 t.elapsed() < Duration::from_secs(2),
                 "{}: slow variant",

@@ -9,4 +9,5 @@ mod sip;
 mod stun;
 mod synthetic;
 mod threads;
+mod tls;
 mod turn;

@@ -1,0 +1,586 @@
+//! The TLS finder: every TCP connection whose first bytes in a direction are
+//! TLS records (any port), followed record by record: who sent the
+//! ClientHello versus who opened TCP (normal or reversed roles, the 8057
+//! story), hello contents, certificates with their TLS role, alerts,
+//! ChangeCipherSpec/Finished, application data each way, and the health of
+//! the connection (idle time and retransmissions before a RST).
+//!
+//! MS pseudo-TLS (the fixed fake ClientHello of MS-TURN over 443) is labelled
+//! and left to the STUN finder; a direction that shows no TLS in its first
+//! 4 KiB is left alone.  Damage (non-TLS bytes after TLS, impossible
+//! lengths, gaps) is recorded with its frame and stops that direction.
+
+use std::collections::BTreeMap;
+
+use crate::capture::FrameInfo;
+use crate::flow::reassembly::{ByteQueue, Event};
+use crate::flow::streams::{CloseReason, StreamConsumer, StreamLimits, TcpStreams};
+use crate::flow::{Dir, Endpoint, FlowId, FlowTable, L4};
+use crate::packet::{Packet, TcpFlags, Transport};
+use crate::pipeline::{PacketSink, ShardSink};
+use crate::proto::tls::{self, content, Front, Handshake, HandshakeAssembler};
+use crate::proto::x509::{self, CertInfo};
+
+/// Retransmissions remembered per connection (for "bursts before a RST").
+const RETRANS_KEPT: usize = 64;
+/// A record this small after the handshake counts as a keep-alive candidate.
+const SMALL_RECORD: usize = 64;
+
+/// One thing that happened on a TLS connection, in order.
+#[derive(Debug, Clone)]
+pub struct TlsEvent {
+    /// Frame (of the record's first byte).
+    pub frame: u64,
+    /// Frame of the record's last byte (where Wireshark shows the reassembled record).
+    pub end_frame: u64,
+    /// Time.
+    pub ts_ns: i64,
+    /// 0 = sent by the TCP client (SYN sender), 1 = by the TCP server.
+    pub dir: usize,
+    /// `ClientHello`, `Certificate`, `Alert fatal unsupported_certificate`…
+    pub what: String,
+}
+
+/// A certificate as sent.
+#[derive(Debug, Clone)]
+pub struct SentCert {
+    /// Frame of the Certificate message.
+    pub frame: u64,
+    /// Sender direction (0 TCP client, 1 TCP server).
+    pub dir: usize,
+    /// Position in the chain (0 = end-entity).
+    pub index: usize,
+    /// Parsed, or why not.
+    pub info: Result<CertInfo, String>,
+}
+
+/// An alert.
+#[derive(Debug, Clone)]
+pub struct AlertSeen {
+    /// Frame.
+    pub frame: u64,
+    /// Time.
+    pub ts_ns: i64,
+    /// Sender direction.
+    pub dir: usize,
+    /// 1 warning, 2 fatal (None when encrypted).
+    pub level: Option<u8>,
+    /// Description (None when encrypted).
+    pub description: Option<u8>,
+}
+
+/// Per-direction counters.
+#[derive(Debug, Clone, Default)]
+pub struct DirStats {
+    /// Records seen.
+    pub records: u64,
+    /// Application data records.
+    pub app_records: u64,
+    /// Application data bytes (record fragments).
+    pub app_bytes: u64,
+    /// ChangeCipherSpec frame.
+    pub ccs_frame: Option<u64>,
+    /// First encrypted handshake record after CCS (Finished in TLS ≤ 1.2).
+    pub finished_frame: Option<u64>,
+    /// Time of that record.
+    pub finished_ts: Option<i64>,
+    /// Small application records after the handshake: count, first and last time.
+    pub small_records: u64,
+    /// Times of small records (first 4096) for the interval.
+    pub small_times: Vec<i64>,
+}
+
+/// What a TLS connection showed.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    /// Flow.
+    pub flow: FlowId,
+    /// Stream index.
+    pub stream: u32,
+    /// TCP client (SYN sender).
+    pub client: Endpoint,
+    /// TCP server.
+    pub server: Endpoint,
+    /// Direction that sent the ClientHello, its frame and time.
+    pub client_hello: Option<(usize, u64, i64, tls::ClientHello)>,
+    /// Direction that sent the ServerHello, its frame.
+    pub server_hello: Option<(usize, u64, tls::ServerHello)>,
+    /// A HelloRetryRequest was seen.
+    pub hello_retry: bool,
+    /// SSLv2-format ClientHello.
+    pub sslv2_hello: Option<(usize, u64)>,
+    /// MS pseudo-TLS (MS-TURN over 443): not a real handshake.
+    pub pseudo_tls: bool,
+    /// CertificateRequest: sender direction, frame, number of CAs.
+    pub cert_request: Option<(usize, u64, usize)>,
+    /// Certificates in order.
+    pub certs: Vec<SentCert>,
+    /// Alerts in order.
+    pub alerts: Vec<AlertSeen>,
+    /// Handshake messages and other notable records in order.
+    pub events: Vec<TlsEvent>,
+    /// Per direction.
+    pub dirs: [DirStats; 2],
+    /// Problems (non-TLS bytes, gaps, malformed messages) with frames.
+    pub problems: Vec<(u64, String)>,
+}
+
+impl Conn {
+    /// True when the connection showed TLS at all.
+    pub fn is_tls(&self) -> bool {
+        self.client_hello.is_some()
+            || self.server_hello.is_some()
+            || self.sslv2_hello.is_some()
+            || self.dirs.iter().any(|d| d.records > 0)
+    }
+}
+
+/// TCP facts the finder gathers per connection for health notes.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// Last packet time and frame.
+    pub last: Option<(i64, u64)>,
+    /// Highest sequence end seen per direction (relative to the first).
+    high: [Option<u64>; 2],
+    base: [Option<u32>; 2],
+    /// Retransmissions (frame, time, direction), the last [`RETRANS_KEPT`].
+    pub retrans: Vec<(u64, i64, usize)>,
+    /// Total retransmissions.
+    pub retrans_total: u64,
+    /// First RST: frame, time, direction, silence before it (ns).
+    pub rst: Option<(u64, i64, usize, i64)>,
+    /// Longest silence between packets (ns) and the frame that ended it.
+    pub max_idle: Option<(i64, u64)>,
+}
+
+struct DirState {
+    queue: ByteQueue,
+    seen: super::Recognition,
+    hs: HandshakeAssembler,
+    stopped: bool,
+}
+
+/// The collected connections; also the stream consumer.
+#[derive(Default)]
+pub struct Core {
+    /// TLS connections by flow.
+    pub conns: BTreeMap<FlowId, Conn>,
+    /// Health per TCP flow (kept for TLS connections at the end).
+    pub health: BTreeMap<FlowId, Health>,
+    ends: BTreeMap<FlowId, (u32, Endpoint, Endpoint)>,
+    dirs: BTreeMap<(FlowId, usize), DirState>,
+    tls13: BTreeMap<FlowId, bool>,
+}
+
+impl Core {
+    fn conn(&mut self, flow: FlowId) -> Option<&mut Conn> {
+        if !self.conns.contains_key(&flow) {
+            let &(stream, client, server) = self.ends.get(&flow)?;
+            self.conns.insert(
+                flow,
+                Conn {
+                    flow,
+                    stream,
+                    client,
+                    server,
+                    client_hello: None,
+                    server_hello: None,
+                    hello_retry: false,
+                    sslv2_hello: None,
+                    pseudo_tls: false,
+                    cert_request: None,
+                    certs: Vec::new(),
+                    alerts: Vec::new(),
+                    events: Vec::new(),
+                    dirs: Default::default(),
+                    problems: Vec::new(),
+                },
+            );
+        }
+        self.conns.get_mut(&flow)
+    }
+
+    fn drain(&mut self, flow: FlowId, d: usize, at_end: bool) {
+        loop {
+            let Some(ds) = self.dirs.get_mut(&(flow, d)) else {
+                return;
+            };
+            if ds.stopped || ds.seen.given_up() || ds.queue.is_empty() {
+                return;
+            }
+            let data = ds.queue.data();
+            let (frame, ts) = ds.queue.frame_at(ds.queue.start()).unwrap_or((0, 0));
+            if !ds.seen.recognised() {
+                if crate::proto::tcpframe::is_pseudo_client(data) {
+                    ds.stopped = true;
+                    if let Some(c) = self.conn(flow) {
+                        c.pseudo_tls = true;
+                        c.events.push(TlsEvent {
+                            frame,
+                            end_frame: frame,
+                            ts_ns: ts,
+                            dir: d,
+                            what: "MS pseudo-TLS ClientHello (MS-TURN framing follows)".into(),
+                        });
+                    }
+                    return;
+                }
+                if tls::sslv2_client_hello(data) {
+                    ds.stopped = true;
+                    ds.seen.hit();
+                    if let Some(c) = self.conn(flow) {
+                        c.sslv2_hello = Some((d, frame));
+                        c.events.push(TlsEvent {
+                            frame,
+                            end_frame: frame,
+                            ts_ns: ts,
+                            dir: d,
+                            what: "SSLv2-format ClientHello".into(),
+                        });
+                    }
+                    return;
+                }
+            }
+            match tls::front(data) {
+                Front::NeedMore => {
+                    if at_end {
+                        let n = data.len();
+                        let recognised = ds.seen.recognised();
+                        ds.queue.consume(n);
+                        if recognised {
+                            if let Some(c) = self.conn(flow) {
+                                c.problems.push((
+                                    frame,
+                                    format!("{n} bytes of an incomplete record at the end"),
+                                ));
+                            }
+                        }
+                    }
+                    return;
+                }
+                Front::NotTls(why) => {
+                    let n = data.len();
+                    if ds.seen.recognised() {
+                        ds.stopped = true;
+                        if let Some(c) = self.conn(flow) {
+                            c.problems
+                                .push((frame, format!("not TLS after TLS: {why}")));
+                        }
+                    } else {
+                        // not TLS (yet): look no further in this direction
+                        ds.queue.consume(n);
+                        ds.seen.skipped(super::Recognition::GIVE_UP_AFTER + 1);
+                    }
+                    return;
+                }
+                Front::Record {
+                    content_type,
+                    version: _,
+                    len,
+                } => {
+                    let fragment = data[5..5 + len].to_vec();
+                    let end = ds
+                        .queue
+                        .frame_at(ds.queue.start() + (5 + len) as u64 - 1)
+                        .map_or(frame, |x| x.0);
+                    ds.queue.consume(5 + len);
+                    ds.seen.hit();
+                    self.record(flow, d, (frame, end), ts, content_type, &fragment);
+                }
+            }
+        }
+    }
+
+    fn record(
+        &mut self,
+        flow: FlowId,
+        d: usize,
+        (frame, end_frame): (u64, u64),
+        ts: i64,
+        ct: u8,
+        fragment: &[u8],
+    ) {
+        let tls13 = self.tls13.get(&flow).copied().unwrap_or(false);
+        let mut messages = Vec::new();
+        if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
+            if ct == content::HANDSHAKE
+                && self
+                    .conns
+                    .get(&flow)
+                    .is_none_or(|c| c.dirs[d].ccs_frame.is_none())
+            {
+                messages = ds.hs.push(fragment);
+            }
+        }
+        let Some(c) = self.conn(flow) else { return };
+        let st = &mut c.dirs[d];
+        st.records += 1;
+        let ev = |what: String| TlsEvent {
+            frame,
+            end_frame,
+            ts_ns: ts,
+            dir: d,
+            what,
+        };
+        match ct {
+            content::CHANGE_CIPHER_SPEC if st.ccs_frame.is_none() => {
+                st.ccs_frame = Some(frame);
+                c.events.push(ev("ChangeCipherSpec".into()));
+            }
+            content::ALERT => {
+                // a clear alert is 2 bytes; an encrypted one (TLS ≤ 1.2 after
+                // CCS) carries a MAC; TLS 1.3 sends its encrypted alerts as
+                // application data records
+                let clear = fragment.len() == 2;
+                let (level, description) = if clear {
+                    (Some(fragment[0]), Some(fragment[1]))
+                } else {
+                    (None, None)
+                };
+                c.alerts.push(AlertSeen {
+                    frame,
+                    ts_ns: ts,
+                    dir: d,
+                    level,
+                    description,
+                });
+                c.events.push(ev(match (level, description) {
+                    (Some(l), Some(x)) => format!(
+                        "Alert {} {} ({x})",
+                        if l == 2 { "fatal" } else { "warning" },
+                        tls::alert_name(x)
+                    ),
+                    _ => "Alert (encrypted)".into(),
+                }));
+            }
+            // after ChangeCipherSpec the sender's handshake records are encrypted
+            content::HANDSHAKE if st.ccs_frame.is_some() && st.finished_frame.is_none() => {
+                st.finished_frame = Some(frame);
+                st.finished_ts = Some(ts);
+                c.events.push(ev("Finished (encrypted)".into()));
+            }
+            content::APPLICATION_DATA => {
+                // TLS 1.3: the first encrypted record after the hellos is the
+                // rest of the sender's handshake flight
+                if tls13 && st.finished_frame.is_none() {
+                    st.finished_frame = Some(frame);
+                    st.finished_ts = Some(ts);
+                    c.events.push(ev("encrypted handshake (TLS 1.3)".into()));
+                } else {
+                    st.app_records += 1;
+                    st.app_bytes += fragment.len() as u64;
+                    if fragment.len() <= SMALL_RECORD {
+                        st.small_records += 1;
+                        if st.small_times.len() < 4096 {
+                            st.small_times.push(ts);
+                        }
+                    }
+                }
+            }
+            content::HEARTBEAT => c.events.push(ev("Heartbeat".into())),
+            _ => {}
+        }
+        for m in messages {
+            let t = m.first().copied().unwrap_or(255);
+            let parsed = tls::parse_handshake(&m);
+            let mut what = tls::handshake_name(t).to_string();
+            match parsed {
+                Handshake::ClientHello(ch) => {
+                    if c.client_hello.is_none() {
+                        c.client_hello = Some((d, frame, ts, ch));
+                    }
+                }
+                Handshake::ServerHello(sh) => {
+                    if sh.hello_retry_request {
+                        c.hello_retry = true;
+                        what = "HelloRetryRequest".into();
+                    } else if c.server_hello.is_none() {
+                        c.server_hello = Some((d, frame, sh));
+                    }
+                }
+                Handshake::Certificate(chain) => {
+                    what = format!("Certificate ({} cert(s))", chain.len());
+                    for (i, der) in chain.iter().enumerate() {
+                        c.certs.push(SentCert {
+                            frame,
+                            dir: d,
+                            index: i,
+                            info: x509::parse(der),
+                        });
+                    }
+                }
+                Handshake::CertificateRequest { cas, .. } => {
+                    c.cert_request = Some((d, frame, cas));
+                }
+                Handshake::Malformed(_, why) => c.problems.push((frame, why)),
+                Handshake::Other(_) => {}
+            }
+            c.events.push(ev(what));
+        }
+        let now13 = c
+            .server_hello
+            .as_ref()
+            .is_some_and(|s| tls::is_tls13(s.2.negotiated()));
+        if now13 {
+            self.tls13.insert(flow, true);
+        }
+    }
+}
+
+impl StreamConsumer for Core {
+    fn event(&mut self, flow: FlowId, dir: Dir, ev: Event<'_>) {
+        let d = dir.idx();
+        let ds = self.dirs.entry((flow, d)).or_insert_with(|| DirState {
+            queue: ByteQueue::new(),
+            seen: Default::default(),
+            hs: HandshakeAssembler::default(),
+            stopped: false,
+        });
+        match ev {
+            Event::Data {
+                offset,
+                bytes,
+                frame,
+                ts_ns,
+            } => {
+                if ds.stopped || ds.seen.given_up() {
+                    return;
+                }
+                ds.queue.push(offset, bytes, frame, ts_ns);
+                self.drain(flow, d, false);
+            }
+            Event::Gap { offset, len, frame } => {
+                self.drain(flow, d, true);
+                let recognised = self
+                    .dirs
+                    .get(&(flow, d))
+                    .is_some_and(|x| x.seen.recognised());
+                if recognised {
+                    if let Some(c) = self.conn(flow) {
+                        c.problems
+                            .push((frame, format!("{len} bytes missing from the TCP stream; direction not followed further")));
+                    }
+                }
+                if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
+                    ds.queue.reset(offset + len);
+                    ds.stopped = recognised;
+                }
+            }
+        }
+    }
+
+    fn closed(&mut self, flow: FlowId, _reason: CloseReason) {
+        for d in 0..2 {
+            self.drain(flow, d, true);
+            self.dirs.remove(&(flow, d));
+        }
+        self.tls13.remove(&flow);
+        if !self
+            .conns
+            .get(&flow)
+            .is_some_and(|c| c.is_tls() || c.pseudo_tls)
+        {
+            self.conns.remove(&flow);
+            self.health.remove(&flow);
+        }
+    }
+}
+
+/// The finder as a pipeline sink.
+pub struct TlsFinder {
+    streams: TcpStreams<Core>,
+}
+
+impl Default for TlsFinder {
+    fn default() -> Self {
+        TlsFinder {
+            streams: TcpStreams::new(Core::default(), StreamLimits::default()),
+        }
+    }
+}
+
+impl PacketSink for TlsFinder {
+    fn wants_payload(&self) -> bool {
+        true
+    }
+
+    fn packet(
+        &mut self,
+        frame: &FrameInfo,
+        pkt: &Packet<'_>,
+        flow: Option<(FlowId, Dir)>,
+        flows: &FlowTable,
+    ) {
+        let Some((id, dir)) = flow else { return };
+        let Transport::Tcp(t) = &pkt.transport else {
+            return;
+        };
+        let f = flows.get(id);
+        if f.l4 != L4::Tcp {
+            return;
+        }
+        let core = self.streams.consumer_mut();
+        core.ends
+            .entry(id)
+            .or_insert((f.stream, f.client, f.server));
+        let h = core.health.entry(id).or_default();
+        let d = dir.idx();
+        if let Some((last, _)) = h.last {
+            let gap = frame.ts_ns - last;
+            if h.max_idle.is_none_or(|(g, _)| gap > g) {
+                h.max_idle = Some((gap, frame.number));
+            }
+        }
+        // retransmission: payload wholly below the highest byte already seen
+        let len = t.payload.len() as u64
+            + u64::from(t.flags.has(TcpFlags::SYN))
+            + u64::from(t.flags.has(TcpFlags::FIN));
+        let base = *h.base[d].get_or_insert(t.seq);
+        let rel = u64::from(t.seq.wrapping_sub(base));
+        if len > 0 && !t.flags.has(TcpFlags::SYN) {
+            if let Some(high) = h.high[d] {
+                if rel + len <= high {
+                    h.retrans_total += 1;
+                    if h.retrans.len() == RETRANS_KEPT {
+                        h.retrans.remove(0);
+                    }
+                    h.retrans.push((frame.number, frame.ts_ns, d));
+                }
+            }
+            h.high[d] = Some(h.high[d].map_or(rel + len, |x| x.max(rel + len)));
+        }
+        if t.flags.has(TcpFlags::RST) && h.rst.is_none() {
+            let silence = h.last.map(|(l, _)| frame.ts_ns - l).unwrap_or(0);
+            h.rst = Some((frame.number, frame.ts_ns, d, silence));
+        }
+        h.last = Some((frame.ts_ns, frame.number));
+        self.streams.packet(frame, pkt, Some((id, dir)), flows);
+    }
+
+    fn finish(&mut self, flows: &FlowTable) {
+        self.streams.finish(flows);
+    }
+}
+
+impl ShardSink for TlsFinder {
+    fn fork(&self) -> Self {
+        TlsFinder::default()
+    }
+}
+
+/// Merges shards: connections and their health, in stream order.
+pub fn merge(shards: Vec<TlsFinder>) -> Core {
+    let mut core = Core::default();
+    for s in shards {
+        let c = s.streams.into_consumer();
+        for (id, conn) in c.conns {
+            if conn.is_tls() || conn.pseudo_tls {
+                if let Some(h) = c.health.get(&id) {
+                    core.health.insert(id, h.clone());
+                }
+                core.conns.insert(id, conn);
+            }
+        }
+    }
+    core
+}
