@@ -746,13 +746,9 @@ pub fn tls(
         let alerts: Vec<String> = c
             .alerts
             .iter()
-            .map(|a| {
-                format!(
-                    "{} {} from {}",
-                    a.level,
-                    a.description.unwrap_or("?"),
-                    a.sender
-                )
+            .map(|a| match a.description {
+                Some(d) => format!("{} {d} from {}", a.level, a.sender),
+                None => format!("encrypted alert from {}", a.sender),
             })
             .collect();
         t.add_row(vec![
