@@ -68,6 +68,15 @@ enum Command {
     /// role, alerts, handshake outcome, data, how it ended, idle resets and
     /// reconnects; then the 8057 section when that port is in use.
     Tls(InputArgs),
+    /// Every analyzer at once, then the findings: what is wrong, worst first,
+    /// each with its evidence (frames, streams, addresses), a Wireshark display
+    /// filter and a hint.  With --fail-on, exit 1 when a finding that bad exists.
+    Report(ReportArgs),
+    /// Re-analyses a capture and compares its report with a saved baseline
+    /// (volatile fields ignored): exit 0 when equal, 1 when not, listing each
+    /// changed JSON path.  Given a directory, checks every capture that has a
+    /// NAME.expected.json beside it.
+    Check(CheckArgs),
     /// Every SIP message (UDP, reassembled fragments, TCP on any port) with Via,
     /// Route and diagnostics; per dialog the ladder, route set and hop chain.
     Sip(SipArgs),
@@ -90,6 +99,68 @@ struct SipArgs {
     /// ranges are labelled without a file.
     #[arg(long, value_name = "FILE")]
     roles: Option<PathBuf>,
+}
+
+/// Severity threshold for --fail-on.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum FailOn {
+    /// Fail on errors only.
+    Error,
+    /// Fail on warnings and errors.
+    Warning,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    #[command(flatten)]
+    input: InputArgs,
+
+    #[command(flatten)]
+    secrets: SecretArgs,
+
+    /// Exit 1 when a finding of this severity or worse is present (for CI).
+    #[arg(long, value_enum)]
+    fail_on: Option<FailOn>,
+
+    /// The A/V Edge relay port range the firewalls allow (`turn.relay-port-range`).
+    #[arg(long, value_name = "FIRST-LAST", default_value = "50000-59999", value_parser = parse_port_range)]
+    relay_ports: (u16, u16),
+
+    /// Label addresses with roles (see `edgetrace sip --help`).
+    #[arg(long, value_name = "FILE")]
+    roles: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// A capture, or a directory of captures with NAME.expected.json baselines.
+    path: PathBuf,
+
+    /// The baseline for a single capture (default: NAME.expected.json beside it).
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+
+    /// Rewrite the baseline(s) from the current analysis instead of comparing.
+    #[arg(long)]
+    update: bool,
+}
+
+fn parse_port_range(s: &str) -> std::result::Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?}: expected FIRST-LAST, e.g. 50000-59999"))?;
+    let a: u16 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not a port"))?;
+    let b: u16 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("{b:?} is not a port"))?;
+    if a > b {
+        return Err(format!("{a} > {b}"));
+    }
+    Ok((a, b))
 }
 
 #[derive(Args, Debug)]
@@ -199,6 +270,8 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Sip(args) => sip(cli, args),
         Command::Ice(args) => ice(cli, args),
         Command::Tls(args) => tls(cli, args),
+        Command::Report(args) => report(cli, args),
+        Command::Check(args) => check(cli, args),
     }
 }
 
@@ -400,4 +473,188 @@ fn tls(cli: &Cli, input: &InputArgs) -> Result<i32> {
         render::table::tls(out, r, table_style(), input.limit)
     })?;
     Ok(damage_exit(&name, &result.read))
+}
+
+fn report(cli: &Cli, args: &ReportArgs) -> Result<i32> {
+    let input = &args.input;
+    let name = input.capture.display().to_string();
+    let options = crate::model::report::ReportOptions {
+        redaction: args.secrets.redaction(),
+        roles: load_roles(args.roles.as_deref())?,
+        findings: crate::findings::Options {
+            relay_ports: args.relay_ports,
+        },
+    };
+    let reader = open(input)?;
+    let opts = run_options(cli, &reader);
+    let analysis =
+        crate::analyze::all::analyze(reader, &opts).with_context(|| format!("reading {name}"))?;
+    let report = crate::model::report::Report::build(&analysis, &name, &options);
+    emit(input, &report, |out, r| {
+        render::table::report(out, r, table_style(), input.limit)
+    })?;
+    let failed = match (args.fail_on, report.worst()) {
+        (Some(FailOn::Error), Some(crate::findings::Severity::Error)) => true,
+        (Some(FailOn::Warning), Some(s)) => s <= crate::findings::Severity::Warning,
+        _ => false,
+    };
+    if failed {
+        eprintln!(
+            "edgetrace: {} finding(s) at or above --fail-on",
+            report
+                .findings
+                .iter()
+                .filter(|f| match args.fail_on {
+                    Some(FailOn::Error) => f.severity == crate::findings::Severity::Error,
+                    _ => f.severity <= crate::findings::Severity::Warning,
+                })
+                .count()
+        );
+        return Ok(EXIT_CHECK_FAILED);
+    }
+    Ok(damage_exit(&name, &analysis.run.read))
+}
+
+/// The report of a capture as JSON, with `meta` removed (what `check` compares).
+fn report_value(cli: &Cli, capture: &std::path::Path) -> Result<serde_json::Value> {
+    let name = capture.display().to_string();
+    let reader = CaptureReader::open(capture).with_context(|| format!("cannot read {name}"))?;
+    let opts = run_options(cli, &reader);
+    let analysis =
+        crate::analyze::all::analyze(reader, &opts).with_context(|| format!("reading {name}"))?;
+    let options = crate::model::report::ReportOptions {
+        roles: crate::roles::Roles::builtin(),
+        ..Default::default()
+    };
+    let report = crate::model::report::Report::build(&analysis, &name, &options);
+    let mut v = serde_json::to_value(&report)?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("meta");
+    }
+    Ok(v)
+}
+
+/// `samples/x.pcap` → `samples/x.expected.json`.
+fn baseline_for(capture: &std::path::Path) -> PathBuf {
+    let stem = capture
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let stem = [".pcapng.gz", ".pcap.gz", ".pcapng", ".pcap", ".cap", ".gz"]
+        .iter()
+        .find_map(|e| stem.strip_suffix(e))
+        .unwrap_or(&stem)
+        .to_string();
+    capture.with_file_name(format!("{stem}.expected.json"))
+}
+
+/// Checks (or updates) one capture; returns the differences.
+fn check_one(
+    cli: &Cli,
+    capture: &std::path::Path,
+    baseline: &std::path::Path,
+    update: bool,
+) -> Result<Vec<String>> {
+    let now = report_value(cli, capture)?;
+    if update {
+        let mut text = serde_json::to_string_pretty(&now)?;
+        text.push('\n');
+        std::fs::write(baseline, text)
+            .with_context(|| format!("cannot write {}", baseline.display()))?;
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(baseline)
+        .with_context(|| format!("cannot read baseline {}", baseline.display()))?;
+    let mut old: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("baseline {} is not JSON", baseline.display()))?;
+    if let Some(o) = old.as_object_mut() {
+        o.remove("meta");
+    }
+    let mut diffs = Vec::new();
+    crate::render::diff::json_diff("", &old, &now, &mut diffs);
+    Ok(diffs)
+}
+
+fn check(cli: &Cli, args: &CheckArgs) -> Result<i32> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    if args.path.is_dir() {
+        let mut captures: Vec<PathBuf> = std::fs::read_dir(&args.path)
+            .with_context(|| format!("cannot list {}", args.path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && baseline_for(p) != *p && baseline_for(p).exists())
+            .collect();
+        captures.sort();
+        let (mut passed, mut failed) = (0, 0);
+        for c in &captures {
+            let diffs = check_one(cli, c, &baseline_for(c), args.update)?;
+            if args.update {
+                writeln!(out, "updated {}", baseline_for(c).display())?;
+            } else if diffs.is_empty() {
+                passed += 1;
+                writeln!(out, "ok      {}", c.display())?;
+            } else {
+                failed += 1;
+                writeln!(
+                    out,
+                    "CHANGED {} ({} difference(s))",
+                    c.display(),
+                    diffs.len()
+                )?;
+                for d in diffs.iter().take(20) {
+                    writeln!(out, "    {d}")?;
+                }
+                if diffs.len() > 20 {
+                    writeln!(out, "    … {} more", diffs.len() - 20)?;
+                }
+            }
+        }
+        if !args.update {
+            writeln!(out, "{passed} passed, {failed} failed")?;
+        }
+        out.flush()?;
+        if captures.is_empty() {
+            eprintln!(
+                "edgetrace: no capture in {} has a NAME.expected.json beside it",
+                args.path.display()
+            );
+        }
+        return Ok(if failed > 0 {
+            EXIT_CHECK_FAILED
+        } else {
+            EXIT_OK
+        });
+    }
+    let baseline = args
+        .baseline
+        .clone()
+        .unwrap_or_else(|| baseline_for(&args.path));
+    let diffs = check_one(cli, &args.path, &baseline, args.update)?;
+    if args.update {
+        writeln!(out, "updated {}", baseline.display())?;
+    } else if diffs.is_empty() {
+        writeln!(
+            out,
+            "ok      {} matches {}",
+            args.path.display(),
+            baseline.display()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "CHANGED {} differs from {} ({} difference(s))",
+            args.path.display(),
+            baseline.display(),
+            diffs.len()
+        )?;
+        for d in &diffs {
+            writeln!(out, "    {d}")?;
+        }
+    }
+    out.flush()?;
+    Ok(if diffs.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_CHECK_FAILED
+    })
 }

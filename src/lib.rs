@@ -18,6 +18,7 @@
 //! - [`pipeline`] streams a capture through those stages (reader thread, flow
 //!   accounting in file order, analyzers sharded by flow over rayon);
 //! - [`analyze`] finds protocol messages in flows and builds their state;
+//! - [`findings`] says what is wrong, with evidence and a Wireshark filter;
 //! - [`model`] is the output model every renderer reads;
 //! - [`render`] prints tables and JSON; [`cli`] is the command line;
 //! - [`roles`] labels addresses with deployment roles (`--roles`, Microsoft 365 ranges).
@@ -29,6 +30,7 @@
 pub mod analyze;
 pub mod capture;
 pub mod cli;
+pub mod findings;
 pub mod flow;
 pub mod fuzzing;
 pub mod model;

@@ -58,6 +58,21 @@ pub struct Connection {
     pub relayed_bytes: u64,
 }
 
+/// Something that went wrong with an allocation, kept structured for findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnIssue {
+    /// `auth-loop` (401 to authenticated requests), `stale-nonce` (438),
+    /// `no-answer` (Allocate never answered), `error` (any other error
+    /// response), `connection-never-bound`, `connectionbind-failed`.
+    pub kind: &'static str,
+    /// Error code, when there is one.
+    pub code: Option<u16>,
+    /// Frames that show it.
+    pub frames: Vec<u64>,
+    /// In words.
+    pub text: String,
+}
+
 /// One allocation.
 #[derive(Debug, Clone)]
 pub struct Allocation {
@@ -97,6 +112,8 @@ pub struct Allocation {
     pub indications: BTreeMap<String, (u64, u64, u64)>,
     /// RFC 6062 connections.
     pub connections: Vec<Connection>,
+    /// What went wrong, structured.
+    pub issues: Vec<TurnIssue>,
     /// Outcome word.
     pub outcome: &'static str,
     /// What happened, in words.
@@ -225,6 +242,7 @@ pub fn allocations(core: &Core, flows: &FlowTable, capture_end_ns: i64) -> Vec<A
             channel_traffic: BTreeMap::new(),
             indications: BTreeMap::new(),
             connections: Vec::new(),
+            issues: Vec::new(),
             outcome: "failed",
             detail: String::new(),
             steps: Vec::new(),
@@ -232,6 +250,9 @@ pub fn allocations(core: &Core, flows: &FlowTable, capture_end_ns: i64) -> Vec<A
         let mut auth_401 = 0u32;
         let mut stale = 0u32;
         let mut unanswered_alloc = 0u32;
+        let (mut auth_frames, mut stale_frames, mut unanswered_frames) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let mut issues: Vec<TurnIssue> = Vec::new();
         let mut final_errors: Vec<String> = Vec::new();
         let mut dealloc_frame = None;
         let mut closed_by_connection = false;
@@ -263,6 +284,7 @@ pub fn allocations(core: &Core, flows: &FlowTable, capture_end_ns: i64) -> Vec<A
                         }
                         if f.answer_frame.is_none() && !f.retransmission {
                             unanswered_alloc += 1;
+                            unanswered_frames.push(f.frame);
                         }
                     }
                     pending.insert(m.tid, f);
@@ -353,14 +375,27 @@ pub fn allocations(core: &Core, flows: &FlowTable, capture_end_ns: i64) -> Vec<A
                     }
                     match code {
                         401 if !authenticated => {} // the normal challenge
-                        401 => auth_401 += 1,
-                        438 => stale += 1,
+                        401 => {
+                            auth_401 += 1;
+                            auth_frames.push(f.frame);
+                        }
+                        438 => {
+                            stale += 1;
+                            stale_frames.push(f.frame);
+                        }
                         _ => {
                             let peer = req
                                 .and_then(|r| r.msg.address(a::XOR_PEER_ADDRESS))
                                 .map(|p| format!(" (peer {})", fmt_addr(Some(p))))
                                 .unwrap_or_default();
-                            final_errors.push(format!("{} {code} {reason}{peer}", m.method));
+                            let text = format!("{} {code} {reason}{peer}", m.method);
+                            issues.push(TurnIssue {
+                                kind: "error",
+                                code: Some(code),
+                                frames: vec![f.frame],
+                                text: text.clone(),
+                            });
+                            final_errors.push(text);
                         }
                     }
                 }
@@ -404,10 +439,17 @@ pub fn allocations(core: &Core, flows: &FlowTable, capture_end_ns: i64) -> Vec<A
                 .iter()
                 .find(|b| b.msg.class == Class::Request && b.frame > conn.announced_frame)
             else {
-                final_errors.push(format!(
+                let text = format!(
                     "connection {:#010x} never bound (no ConnectionBind seen)",
                     conn.id
-                ));
+                );
+                issues.push(TurnIssue {
+                    kind: "connection-never-bound",
+                    code: None,
+                    frames: vec![conn.announced_frame],
+                    text: text.clone(),
+                });
+                final_errors.push(text);
                 continue;
             };
             let data_flow = req.flow;
@@ -453,6 +495,12 @@ pub fn allocations(core: &Core, flows: &FlowTable, capture_end_ns: i64) -> Vec<A
                             .map(|(c, r)| (c, r.to_string()))
                             .unwrap_or_default();
                         conn.bind_result = Some(format!("error {code} {reason}"));
+                        issues.push(TurnIssue {
+                            kind: "connectionbind-failed",
+                            code: Some(code),
+                            frames: vec![b.frame],
+                            text: format!("ConnectionBind {code} {reason}"),
+                        });
                         final_errors.push(format!("ConnectionBind {code} {reason}"));
                         al.steps.push(Step {
                             frame: b.frame,
@@ -487,7 +535,31 @@ pub fn allocations(core: &Core, flows: &FlowTable, capture_end_ns: i64) -> Vec<A
             problems.push(format!(
                 "{unanswered_alloc} Allocate request(s) never answered by the server"
             ));
+            issues.push(TurnIssue {
+                kind: "no-answer",
+                code: None,
+                frames: unanswered_frames,
+                text: problems.last().cloned().unwrap_or_default(),
+            });
         }
+        if auth_401 > 0 {
+            issues.push(TurnIssue {
+                kind: "auth-loop",
+                code: Some(401),
+                frames: auth_frames,
+                text: problems[0].clone(),
+            });
+        }
+        if stale > 1 {
+            issues.push(TurnIssue {
+                kind: "stale-nonce",
+                code: Some(438),
+                frames: stale_frames,
+                text: format!("438 stale nonce {stale} times"),
+            });
+        }
+        issues.sort_by_key(|i| i.frames.first().copied());
+        al.issues = issues;
         problems.extend(final_errors);
         // RFC 6062 §4.1 / RFC 8656 §3.1: a TCP allocation lives as long as its control connection.
         let closed_frame = fl.tcp.as_ref().and_then(|t| {

@@ -395,6 +395,7 @@ pub fn link_type_name(lt: u32) -> &'static str {
 }
 
 pub mod ice;
+pub mod report;
 pub mod sip;
 pub mod stun;
 pub mod tls;

@@ -799,3 +799,117 @@ pub fn tls(
     }
     Ok(())
 }
+
+/// `edgetrace report`: capture, flows by protocol, findings worst first, then
+/// one line per TURN allocation, ICE session, SIP dialog and TLS connection.
+pub fn report(
+    out: &mut dyn Write,
+    r: &crate::model::report::Report,
+    style: Style,
+    limit: usize,
+) -> io::Result<()> {
+    capture_summary(out, &r.meta.input, &r.capture)?;
+    let flows: Vec<String> = r
+        .flows
+        .iter()
+        .map(|(p, f)| format!("{p} {}", f.count))
+        .collect();
+    writeln!(out, "flows: {}", flows.join(", "))?;
+    let c = &r.counts;
+    writeln!(
+        out,
+        "found: {} STUN message(s), {} TURN allocation(s), {} SIP message(s) in {} dialog(s), {} ICE session(s), {} TLS connection(s)",
+        c.stun_messages, c.turn_allocations, c.sip_messages, c.sip_dialogs, c.ice_sessions, c.tls_connections
+    )?;
+    writeln!(
+        out,
+        "\n{} finding(s): {} error, {} warning, {} info",
+        r.findings.len(),
+        c.findings.get("error").unwrap_or(&0),
+        c.findings.get("warning").unwrap_or(&0),
+        c.findings.get("info").unwrap_or(&0)
+    )?;
+    if !r.findings.is_empty() {
+        let mut t = new_table(style);
+        t.set_header(vec!["severity", "finding", "what", "frames", "filter"]);
+        let rows = capped(&r.findings, limit);
+        for f in rows {
+            let mut what = f.summary.clone();
+            if let Some(h) = f.hint {
+                what.push_str("\nhint: ");
+                what.push_str(h);
+            }
+            let fr: Vec<String> = f.frames.iter().take(6).map(|x| x.to_string()).collect();
+            t.add_row(vec![
+                f.severity.name().to_string(),
+                f.id.to_string(),
+                what,
+                if f.frames.len() > 6 {
+                    format!("{} …", fr.join(" "))
+                } else {
+                    fr.join(" ")
+                },
+                f.filter.clone(),
+            ]);
+        }
+        writeln!(out, "{t}")?;
+        more_line(out, r.findings.len(), rows.len(), "findings")?;
+    }
+    if !r.turn.is_empty() {
+        writeln!(out, "\nTURN allocations")?;
+        for a in &r.turn {
+            writeln!(
+                out,
+                "  {} {} {} → {}: {} — {}",
+                a.transport.name(),
+                a.stream,
+                a.client,
+                a.server,
+                a.outcome,
+                a.detail
+            )?;
+        }
+    }
+    if !r.ice.is_empty() {
+        writeln!(out, "\nICE sessions")?;
+        for s in &r.ice {
+            writeln!(
+                out,
+                "  {}: {} — {}",
+                s.ufrags.join("/"),
+                s.outcome,
+                s.detail
+            )?;
+        }
+    }
+    if !r.sip.is_empty() {
+        writeln!(out, "\nSIP dialogs")?;
+        for d in &r.sip {
+            writeln!(
+                out,
+                "  {} {} (frame {}): {}",
+                d.method.as_deref().unwrap_or("?"),
+                d.call_id,
+                d.first_frame,
+                d.final_status.as_deref().unwrap_or("no final response")
+            )?;
+        }
+    }
+    if !r.tls.is_empty() {
+        writeln!(out, "\nTLS connections")?;
+        for t in &r.tls {
+            writeln!(
+                out,
+                "  tcp {} {} → {}: {} {}, {} — {}",
+                t.stream,
+                t.tcp_client,
+                t.tcp_server,
+                if t.pseudo_tls { "pseudo-TLS" } else { t.roles },
+                t.version.as_deref().unwrap_or("?"),
+                t.handshake,
+                t.ended
+            )?;
+        }
+    }
+    Ok(())
+}

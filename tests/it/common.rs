@@ -225,3 +225,45 @@ pub fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
     std::fs::write(&p, bytes).unwrap();
     p
 }
+
+/// A STUN message (RFC 5389 header with the magic cookie) with TLV attributes, padded.
+pub fn stun_msg(msg_type: u16, tid: [u8; 12], attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (t, v) in attrs {
+        body.extend_from_slice(&t.to_be_bytes());
+        body.extend_from_slice(&(v.len() as u16).to_be_bytes());
+        body.extend_from_slice(v);
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+    }
+    let mut m = Vec::new();
+    m.extend_from_slice(&msg_type.to_be_bytes());
+    m.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    m.extend_from_slice(&0x2112_A442u32.to_be_bytes());
+    m.extend_from_slice(&tid);
+    m.extend_from_slice(&body);
+    m
+}
+
+/// An IPv4 (X)MAPPED-ADDRESS value; `xor` applies the RFC 5389 cookie.
+pub fn stun_addr(ip: [u8; 4], port: u16, xor: bool) -> Vec<u8> {
+    let (mut p, mut a) = (port, ip);
+    if xor {
+        p ^= 0x2112;
+        for (i, b) in a.iter_mut().enumerate() {
+            *b ^= 0x2112_A442u32.to_be_bytes()[i];
+        }
+    }
+    let mut v = vec![0, 1];
+    v.extend_from_slice(&p.to_be_bytes());
+    v.extend_from_slice(&a);
+    v
+}
+
+/// An ERROR-CODE value.
+pub fn stun_error(code: u16, reason: &str) -> Vec<u8> {
+    let mut v = vec![0, 0, (code / 100) as u8, (code % 100) as u8];
+    v.extend_from_slice(reason.as_bytes());
+    v
+}

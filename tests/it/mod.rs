@@ -5,6 +5,7 @@ mod differential;
 mod fuzz_replay;
 mod ice;
 mod reassembly;
+mod report;
 mod sip;
 mod stun;
 mod synthetic;

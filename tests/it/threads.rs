@@ -16,10 +16,11 @@ fn output(cmd: &str, path: &PathBuf, threads: &str) -> Vec<u8> {
 }
 
 #[test]
-fn same_json_with_1_2_and_5_threads() {
+fn same_json_with_1_2_and_5_threads_for_every_command() {
     let mut captures: Vec<PathBuf> = std::fs::read_dir(root().join("samples"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
         .collect();
     if let Some(s) = shared() {
         for n in [
@@ -35,7 +36,7 @@ fn same_json_with_1_2_and_5_threads() {
     }
     captures.sort();
     for c in &captures {
-        for cmd in ["stun", "turn", "flows"] {
+        for cmd in ["stun", "turn", "flows", "sip", "ice", "tls", "report"] {
             let one = output(cmd, c, "1");
             assert!(!one.is_empty(), "{cmd} {}", c.display());
             for t in ["2", "5"] {

@@ -1,0 +1,651 @@
+//! Findings: what is wrong, said in one sentence each, with the evidence
+//! (frames, streams, addresses), a Wireshark display filter that shows it,
+//! and a hint where the fix is known.  They are computed from what the
+//! analyzers built (TURN allocations, ICE sessions, SIP dialogs, TLS
+//! connections, the capture's damage) and never from raw packets.
+//!
+//! The catalogue (ids are stable; README "Findings" documents each):
+//! `capture.damaged`, `turn.auth-loop`, `turn.stale-nonce-loop`,
+//! `turn.request-rejected`, `turn.no-answer`, `turn.connectionbind-failed`,
+//! `turn.connection-never-bound`, `turn.relay-private`,
+//! `turn.relay-port-range`, `stun.mapped-mismatch`, `ice.one-way`,
+//! `ice.no-nomination`, `ice.unchecked-candidates`,
+//! `tls.8057-normal-direction`, `tls.client-cert-eku`, `tls.server-cert-eku`,
+//! `tls.fatal-alert`, `tls.idle-reset`, `tls.reconnect-loop`,
+//! `sip.error-response`, `mras.no-relay`.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::analyze::all::Analysis;
+use crate::flow::Endpoint;
+use crate::model::{ice::IceReport, sip::SipReport, tls::TlsReport, CaptureSummary};
+use crate::proto::stun::names::attr as a;
+use crate::proto::stun::{Class, Dialect};
+
+/// How bad a finding is.  Ordered worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Something failed.
+    Error,
+    /// Something is suspicious or will fail under other conditions.
+    Warning,
+    /// Worth knowing.
+    Info,
+}
+
+impl Severity {
+    /// `error`, `warning`, `info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// Stable id (`turn.auth-loop`).
+    pub id: &'static str,
+    /// Severity.
+    pub severity: Severity,
+    /// One sentence.
+    pub summary: String,
+    /// Frames that show it (at most [`MAX_EVIDENCE`]).
+    pub frames: Vec<u64>,
+    /// Streams (`tcp 3`, `udp 0`).
+    pub streams: Vec<String>,
+    /// Addresses involved.
+    pub addresses: Vec<String>,
+    /// A Wireshark display filter showing the evidence.
+    pub filter: String,
+    /// How to fix it, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<&'static str>,
+}
+
+/// Frames listed per finding.
+pub const MAX_EVIDENCE: usize = 20;
+
+/// Knobs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The A/V Edge relay port range (inclusive); default 50000–59999.
+    pub relay_ports: (u16, u16),
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            relay_ports: (50000, 59999),
+        }
+    }
+}
+
+/// The analyzers' output models the findings read.
+pub struct Inputs<'a> {
+    /// Everything found.
+    pub analysis: &'a Analysis,
+    /// The capture summary.
+    pub capture: &'a CaptureSummary,
+    /// SIP dialogs.
+    pub sip: &'a SipReport,
+    /// ICE sessions.
+    pub ice: &'a IceReport,
+    /// TLS connections.
+    pub tls: &'a TlsReport,
+}
+
+fn frames(mut v: Vec<u64>) -> Vec<u64> {
+    v.sort_unstable();
+    v.dedup();
+    v.truncate(MAX_EVIDENCE);
+    v
+}
+
+fn frame_filter(f: &[u64]) -> String {
+    match f {
+        [] => String::new(),
+        [one] => format!("frame.number == {one}"),
+        many => format!(
+            "frame.number in {{{}}}",
+            many.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    }
+}
+
+/// Private (RFC 1918), shared (RFC 6598 CGNAT), link-local or ULA: a relayed
+/// address there cannot be reached from the Internet.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            v.is_private() || v.is_link_local() || (o[0] == 100 && (64..128).contains(&o[1]))
+        }
+        IpAddr::V6(v) => {
+            (v.segments()[0] & 0xfe00) == 0xfc00 || (v.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Meaning of TURN error codes (RFC 8656 §17, RFC 6062 §6.3, MS-TURN).
+fn turn_error_meaning(code: u16) -> &'static str {
+    match code {
+        400 => "bad request",
+        403 => "forbidden: the server's policy refuses this peer or request (denied peer range or permission)",
+        420 => "unknown mandatory attribute",
+        437 => "allocation mismatch: an Allocate on a 5-tuple that already has one, or a request for an allocation the server no longer has",
+        440 => "address family not supported by the server",
+        441 => "wrong credentials: the request used other credentials than the allocation",
+        442 => "unsupported transport protocol",
+        443 => "peer address family mismatch",
+        446 => "connection already exists (RFC 6062)",
+        447 => "connection timeout or failure (RFC 6062): the relay could not reach the peer",
+        486 => "allocation quota reached for this user",
+        487 => "role conflict (ICE)",
+        500 => "server error",
+        508 => "insufficient capacity: the server has no relay ports left",
+        _ => "rejected",
+    }
+}
+
+fn turn(inp: &Inputs<'_>, o: &Options, out: &mut Vec<Finding>) {
+    let run = &inp.analysis.run;
+    for al in &inp.analysis.allocations {
+        let filter = crate::model::flow_filter(run.flows.get(al.flow));
+        let stream = format!("{} {}", al.l4.name(), al.stream);
+        let addrs = vec![al.client.to_string(), al.server.to_string()];
+        for issue in &al.issues {
+            let (id, severity, hint): (&'static str, Severity, Option<&'static str>) = match issue.kind {
+                "auth-loop" => (
+                    "turn.auth-loop",
+                    Severity::Error,
+                    Some("The TURN credentials are refused. On an Edge they come from MRAS (the SERVICE 200 OK): check that the client got fresh credentials, that the A/V authentication certificate is the same on every Edge of the pool, and that clocks agree."),
+                ),
+                "stale-nonce" => (
+                    "turn.stale-nonce-loop",
+                    Severity::Warning,
+                    Some("The server keeps expiring the nonce; a client that never adopts the new NONCE loops. Compare the NONCE in each 438 with the next request's."),
+                ),
+                "no-answer" => (
+                    "turn.no-answer",
+                    Severity::Error,
+                    Some("Nothing answered the Allocate: a firewall drops UDP/TCP 3478 or TCP 443 to the Edge's A/V external address, or the A/V Edge service is not listening there."),
+                ),
+                "connectionbind-failed" => (
+                    "turn.connectionbind-failed",
+                    Severity::Error,
+                    Some("The data connection for an RFC 6062 TCP relay was refused; check the CONNECTION-ID and that the data connection goes to the same server address."),
+                ),
+                "connection-never-bound" => (
+                    "turn.connection-never-bound",
+                    Severity::Warning,
+                    Some("The server announced a peer connection (Connect success or ConnectionAttempt) but no ConnectionBind followed within the capture; the client may not open data connections, or a firewall blocks them."),
+                ),
+                _ => ("turn.request-rejected", Severity::Error, None),
+            };
+            let summary = match (issue.kind, issue.code) {
+                ("error", Some(code)) => format!(
+                    "TURN allocation of {} at {}: {} — {}",
+                    al.client,
+                    al.server,
+                    issue.text,
+                    turn_error_meaning(code)
+                ),
+                _ => format!(
+                    "TURN allocation of {} at {}: {}",
+                    al.client, al.server, issue.text
+                ),
+            };
+            out.push(Finding {
+                id,
+                severity,
+                summary,
+                frames: frames(issue.frames.clone()),
+                streams: vec![stream.clone()],
+                addresses: addrs.clone(),
+                filter: format!("({filter}) && stun"),
+                hint,
+            });
+        }
+        if let Some(relayed) = al.relayed {
+            if is_private(relayed.ip()) {
+                out.push(Finding {
+                    id: "turn.relay-private",
+                    severity: Severity::Warning,
+                    summary: format!(
+                        "TURN server {} handed out the relayed address {} in a private range: peers on the Internet cannot reach it",
+                        al.server,
+                        Endpoint::from(relayed)
+                    ),
+                    frames: frames(al.success_frame.into_iter().collect()),
+                    streams: vec![stream.clone()],
+                    addresses: vec![Endpoint::from(relayed).to_string()],
+                    filter: frame_filter(&al.success_frame.into_iter().collect::<Vec<_>>()),
+                    hint: Some("An A/V Edge external interface behind NAT must advertise its public address (\"external IP address of the A/V Edge service is translated by NAT\" in Topology Builder); otherwise the relay candidates are useless outside."),
+                });
+            }
+            let (lo, hi) = o.relay_ports;
+            if !(lo..=hi).contains(&relayed.port()) {
+                out.push(Finding {
+                    id: "turn.relay-port-range",
+                    severity: Severity::Info,
+                    summary: format!(
+                        "relayed address {} is outside the relay port range {lo}–{hi}",
+                        Endpoint::from(relayed)
+                    ),
+                    frames: frames(al.success_frame.into_iter().collect()),
+                    streams: vec![stream.clone()],
+                    addresses: vec![Endpoint::from(relayed).to_string()],
+                    filter: frame_filter(&al.success_frame.into_iter().collect::<Vec<_>>()),
+                    hint: Some("Firewalls in front of an A/V Edge usually open only 50000–59999; a relay port outside the range firewalls allow will not carry media (set --relay-ports when your range differs)."),
+                });
+            }
+        }
+    }
+}
+
+fn stun(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
+    let mut seen = Vec::new();
+    for f in &inp.analysis.stun.found {
+        let m = &f.msg;
+        if m.class != Class::Success || m.dialect == Dialect::MsTurn {
+            continue;
+        }
+        let (Some(plain), Some(xored)) = (
+            m.address(a::MAPPED_ADDRESS),
+            m.address(a::XOR_MAPPED_ADDRESS),
+        ) else {
+            continue;
+        };
+        if plain != xored {
+            seen.push((f.frame, f.stream, f.l4, plain, xored));
+        }
+    }
+    if let Some(&(frame, stream, l4, plain, xored)) = seen.first() {
+        out.push(Finding {
+            id: "stun.mapped-mismatch",
+            severity: Severity::Warning,
+            summary: format!(
+                "{} STUN response(s) carry MAPPED-ADDRESS {} but XOR-MAPPED-ADDRESS {}: something on the path rewrote the plain address in the payload",
+                seen.len(),
+                Endpoint::from(plain),
+                Endpoint::from(xored)
+            ),
+            frames: frames(seen.iter().map(|x| x.0).collect()),
+            streams: vec![format!("{} {stream}", l4.name())],
+            addresses: vec![Endpoint::from(plain).to_string(), Endpoint::from(xored).to_string()],
+            filter: format!("frame.number == {frame}"),
+            hint: Some("A NAT or firewall with a STUN/SIP \"fixup\" (ALG) rewrites addresses it finds in payloads; XOR-MAPPED-ADDRESS exists to survive that. Disable the ALG for TURN traffic."),
+        });
+    }
+}
+
+fn ice(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
+    for s in &inp.ice.sessions {
+        let label = format!(
+            "ICE session {}{}",
+            s.ufrags.join("/"),
+            s.call_id
+                .as_deref()
+                .map(|c| format!(" (Call-ID {c})"))
+                .unwrap_or_default()
+        );
+        for p in s
+            .pairs
+            .iter()
+            .filter(|p| p.verdict == crate::analyze::ice::Verdict::OneWay)
+        {
+            let fr: Vec<u64> = s
+                .checks
+                .iter()
+                .filter(|c| c.pair == p.index)
+                .map(|c| c.frame)
+                .collect();
+            out.push(Finding {
+                id: "ice.one-way",
+                // another pair carrying the call makes it a warning
+                severity: if s.nominated.is_some() {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                },
+                summary: format!("{label}: {}", p.detail),
+                frames: frames(fr),
+                streams: p.carried_by.clone(),
+                addresses: vec![p.a.to_string(), p.b.to_string()],
+                filter: p.filter.clone(),
+                hint: Some("Checks that arrive but whose reverse checks never do point at a firewall that allows the traffic in one direction only (or only as replies). Open UDP both ways between the candidates, or rely on the relay (3478 UDP / 443 TCP to the Edge)."),
+            });
+        }
+        if s.nominated.is_none() {
+            let severity = if s.outcome == "connected" {
+                Severity::Warning
+            } else {
+                Severity::Error
+            };
+            let fr: Vec<u64> = s.checks.iter().map(|c| c.frame).collect();
+            out.push(Finding {
+                id: "ice.no-nomination",
+                severity,
+                summary: format!("{label}: no candidate pair was nominated ({})", s.detail),
+                frames: frames(fr),
+                streams: s.pairs.iter().flat_map(|p| p.carried_by.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+                addresses: s.pairs.iter().flat_map(|p| [p.a.to_string(), p.b.to_string()]).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+                filter: s.filter.clone(),
+                hint: Some("Without a nominated pair no media flows. Look at the pairs' verdicts: failed pairs everywhere mean no path at all (relay not reachable either); one-way pairs mean a firewall."),
+            });
+        }
+        if !s.unchecked_candidates.is_empty() {
+            out.push(Finding {
+                id: "ice.unchecked-candidates",
+                severity: Severity::Info,
+                summary: format!(
+                    "{label}: {} offered candidate(s) never appear in a check from this vantage point: {}",
+                    s.unchecked_candidates.len(),
+                    s.unchecked_candidates.join("; ")
+                ),
+                frames: frames(s.sides.iter().filter_map(|x| x.sdp.as_ref().map(|d| d.frame)).collect()),
+                streams: Vec::new(),
+                addresses: Vec::new(),
+                filter: s.filter.clone(),
+                hint: None,
+            });
+        }
+    }
+}
+
+fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
+    for c in &inp.tls.connections {
+        let stream = vec![format!("tcp {}", c.stream)];
+        let addrs = vec![c.tcp_client.to_string(), c.tcp_server.to_string()];
+        let on_8057 = c.tcp_server.port == 8057;
+        if on_8057 && c.roles == "normal" {
+            out.push(Finding {
+                id: "tls.8057-normal-direction",
+                severity: Severity::Warning,
+                summary: format!(
+                    "on 8057, {} opened TCP and also sent the ClientHello; the Edge ({}) is expected to be the TLS client",
+                    c.tcp_client, c.tcp_server
+                ),
+                frames: frames(c.client_hello.as_ref().map(|h| h.frame).into_iter().collect()),
+                streams: stream.clone(),
+                addresses: addrs.clone(),
+                filter: c.filter.clone(),
+                hint: Some("Check which box is which: on a healthy 8057 link the Front End connects and the Edge internal interface sends the ClientHello. A normal handshake suggests a proxy or load balancer terminating TLS in between."),
+            });
+        }
+        for cert in c.certificates.iter().filter(|x| x.eku_ok == Some(false)) {
+            let client = cert.tls_role == "client";
+            let alert = c
+                .alerts
+                .iter()
+                .find(|x| x.level == "fatal")
+                .map(|x| {
+                    format!(
+                        "; {} then sent fatal alert {}",
+                        x.sender,
+                        x.description.unwrap_or("?")
+                    )
+                })
+                .unwrap_or_default();
+            out.push(Finding {
+                id: if client { "tls.client-cert-eku" } else { "tls.server-cert-eku" },
+                severity: Severity::Error,
+                summary: format!(
+                    "{} sent {} as TLS {} certificate on stream {}, but {}{alert}",
+                    cert.sender,
+                    cert.subject.as_deref().unwrap_or("a certificate"),
+                    cert.tls_role,
+                    c.stream,
+                    cert.eku_verdict.as_deref().unwrap_or("its EKU does not allow that role")
+                ),
+                frames: frames(vec![cert.frame]),
+                streams: stream.clone(),
+                addresses: vec![cert.sender.to_string()],
+                filter: format!("{} && tls.handshake.type == 11", c.filter),
+                hint: Some(if client {
+                    "A certificate used as TLS client (the Edge on 8057 and 5062, any MTLS peer) needs the Client Authentication EKU (1.3.6.1.5.5.7.3.2). Public CAs stopped adding it in 2025–2026; issue the Edge internal certificate from an internal CA template with both Server and Client Authentication."
+                } else {
+                    "A TLS server certificate needs the Server Authentication EKU (1.3.6.1.5.5.7.3.1)."
+                }),
+            });
+        }
+        for al in c.alerts.iter().filter(|x| x.level == "fatal") {
+            out.push(Finding {
+                id: "tls.fatal-alert",
+                severity: Severity::Error,
+                summary: format!(
+                    "{} ({}) sent fatal alert {} ({}) on stream {}",
+                    al.sender,
+                    al.sender_tls_role.map(|r| format!("TLS {r}")).unwrap_or_default(),
+                    al.description.unwrap_or("?"),
+                    al.code.unwrap_or(0),
+                    c.stream
+                ),
+                frames: vec![al.frame],
+                streams: stream.clone(),
+                addresses: addrs.clone(),
+                filter: format!("{} && tls.alert_message", c.filter),
+                hint: match al.code {
+                    Some(42..=46) => Some("A certificate was rejected: check its EKU, validity, chain and revocation from the rejecting side's point of view."),
+                    Some(48) => Some("unknown_ca: the peer does not trust the issuing CA; install the root and intermediates on it."),
+                    Some(40) | Some(70) | Some(71) => Some("No common protocol version or cipher suite: compare the ClientHello's offer with what the server allows (TLS 1.2 enabled on both?)."),
+                    _ => None,
+                },
+            });
+        }
+        if let (Some(idle), Some(by), Some(fr)) = (
+            c.health.idle_before_rst_s,
+            c.health.rst_by,
+            c.health.rst_frame,
+        ) {
+            if idle >= crate::model::tls::IDLE_RST_NS as f64 / 1e9 {
+                out.push(Finding {
+                    id: "tls.idle-reset",
+                    severity: Severity::Warning,
+                    summary: format!(
+                        "stream {} ({} → {}) was reset by {by} after {idle:.1} s of silence ({} retransmission(s) before){}",
+                        c.stream,
+                        c.tcp_client,
+                        c.tcp_server,
+                        c.health.retransmissions_before_rst.unwrap_or(0),
+                        if on_8057 { " — the 8057 idle-timeout pattern" } else { "" }
+                    ),
+                    frames: vec![fr],
+                    streams: stream.clone(),
+                    addresses: addrs.clone(),
+                    filter: c.filter.clone(),
+                    hint: Some("A firewall or load balancer between the hosts drops idle connections; raise its TCP idle timeout above the application's keep-alive interval (for 8057, well above 20 minutes) or exempt the link."),
+                });
+            }
+        }
+    }
+    if let Some(x) = &inp.tls.port_8057 {
+        for f in x.flags.iter().filter(|f| f.id == "reconnect-loop") {
+            out.push(Finding {
+                id: "tls.reconnect-loop",
+                severity: Severity::Warning,
+                summary: f.detail.clone(),
+                frames: Vec::new(),
+                streams: vec![format!("tcp {}", f.stream)],
+                addresses: Vec::new(),
+                filter: f.filter.clone(),
+                hint: Some("Repeated reconnects between the same hosts mean the link keeps dying: look at how each connection ended (idle reset, alert, RST after retransmissions)."),
+            });
+        }
+    }
+}
+
+fn sip(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
+    let mut seen: Vec<(String, u16)> = Vec::new();
+    for m in &inp.sip.messages {
+        let Some(status) = m.status else { continue };
+        // 401/407 are challenges, 487 answers a CANCEL: part of normal life
+        if status < 400 || matches!(status, 401 | 407 | 487) {
+            continue;
+        }
+        let call = m.call_id.clone().unwrap_or_default();
+        if seen.contains(&(call.clone(), status)) {
+            continue;
+        }
+        seen.push((call.clone(), status));
+        let diag: Vec<String> = m
+            .diagnostics
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {} ({}){}",
+                    d.header,
+                    d.code,
+                    d.component,
+                    d.reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        out.push(Finding {
+            id: "sip.error-response",
+            severity: if status >= 500 {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            summary: format!(
+                "{} answered {} in dialog {call}{}",
+                m.src,
+                m.summary,
+                if diag.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", diag.join("; "))
+                }
+            ),
+            frames: vec![m.frame],
+            streams: vec![format!("{} {}", m.transport.name(), m.stream)],
+            addresses: vec![m.src.to_string(), m.dst.to_string()],
+            filter: format!("sip.Call-ID == \"{call}\" && sip.Status-Code == {status}"),
+            hint: None,
+        });
+    }
+    for m in &inp.sip.messages {
+        let Some(x) = &m.mras else { continue };
+        if x.kind == "response" && x.relays.is_empty() || x.error.is_some() {
+            out.push(Finding {
+                id: "mras.no-relay",
+                severity: Severity::Error,
+                summary: format!(
+                    "MRAS answer from {} (frame {}) gives no media relay{}: external media has no TURN server",
+                    m.src,
+                    m.frame,
+                    x.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                ),
+                frames: vec![m.frame],
+                streams: vec![format!("{} {}", m.transport.name(), m.stream)],
+                addresses: vec![m.src.to_string()],
+                filter: format!("frame.number == {}", m.frame),
+                hint: Some("Check the A/V Edge configuration the MRAS service publishes (the A/V Edge pool in the topology, the Edge's internal FQDN) and that the Front End can reach the Edge on 5062."),
+            });
+        }
+    }
+}
+
+fn capture(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
+    let c = inp.capture;
+    if !c.truncated && c.damaged_records == 0 {
+        return;
+    }
+    let mut fr = Vec::new();
+    let mut what = Vec::new();
+    if let Some(t) = &c.truncation {
+        fr.push(t.after_frame);
+        what.push(format!(
+            "truncated at byte {} after frame {} ({})",
+            t.offset, t.after_frame, t.reason
+        ));
+    }
+    if c.damaged_records > 0 {
+        fr.extend(c.damage.iter().map(|d| d.after_frame));
+        what.push(format!("{} damaged record(s) skipped", c.damaged_records));
+    }
+    out.push(Finding {
+        id: "capture.damaged",
+        severity: Severity::Warning,
+        summary: format!("the capture file is damaged: {}; everything readable was analysed", what.join("; ")),
+        frames: frames(fr.clone()),
+        streams: Vec::new(),
+        addresses: Vec::new(),
+        filter: frame_filter(&frames(fr)),
+        hint: Some("A capture stopped mid-write (disk full, tool killed) or copied incompletely; take a new one if the problem lies after the cut."),
+    });
+}
+
+/// Every finding, worst first, then by first frame and id.
+pub fn findings(inp: &Inputs<'_>, o: &Options) -> Vec<Finding> {
+    let mut out = Vec::new();
+    capture(inp, &mut out);
+    turn(inp, o, &mut out);
+    stun(inp, &mut out);
+    ice(inp, &mut out);
+    tls(inp, &mut out);
+    sip(inp, &mut out);
+    out.sort_by(|x, y| {
+        (x.severity, x.frames.first(), x.id, &x.summary).cmp(&(
+            y.severity,
+            y.frames.first(),
+            y.id,
+            &y.summary,
+        ))
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_ranges() {
+        for p in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "169.254.1.1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(is_private(p.parse().unwrap()), "{p}");
+        }
+        for p in [
+            "52.112.0.1",
+            "8.8.8.8",
+            "100.128.0.1",
+            "2001:db8::1",
+            "127.0.0.1",
+        ] {
+            assert!(!is_private(p.parse().unwrap()), "{p}");
+        }
+    }
+
+    #[test]
+    fn severity_orders_worst_first() {
+        assert!(Severity::Error < Severity::Warning && Severity::Warning < Severity::Info);
+    }
+
+    #[test]
+    fn frame_filters() {
+        assert_eq!(frame_filter(&[3]), "frame.number == 3");
+        assert_eq!(frame_filter(&[3, 9]), "frame.number in {3 9}");
+    }
+}

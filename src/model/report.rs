@@ -1,0 +1,186 @@
+//! Output model of `edgetrace report`: the capture, flows by protocol, the
+//! findings (worst first), and each analyzer's timelines in compact form —
+//! TURN allocations, SIP dialogs, ICE sessions (pairs and nomination; the
+//! per-check list stays in `edgetrace ice`), TLS connections.  Never a
+//! per-packet dump, so a report is a small fraction of the capture.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::ice::{IceReport, SessionOut};
+use super::sip::{DialogOut, SipReport};
+use super::tls::{ConnOut, Section8057, TlsReport};
+use super::turn::{AllocationOut, TurnReport};
+use super::{CaptureSummary, Meta, Redaction, SCHEMA_VERSION};
+use crate::analyze::all::Analysis;
+use crate::findings::{self, Finding, Severity};
+use crate::flow::{FlowId, L4};
+use crate::roles::Roles;
+
+/// Flows that carried one protocol.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtocolFlows {
+    /// How many.
+    pub count: usize,
+    /// Their streams (`udp 3`), the first [`MAX_STREAMS_LISTED`].
+    pub streams: Vec<String>,
+}
+
+/// Streams listed per protocol.
+pub const MAX_STREAMS_LISTED: usize = 50;
+
+/// Counts of what each analyzer found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Counts {
+    /// STUN/TURN/MS-TURN messages.
+    pub stun_messages: usize,
+    /// TURN allocations.
+    pub turn_allocations: usize,
+    /// SIP messages.
+    pub sip_messages: usize,
+    /// SIP dialogs.
+    pub sip_dialogs: usize,
+    /// ICE sessions.
+    pub ice_sessions: usize,
+    /// TLS connections.
+    pub tls_connections: usize,
+    /// Findings by severity.
+    pub findings: BTreeMap<&'static str, usize>,
+}
+
+/// `edgetrace report --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Schema version.
+    pub schema_version: u32,
+    /// Volatile fields.
+    pub meta: Meta,
+    /// The capture.
+    pub capture: CaptureSummary,
+    /// Flows by the protocol found in them (`stun`, `sip`, `tls`, `pseudo-tls`, `other`).
+    pub flows: BTreeMap<String, ProtocolFlows>,
+    /// Counts.
+    pub counts: Counts,
+    /// Findings, worst first.
+    pub findings: Vec<Finding>,
+    /// TURN allocations.
+    pub turn: Vec<AllocationOut>,
+    /// SIP dialogs.
+    pub sip: Vec<DialogOut>,
+    /// ICE sessions (without the per-check list).
+    pub ice: Vec<SessionOut>,
+    /// TLS connections.
+    pub tls: Vec<ConnOut>,
+    /// The 8057 section.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_8057: Option<Section8057>,
+}
+
+/// Options of a report.
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
+    /// Secrets and usernames.
+    pub redaction: Redaction,
+    /// Roles of addresses.
+    pub roles: Roles,
+    /// Finding knobs.
+    pub findings: findings::Options,
+}
+
+fn flows_by_protocol(a: &Analysis) -> BTreeMap<String, ProtocolFlows> {
+    let mut proto: BTreeMap<FlowId, &'static str> = BTreeMap::new();
+    for f in &a.stun.found {
+        proto.entry(f.flow).or_insert("stun");
+    }
+    for f in &a.sip.found {
+        proto.entry(f.flow).or_insert("sip");
+    }
+    for (id, c) in &a.tls.conns {
+        proto.insert(*id, if c.pseudo_tls { "pseudo-tls" } else { "tls" });
+    }
+    let mut out: BTreeMap<String, (usize, BTreeSet<(L4, u32)>)> = BTreeMap::new();
+    for (id, f) in a.run.flows.flows().iter().enumerate() {
+        let id = id as FlowId;
+        let p = proto.get(&id).copied().unwrap_or(match f.l4 {
+            L4::Tcp => "other-tcp",
+            L4::Udp => "other-udp",
+        });
+        let e = out.entry(p.to_string()).or_default();
+        e.0 += 1;
+        if e.1.len() < MAX_STREAMS_LISTED {
+            e.1.insert((f.l4, f.stream));
+        }
+    }
+    out.into_iter()
+        .map(|(k, (count, s))| {
+            (
+                k,
+                ProtocolFlows {
+                    count,
+                    streams: s
+                        .iter()
+                        .map(|(l4, st)| format!("{} {st}", l4.name()))
+                        .collect(),
+                },
+            )
+        })
+        .collect()
+}
+
+impl Report {
+    /// Builds the report from every analyzer's result.
+    pub fn build(a: &Analysis, input: &str, o: &ReportOptions) -> Report {
+        let capture = CaptureSummary::from_run(&a.run);
+        let turn = TurnReport::build(&a.run, &a.allocations, input, o.redaction.redact_usernames);
+        let sip = SipReport::build(&a.run, &a.sip, input, o.redaction, &o.roles);
+        let ice = IceReport::build(&a.run, &a.ice, input);
+        let tls = TlsReport::build(&a.run, &a.tls, input);
+        let inputs = findings::Inputs {
+            analysis: a,
+            capture: &capture,
+            sip: &sip,
+            ice: &ice,
+            tls: &tls,
+        };
+        let findings = findings::findings(&inputs, &o.findings);
+        let mut by_sev: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for s in [Severity::Error, Severity::Warning, Severity::Info] {
+            by_sev.insert(
+                s.name(),
+                findings.iter().filter(|f| f.severity == s).count(),
+            );
+        }
+        let counts = Counts {
+            stun_messages: a.stun.found.len(),
+            turn_allocations: turn.allocations.len(),
+            sip_messages: sip.messages.len(),
+            sip_dialogs: sip.dialogs.len(),
+            ice_sessions: ice.sessions.len(),
+            tls_connections: tls.connections.len(),
+            findings: by_sev,
+        };
+        let mut sessions = ice.sessions;
+        for s in &mut sessions {
+            s.checks.clear();
+        }
+        Report {
+            schema_version: SCHEMA_VERSION,
+            meta: Meta::new(input),
+            flows: flows_by_protocol(a),
+            capture,
+            counts,
+            findings,
+            turn: turn.allocations,
+            sip: sip.dialogs,
+            ice: sessions,
+            tls: tls.connections,
+            port_8057: tls.port_8057,
+        }
+    }
+
+    /// The worst severity present.
+    pub fn worst(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).min()
+    }
+}
