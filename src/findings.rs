@@ -67,6 +67,12 @@ pub struct Finding {
     /// How to fix it, where known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<&'static str>,
+    /// How many occurrences this finding stands for (identical problems of
+    /// many allocations, connections or dialogs are merged into one).
+    pub count: usize,
+    /// Findings with the same id and group are merged (empty: never merged).
+    #[serde(skip)]
+    pub group: String,
 }
 
 /// Frames listed per finding.
@@ -206,6 +212,8 @@ fn turn(inp: &Inputs<'_>, o: &Options, out: &mut Vec<Finding>) {
                 ),
             };
             out.push(Finding {
+                count: 1,
+                group: format!("{}|{:?}|{}", al.server, issue.code, issue.kind),
                 id,
                 severity,
                 summary,
@@ -219,6 +227,8 @@ fn turn(inp: &Inputs<'_>, o: &Options, out: &mut Vec<Finding>) {
         if let Some(relayed) = al.relayed {
             if is_private(relayed.ip()) {
                 out.push(Finding {
+                count: 1,
+                group: relayed.ip().to_string(),
                     id: "turn.relay-private",
                     severity: Severity::Warning,
                     summary: format!(
@@ -236,6 +246,8 @@ fn turn(inp: &Inputs<'_>, o: &Options, out: &mut Vec<Finding>) {
             let (lo, hi) = o.relay_ports;
             if !(lo..=hi).contains(&relayed.port()) {
                 out.push(Finding {
+                count: 1,
+                group: relayed.ip().to_string(),
                     id: "turn.relay-port-range",
                     severity: Severity::Info,
                     summary: format!(
@@ -272,6 +284,8 @@ fn stun(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
     }
     if let Some(&(frame, stream, l4, plain, xored)) = seen.first() {
         out.push(Finding {
+                count: 1,
+                group: String::new(),
             id: "stun.mapped-mismatch",
             severity: Severity::Warning,
             summary: format!(
@@ -311,6 +325,8 @@ fn ice(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
                 .map(|c| c.frame)
                 .collect();
             out.push(Finding {
+                count: 1,
+                group: String::new(),
                 id: "ice.one-way",
                 // another pair carrying the call makes it a warning
                 severity: if s.nominated.is_some() {
@@ -334,6 +350,8 @@ fn ice(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
             };
             let fr: Vec<u64> = s.checks.iter().map(|c| c.frame).collect();
             out.push(Finding {
+                count: 1,
+                group: String::new(),
                 id: "ice.no-nomination",
                 severity,
                 summary: format!("{label}: no candidate pair was nominated ({})", s.detail),
@@ -346,6 +364,8 @@ fn ice(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
         }
         if !s.unchecked_candidates.is_empty() {
             out.push(Finding {
+                count: 1,
+                group: String::new(),
                 id: "ice.unchecked-candidates",
                 severity: Severity::Info,
                 summary: format!(
@@ -370,6 +390,8 @@ fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
         let on_8057 = c.tcp_server.port == 8057;
         if on_8057 && c.roles == "normal" {
             out.push(Finding {
+                count: 1,
+                group: String::new(),
                 id: "tls.8057-normal-direction",
                 severity: Severity::Warning,
                 summary: format!(
@@ -398,6 +420,8 @@ fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
                 })
                 .unwrap_or_default();
             out.push(Finding {
+                count: 1,
+                group: String::new(),
                 id: if client { "tls.client-cert-eku" } else { "tls.server-cert-eku" },
                 severity: Severity::Error,
                 summary: format!(
@@ -421,6 +445,8 @@ fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
         }
         for al in c.alerts.iter().filter(|x| x.level == "fatal") {
             out.push(Finding {
+                count: 1,
+                group: String::new(),
                 id: "tls.fatal-alert",
                 severity: Severity::Error,
                 summary: format!(
@@ -450,6 +476,8 @@ fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
         ) {
             if idle >= crate::model::tls::IDLE_RST_NS as f64 / 1e9 {
                 out.push(Finding {
+                count: 1,
+                group: format!("{}|{}", c.tcp_server.port, by == c.tcp_server),
                     id: "tls.idle-reset",
                     severity: Severity::Warning,
                     summary: format!(
@@ -472,6 +500,8 @@ fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
     if let Some(x) = &inp.tls.port_8057 {
         for f in x.flags.iter().filter(|f| f.id == "reconnect-loop") {
             out.push(Finding {
+                count: 1,
+                group: String::new(),
                 id: "tls.reconnect-loop",
                 severity: Severity::Warning,
                 summary: f.detail.clone(),
@@ -515,6 +545,15 @@ fn sip(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
             })
             .collect();
         out.push(Finding {
+            count: 1,
+            group: format!(
+                "{status}|{}",
+                m.diagnostics
+                    .iter()
+                    .map(|d| d.code.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
             id: "sip.error-response",
             severity: if status >= 500 {
                 Severity::Error
@@ -542,6 +581,8 @@ fn sip(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
         let Some(x) = &m.mras else { continue };
         if x.kind == "response" && x.relays.is_empty() || x.error.is_some() {
             out.push(Finding {
+                count: 1,
+                group: String::new(),
                 id: "mras.no-relay",
                 severity: Severity::Error,
                 summary: format!(
@@ -579,6 +620,8 @@ fn capture(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
         what.push(format!("{} damaged record(s) skipped", c.damaged_records));
     }
     out.push(Finding {
+                count: 1,
+                group: String::new(),
         id: "capture.damaged",
         severity: Severity::Warning,
         summary: format!("the capture file is damaged: {}; everything readable was analysed", what.join("; ")),
@@ -590,7 +633,10 @@ fn capture(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
     });
 }
 
-/// Every finding, worst first, then by first frame and id.
+/// Every finding, worst first, then by first frame and id.  The same
+/// problem on many allocations, connections or dialogs (same id and group)
+/// becomes one finding with a `count`, the first occurrence's words and the
+/// evidence of all of them (capped at [`MAX_EVIDENCE`]).
 pub fn findings(inp: &Inputs<'_>, o: &Options) -> Vec<Finding> {
     let mut out = Vec::new();
     capture(inp, &mut out);
@@ -599,15 +645,52 @@ pub fn findings(inp: &Inputs<'_>, o: &Options) -> Vec<Finding> {
     ice(inp, &mut out);
     tls(inp, &mut out);
     sip(inp, &mut out);
-    out.sort_by(|x, y| {
+    let order = |x: &Finding, y: &Finding| {
         (x.severity, x.frames.first(), x.id, &x.summary).cmp(&(
             y.severity,
             y.frames.first(),
             y.id,
             &y.summary,
         ))
-    });
-    out
+    };
+    out.sort_by(order);
+    let mut merged: Vec<Finding> = Vec::with_capacity(out.len());
+    let mut index: std::collections::HashMap<(&'static str, String), usize> = Default::default();
+    for f in out {
+        if f.group.is_empty() {
+            merged.push(f);
+            continue;
+        }
+        match index.get(&(f.id, f.group.clone())) {
+            Some(&i) => {
+                let m = &mut merged[i];
+                m.count += 1;
+                m.frames = frames(m.frames.iter().chain(&f.frames).copied().collect());
+                for x in f.streams {
+                    if m.streams.len() < MAX_EVIDENCE && !m.streams.contains(&x) {
+                        m.streams.push(x);
+                    }
+                }
+                for x in f.addresses {
+                    if m.addresses.len() < MAX_EVIDENCE && !m.addresses.contains(&x) {
+                        m.addresses.push(x);
+                    }
+                }
+            }
+            None => {
+                index.insert((f.id, f.group.clone()), merged.len());
+                merged.push(f);
+            }
+        }
+    }
+    for m in merged.iter_mut().filter(|m| m.count > 1) {
+        m.summary
+            .push_str(&format!(" (and {} more like it)", m.count - 1));
+        // one flow's filter no longer covers the evidence: name the frames
+        m.filter = frame_filter(&m.frames);
+    }
+    merged.sort_by(order);
+    merged
 }
 
 #[cfg(test)]
