@@ -200,6 +200,8 @@ enum OutputFormat {
     Table,
     /// JSON with a schema_version (see README).
     Json,
+    /// Mermaid sequence diagrams in Markdown fenced blocks (sip, turn, ice).
+    Mermaid,
 }
 
 #[derive(Args, Debug)]
@@ -263,6 +265,20 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: &Cli) -> Result<i32> {
+    let input = match &cli.command {
+        Command::Flows(a) | Command::Ice(a) | Command::Tls(a) => Some(a),
+        Command::Stun(a) | Command::Turn(a) => Some(&a.input),
+        Command::Sip(a) => Some(&a.input),
+        Command::Report(a) => Some(&a.input),
+        Command::Check(_) => None,
+    };
+    let diagrams = matches!(
+        &cli.command,
+        Command::Sip(_) | Command::Turn(_) | Command::Ice(_)
+    );
+    if input.is_some_and(|i| i.format() == OutputFormat::Mermaid) && !diagrams {
+        anyhow::bail!("--format mermaid is available for sip, turn and ice");
+    }
     match &cli.command {
         Command::Flows(args) => flows(cli, args),
         Command::Stun(args) => stun(cli, args),
@@ -327,13 +343,9 @@ fn flows(cli: &Cli, args: &InputArgs) -> Result<i32> {
         pipeline::run(reader, &opts, &mut NoSink).with_context(|| format!("reading {name}"))?;
     let read = result.read.clone();
     let report = FlowsReport::from_run(result, &name);
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    match args.format() {
-        OutputFormat::Json => render::json::write(&mut out, &report)?,
-        OutputFormat::Table => render::table::flows(&mut out, &report, table_style(), args.limit)?,
-    }
-    out.flush()?;
+    emit(args, &report, |out, r| {
+        render::table::flows(out, r, table_style(), args.limit)
+    })?;
     Ok(damage_exit(&name, &read))
 }
 
@@ -352,17 +364,33 @@ fn find_stun(
     Ok((result, core))
 }
 
-/// Prints a report as JSON or with its table renderer.
+/// A diagram renderer for `--format mermaid`.
+type Diagram<T> = fn(&mut dyn Write, &T) -> io::Result<()>;
+
+/// Prints a report as JSON, with its table renderer, or as diagrams.
 fn emit<T: serde::Serialize>(
     input: &InputArgs,
     report: &T,
     table: impl FnOnce(&mut dyn Write, &T) -> io::Result<()>,
 ) -> Result<()> {
+    emit_with(input, report, table, None)
+}
+
+fn emit_with<T: serde::Serialize>(
+    input: &InputArgs,
+    report: &T,
+    table: impl FnOnce(&mut dyn Write, &T) -> io::Result<()>,
+    diagram: Option<Diagram<T>>,
+) -> Result<()> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    match input.format() {
-        OutputFormat::Json => render::json::write(&mut out, report)?,
-        OutputFormat::Table => table(&mut out, report)?,
+    match (input.format(), diagram) {
+        (OutputFormat::Json, _) => render::json::write(&mut out, report)?,
+        (OutputFormat::Table, _) => table(&mut out, report)?,
+        (OutputFormat::Mermaid, Some(d)) => d(&mut out, report)?,
+        (OutputFormat::Mermaid, None) => {
+            anyhow::bail!("--format mermaid is available for sip, turn and ice")
+        }
     }
     out.flush()?;
     Ok(())
@@ -392,9 +420,12 @@ fn turn(cli: &Cli, args: &StunArgs) -> Result<i32> {
         &name,
         args.secrets.redact_usernames,
     );
-    emit(input, &report, |out, r| {
-        render::table::turn(out, r, table_style())
-    })?;
+    emit_with(
+        input,
+        &report,
+        |out, r| render::table::turn(out, r, table_style()),
+        Some(render::mermaid::turn),
+    )?;
     Ok(damage_exit(&name, &result.read))
 }
 
@@ -421,9 +452,12 @@ fn sip(cli: &Cli, args: &SipArgs) -> Result<i32> {
             .retain(|m| m.call_id.as_deref() == Some(c.as_str()));
         report.dialogs.retain(|d| &d.call_id == c);
     }
-    emit(input, &report, |out, r| {
-        render::table::sip(out, r, table_style(), input.limit, args.dialog.as_deref())
-    })?;
+    emit_with(
+        input,
+        &report,
+        |out, r| render::table::sip(out, r, table_style(), input.limit, args.dialog.as_deref()),
+        Some(render::mermaid::sip),
+    )?;
     Ok(damage_exit(&name, &result.read))
 }
 
@@ -454,9 +488,12 @@ fn ice(cli: &Cli, input: &InputArgs) -> Result<i32> {
     let sdp = crate::analyze::ice::sdp_media(&sip);
     let sessions = crate::analyze::ice::sessions(&stun, &sdp);
     let report = crate::model::ice::IceReport::build(&result, &sessions, &name);
-    emit(input, &report, |out, r| {
-        render::table::ice(out, r, table_style(), input.limit)
-    })?;
+    emit_with(
+        input,
+        &report,
+        |out, r| render::table::ice(out, r, table_style(), input.limit),
+        Some(render::mermaid::ice),
+    )?;
     Ok(damage_exit(&name, &result.read))
 }
 

@@ -4,6 +4,7 @@ mod common;
 mod differential;
 mod fuzz_replay;
 mod ice;
+mod mermaid;
 mod reassembly;
 mod report;
 mod sip;
