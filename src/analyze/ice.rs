@@ -45,8 +45,11 @@ pub struct SdpMedia {
     pub m_index: usize,
     /// audio, video…
     pub kind: String,
-    /// `a=ice-ufrag`.
+    /// `a=ice-ufrag`; for a draft-6 section (per-candidate credentials) the
+    /// label `draft6:CALL-ID:offer|answer:M-INDEX`.
     pub ufrag: String,
+    /// MS-ICE v1 / draft-6 candidates (the 2007 fallback part).
+    pub draft6: bool,
     /// Candidates.
     pub candidates: Vec<Candidate>,
 }
@@ -256,7 +259,7 @@ pub struct Session {
     pub sdp: Vec<SdpMedia>,
 }
 
-fn username(f: &Found) -> Option<(String, Option<String>, Option<String>)> {
+fn username(f: &Found, sdp: &[SdpMedia]) -> Option<(String, Option<String>, Option<String>)> {
     let at = f.msg.attr(a::USERNAME)?;
     match &at.value {
         Value::Text(s) => {
@@ -266,7 +269,72 @@ fn username(f: &Found) -> Option<(String, Option<String>, Option<String>)> {
                 None => Some((s, None, None)),
             }
         }
-        Value::Opaque(b) => Some((format!("hex:{}", hex(b)), None, None)),
+        Value::Opaque(b) => {
+            let (r, snd) = draft6_sides(b, sdp).unzip();
+            Some((format!("hex:{}", hex(b)), r, snd))
+        }
+        _ => None,
+    }
+}
+
+/// Base64 (RFC 4648, standard alphabet, padding optional) as SIPE and
+/// libnice write MS-ICE v1 candidate usernames.
+fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|&c| c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// An MS-ICE v1 (draft-6) check's binary USERNAME is
+/// `b64decode(receiver's candidate username) ":" component ":"
+/// b64decode(sender's candidate username) ":" component` plus NUL padding
+/// (PROTOCOLS.md §4.3, libnice `priv_gen_username`).  Finds the two SDP
+/// draft-6 media sections whose candidates it names and returns their
+/// labels as (receiver, sender) "ufrags".
+fn draft6_sides(user: &[u8], sdp: &[SdpMedia]) -> Option<(String, String)> {
+    let user = {
+        let end = user.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        &user[..end]
+    };
+    let mut receiver = None;
+    let mut sender = None;
+    for m in sdp.iter().filter(|m| m.draft6) {
+        for c in &m.candidates {
+            let Some(name) = b64_decode(&c.foundation).filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            let mut head = name.clone();
+            head.push(b':');
+            if receiver.is_none() && user.starts_with(&head) {
+                receiver = Some(m.ufrag.clone());
+            }
+            // the sender's name follows the receiver's `name:component:`
+            let mut mid = vec![b':'];
+            mid.extend_from_slice(&name);
+            mid.push(b':');
+            if sender.is_none() && user.windows(mid.len()).skip(1).any(|w| w == mid.as_slice()) {
+                sender = Some(m.ufrag.clone());
+            }
+        }
+    }
+    match (receiver, sender) {
+        (Some(r), Some(s)) if r != s => Some((r, s)),
         _ => None,
     }
 }
@@ -326,7 +394,7 @@ pub fn sessions(stun: &StunCore, sdp: &[SdpMedia]) -> Vec<Session> {
             }
             continue;
         }
-        let Some((user, receiver, sender)) = username(f) else {
+        let Some((user, receiver, sender)) = username(f, sdp) else {
             continue;
         };
         let mut key: Vec<String> = match (&receiver, &sender) {
@@ -512,8 +580,14 @@ pub fn sdp_media(sip: &crate::analyze::sip::Core) -> Vec<SdpMedia> {
         };
         for part in crate::proto::sdp::from_body(m.header("Content-Type"), &m.body) {
             for (i, media) in part.sdp.media.iter().enumerate() {
-                let Some(ufrag) = media.ice_ufrag.clone() else {
-                    continue;
+                let draft6 = media
+                    .candidates
+                    .iter()
+                    .any(|c| c.form == crate::proto::sdp::CandidateForm::Draft6);
+                let ufrag = match (&media.ice_ufrag, draft6) {
+                    (_, true) => format!("draft6:{call_id}:{side}:{i}"),
+                    (Some(u), false) => u.clone(),
+                    (None, false) => continue,
                 };
                 let dup = out.iter().any(|o| {
                     o.call_id == call_id && o.side == side && o.m_index == i && o.ufrag == ufrag
@@ -526,6 +600,7 @@ pub fn sdp_media(sip: &crate::analyze::sip::Core) -> Vec<SdpMedia> {
                         m_index: i,
                         kind: media.kind.clone(),
                         ufrag,
+                        draft6,
                         candidates: media.candidates.clone(),
                     });
                 }
@@ -551,6 +626,46 @@ pub fn candidate_at<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64() {
+        assert_eq!(b64_decode("TWFu").unwrap(), b"Man");
+        assert_eq!(b64_decode("TWE").unwrap(), b"Ma");
+        assert_eq!(b64_decode("TQ==").unwrap(), b"M");
+        assert!(b64_decode("T!").is_none());
+    }
+
+    #[test]
+    fn draft6_username_names_both_sdp_sections() {
+        let cand = |user: &str| {
+            crate::proto::sdp::Candidate::parse(
+                "candidate",
+                &format!("{user} 1 cGFzcw UDP 0.830 10.0.0.1 5000"),
+            )
+            .unwrap()
+        };
+        let media = |label: &str, user: &str| SdpMedia {
+            call_id: "c".into(),
+            frame: 1,
+            side: "offer",
+            m_index: 0,
+            kind: "audio".into(),
+            ufrag: label.into(),
+            draft6: true,
+            candidates: vec![cand(user)],
+        };
+        // "\xfa\xfb" and "\xfc\xfd" as base64
+        let sdp = [
+            media("draft6:c:offer:0", "+vs"),
+            media("draft6:c:answer:0", "/P0"),
+        ];
+        let user = b"\xfc\xfd:1:\xfa\xfb:1\0\0";
+        assert_eq!(
+            draft6_sides(user, &sdp),
+            Some(("draft6:c:answer:0".into(), "draft6:c:offer:0".into()))
+        );
+        assert_eq!(draft6_sides(b"\x01\x02:1:\x03:1", &sdp), None);
+    }
 
     #[test]
     fn priority_types() {

@@ -290,3 +290,80 @@ fn public_ice_captures() {
         .collect();
     assert_eq!(roles, ["controlled", "controlling"]);
 }
+
+/// MS-ICE v1 (OCS 2007 / the 2007 fallback part): per-candidate base64
+/// usernames in draft-6 SDP, binary check USERNAME `recv:1:send:1` + NULs.
+/// The session is tied to the dialog through the decoded usernames.
+#[test]
+fn ms_ice_v1_binary_usernames_match_draft6_sdp() {
+    use super::common::{stun_addr, stun_msg, temp_file, udp_frame, PcapWriter};
+    let (a, b) = (([192, 0, 2, 10], 5060), ([198, 51, 100, 1], 5060));
+    let part = |user: &str, addr: &str| {
+        format!(
+            "--b\r\nContent-Type: application/sdp\r\nContent-Disposition: session; handling=optional; ms-proxy-2007fallback\r\n\r\nv=0\r\no=- 0 0 IN IP4 {addr}\r\ns=session\r\nc=IN IP4 {addr}\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=candidate:{user} 1 cGFzc3dvcmRwYXNzd29yZA UDP 0.830 {addr} 40000 \r\n\r\n--b--\r\n"
+        )
+    };
+    let sip = |first: &str, body: &str| {
+        format!(
+            "{first}\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK7\r\nCall-ID: v1call\r\nCSeq: 1 INVITE\r\nContent-Type: multipart/alternative;boundary=b\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // offer user bytes fa fb fc ("+vv8"), answer user bytes f0 f1 f2 ("8PHy")
+    let offer = part("+vv8", "192.0.2.10");
+    let answer = part("8PHy", "198.51.100.1");
+    // the offerer checks the answerer: receiver's name first
+    let mut user = vec![0xf0, 0xf1, 0xf2];
+    user.extend_from_slice(b":1:");
+    user.extend_from_slice(&[0xfa, 0xfb, 0xfc]);
+    user.extend_from_slice(b":1");
+    while user.len() % 4 != 0 {
+        user.push(0);
+    }
+    let check = stun_msg(0x0001, [5; 12], &[(0x0006, user)]);
+    let ok = stun_msg(
+        0x0101,
+        [5; 12],
+        &[(0x0001, stun_addr([192, 0, 2, 10], 40000, false))],
+    );
+    let mut w = PcapWriter::new(1);
+    w.packet(
+        0,
+        &udp_frame(a, b, sip("INVITE sip:b@example SIP/2.0", &offer).as_bytes()),
+    );
+    w.packet(
+        1000,
+        &udp_frame(b, a, sip("SIP/2.0 200 OK", &answer).as_bytes()),
+    );
+    w.packet(
+        2000,
+        &udp_frame(([192, 0, 2, 10], 40000), ([198, 51, 100, 1], 40000), &check),
+    );
+    w.packet(
+        3000,
+        &udp_frame(([198, 51, 100, 1], 40000), ([192, 0, 2, 10], 40000), &ok),
+    );
+    let v = ice_json(&temp_file("ms-ice-v1.pcap", &w.bytes));
+    let s = &v["sessions"][0];
+    assert_eq!(s["call_id"], "v1call", "{s}");
+    let sides: Vec<&str> = s["sides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["sdp"]["side"].as_str().unwrap())
+        .collect();
+    assert_eq!(sides, ["answer", "offer"]);
+    let p = &s["pairs"][0];
+    assert_eq!(p["a_to_b"]["successes"], 1);
+    assert!(
+        p["a_candidate"]
+            .as_str()
+            .unwrap()
+            .contains("foundation +vv8"),
+        "{p}"
+    );
+    assert!(s["checks"][0]["username"]
+        .as_str()
+        .unwrap()
+        .starts_with("hex:f0f1f2"));
+}
