@@ -25,7 +25,7 @@ use crate::proto::stun::names::attr as a;
 use crate::proto::stun::{Class, Dialect};
 
 /// How bad a finding is.  Ordered worst first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Something failed.
@@ -48,7 +48,7 @@ impl Severity {
 }
 
 /// One finding.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     /// Stable id (`turn.auth-loop`).
     pub id: &'static str,
@@ -65,7 +65,7 @@ pub struct Finding {
     /// A Wireshark display filter showing the evidence.
     pub filter: String,
     /// How to fix it, where known.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<&'static str>,
     /// How many occurrences this finding stands for (identical problems of
     /// many allocations, connections or dialogs are merged into one).

@@ -62,7 +62,7 @@ pub struct FrameInfo {
 }
 
 /// Which container the capture uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// Classic libpcap, microsecond timestamps.
@@ -88,7 +88,7 @@ impl Format {
 }
 
 /// Why a record or a stretch of bytes was skipped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Damage {
     /// Byte offset (in the decompressed capture) where the bad record starts.
     pub offset: u64,
@@ -101,7 +101,7 @@ pub struct Damage {
 }
 
 /// Where and why the capture ended early.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Truncation {
     /// Offset of the incomplete record.
     pub offset: u64,

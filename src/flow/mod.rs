@@ -31,7 +31,9 @@ use crate::capture::FrameInfo;
 use crate::packet::{Packet, Quoted, TcpFlags, Transport};
 
 /// Transport protocol of a flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum L4 {
     /// TCP (`tcp.stream`).
@@ -74,6 +76,20 @@ impl From<std::net::SocketAddr> for Endpoint {
             ip: a.ip(),
             port: a.port(),
         }
+    }
+}
+
+/// In JSON an endpoint is the string `addr:port` (`[v6]:port`).
+impl schemars::JsonSchema for Endpoint {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Endpoint".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "transport address: addr:port, IPv6 as [addr]:port"
+        })
     }
 }
 

@@ -57,7 +57,7 @@ pub enum Event<'a> {
 }
 
 /// Counters of one direction's reassembly.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ReassemblyStats {
     /// Bytes delivered.
     pub delivered_bytes: u64,

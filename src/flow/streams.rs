@@ -26,7 +26,7 @@ use crate::packet::{Packet, TcpFlags, Transport};
 use crate::pipeline::PacketSink;
 
 /// Why a connection's stream ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CloseReason {
     /// A RST was seen.
@@ -74,7 +74,7 @@ impl Default for StreamLimits {
 }
 
 /// Counters of the stream manager.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct StreamStats {
     /// Connections finished, by reason.
     pub closed_reset: u64,

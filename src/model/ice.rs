@@ -18,7 +18,7 @@ fn ms(ns: i64) -> f64 {
 }
 
 /// One side of a session (one ufrag).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SideOut {
     /// The ufrag.
     pub ufrag: String,
@@ -27,12 +27,12 @@ pub struct SideOut {
     /// Tie-breakers claimed, hex.
     pub tie_breakers: Vec<String>,
     /// The SDP media section that offered this ufrag, when SIP was captured.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdp: Option<SdpRef>,
 }
 
 /// Where a ufrag came from in SIP.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SdpRef {
     /// Call-ID.
     pub call_id: String,
@@ -47,7 +47,7 @@ pub struct SdpRef {
 }
 
 /// One direction of a pair.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DirOut {
     /// Sender's ufrag.
     pub sender_ufrag: Option<String>,
@@ -86,7 +86,7 @@ impl DirOut {
 }
 
 /// A candidate pair.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PairOut {
     /// Index in the session (used by `nominated.pair`).
     pub index: usize,
@@ -119,7 +119,7 @@ pub struct PairOut {
 }
 
 /// One check of the timeline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CheckOut {
     /// Frame of the request (first copy).
     pub frame: u64,
@@ -144,35 +144,35 @@ pub struct CheckOut {
     /// USE-CANDIDATE.
     pub use_candidate: bool,
     /// `controlling 0x…` / `controlled 0x…`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// MS CANDIDATE-IDENTIFIER (the sender's SDP foundation).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidate_id: Option<String>,
     /// MS-IMPLEMENTATION-VERSION.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ms_version: Option<u32>,
     /// Retransmitted copies.
     pub retransmissions: u32,
     /// Each retransmission as `{frame, after_s}` (after the first copy).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retransmitted: Vec<Retransmission>,
     /// Frames where another vantage point saw the same check.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_seen: Vec<u64>,
     /// Frame of the answer.
     pub answer_frame: Option<u64>,
     /// `success`, `error 487 Role Conflict`, `no answer`.
     pub result: String,
     /// XOR-MAPPED-ADDRESS of the success.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapped: Option<Endpoint>,
     /// Round trip, ms.
     pub rtt_ms: Option<f64>,
 }
 
 /// A retransmitted copy of a check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Retransmission {
     /// Frame.
     pub frame: u64,
@@ -181,7 +181,7 @@ pub struct Retransmission {
 }
 
 /// The nomination.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct NominationOut {
     /// Pair index.
     pub pair: usize,
@@ -196,7 +196,7 @@ pub struct NominationOut {
 }
 
 /// One ICE session.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SessionOut {
     /// The ufrags (sorted).
     pub ufrags: Vec<String>,
@@ -228,7 +228,7 @@ pub struct SessionOut {
 }
 
 /// Counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct IceSummary {
     /// Sessions.
     pub sessions: usize,
@@ -243,7 +243,7 @@ pub struct IceSummary {
 }
 
 /// `edgetrace ice --json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct IceReport {
     /// Schema version.
     pub schema_version: u32,

@@ -54,7 +54,7 @@ impl Redaction {
 }
 
 /// Fields that change between runs or machines: ignored by comparisons.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Meta {
     /// "edgetrace".
     pub tool: &'static str,
@@ -76,7 +76,7 @@ impl Meta {
 }
 
 /// Frames per link type.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LinkTypeCount {
     /// LINKTYPE_* number.
     pub link_type: u32,
@@ -87,7 +87,7 @@ pub struct LinkTypeCount {
 }
 
 /// What the capture file is and how it read.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CaptureSummary {
     /// pcap, pcap-ns, pcap-modified or pcapng.
     pub format: &'static str,
@@ -165,7 +165,7 @@ impl CaptureSummary {
 }
 
 /// A pair of counters: client→server and server→client.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct PerDir {
     /// Client → server.
     pub to_server: u64,
@@ -183,7 +183,7 @@ impl From<[u64; 2]> for PerDir {
 }
 
 /// TCP-only columns of a flow.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TcpSummary {
     /// `complete` (SYN, SYN/ACK, ACK), `syn-synack`, `syn-only`, or `none` (started mid-stream).
     pub handshake: &'static str,
@@ -206,7 +206,7 @@ pub struct TcpSummary {
 }
 
 /// One row of `edgetrace flows`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FlowSummary {
     /// "tcp" or "udp".
     pub transport: L4,
@@ -241,7 +241,7 @@ pub struct FlowSummary {
     /// ICMP errors quoting this flow.
     pub icmp_errors: u32,
     /// TCP details.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp: Option<TcpSummary>,
 }
 
@@ -343,7 +343,7 @@ pub fn tuple_filter(l4: L4, c: &Endpoint, s: &Endpoint) -> String {
 }
 
 /// `edgetrace flows --json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FlowsReport {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,

@@ -19,7 +19,7 @@ use crate::flow::{FlowId, L4};
 use crate::roles::Roles;
 
 /// Flows that carried one protocol.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ProtocolFlows {
     /// How many.
     pub count: usize,
@@ -31,7 +31,7 @@ pub struct ProtocolFlows {
 pub const MAX_STREAMS_LISTED: usize = 50;
 
 /// Counts of what each analyzer found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Counts {
     /// STUN/TURN/MS-TURN messages.
     pub stun_messages: usize,
@@ -50,7 +50,7 @@ pub struct Counts {
 }
 
 /// `edgetrace report --json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Report {
     /// Schema version.
     pub schema_version: u32,
@@ -73,7 +73,7 @@ pub struct Report {
     /// TLS connections.
     pub tls: Vec<ConnOut>,
     /// The 8057 section.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_8057: Option<Section8057>,
 }
 

@@ -17,7 +17,7 @@ use crate::proto::sip::{parse_params, StartLine, Via};
 use crate::roles::Roles;
 
 /// A Via hop as output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ViaOut {
     /// The value as on the wire (signatures shortened).
     pub raw: String,
@@ -26,24 +26,24 @@ pub struct ViaOut {
     /// host[:port].
     pub sent_by: String,
     /// `received` parameter.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received: Option<String>,
     /// `rport` parameter ("" when present without a value).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rport: Option<String>,
     /// `branch`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
     /// MS `ms-received-port`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ms_received_port: Option<String>,
     /// MS `ms-received-cid`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ms_received_cid: Option<String>,
 }
 
 /// `ms-diagnostics` / `ms-diagnostics-public` / `ms-client-diagnostics`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Diagnostics {
     /// Which header.
     pub header: String,
@@ -60,7 +60,7 @@ pub struct Diagnostics {
 }
 
 /// One ICE candidate as output (draft-6 passwords redacted).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CandidateOut {
     /// Attribute it came from (`candidate`, `x-candidate-ipv6`).
     pub attr: String,
@@ -75,23 +75,23 @@ pub struct CandidateOut {
     /// `udp` or `tcp`.
     pub protocol: &'static str,
     /// `active`, `passive`, `so` (TCP only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_type: Option<String>,
     /// Priority (draft 6: qvalue × 1000).
     pub priority: u32,
     /// `address:port` (`[v6]:port`).
     pub address: String,
     /// host / srflx / prflx / relay.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typ: Option<String>,
     /// `raddr:rport`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub related: Option<String>,
     /// Draft-6 password (redacted unless --show-secrets).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
     /// Other extension pairs (`generation 0`…).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<(String, String)>,
 }
 
@@ -124,7 +124,7 @@ impl CandidateOut {
 }
 
 /// One SDP media section as output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct MediaOut {
     /// audio, video, applicationsharing, data…
     pub kind: String,
@@ -135,24 +135,24 @@ pub struct MediaOut {
     /// Formats (payload types).
     pub formats: Vec<String>,
     /// Effective `c=` (media, else session).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<String>,
     /// `a=label`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// Direction attribute.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<String>,
     /// `a=ice-ufrag` (media, else session).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ice_ufrag: Option<String>,
     /// `a=ice-pwd`, redacted unless --show-secrets.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ice_pwd: Option<String>,
     /// `a=rtcp-mux`.
     pub rtcp_mux: bool,
     /// `a=crypto` / `a=cryptoscale` with the key material redacted.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub crypto: Vec<String>,
     /// Candidates in order.
     pub candidates: Vec<CandidateOut>,
@@ -204,22 +204,22 @@ impl MediaOut {
 }
 
 /// One SDP body (a multipart body gives one per SDP part).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SdpOut {
     /// The `ms-proxy-2007fallback` (draft-6) part of a multipart/alternative body.
     pub fallback_2007: bool,
     /// `o=`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
     /// Media sections.
     pub media: Vec<MediaOut>,
     /// Lines that could not be read.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
 }
 
 /// One relay of an MRAS response.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RelayOut {
     /// internet / intranet.
     pub location: Option<String>,
@@ -232,35 +232,35 @@ pub struct RelayOut {
 }
 
 /// A decoded MRAS body.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct MrasOut {
     /// request or response.
     pub kind: &'static str,
     /// `requestID`.
     pub request_id: Option<String>,
     /// Request: `<identity>`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
     /// Request: `<location>`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
     /// Duration asked for (request) or granted (response), minutes.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
     /// Response: `reasonPhrase`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Response: a username was issued (shown unless --redact-usernames).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// Response: the password, redacted unless --show-secrets.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
     /// Response: relays in order.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relays: Vec<RelayOut>,
     /// Why the body could not be read.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -320,12 +320,12 @@ fn mras_out(body: &[u8], r: Redaction) -> MrasOut {
 }
 
 /// One SIP message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct MessageOut {
     /// First frame.
     pub frame: u64,
     /// Last frame when the message spans TCP segments.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_frame: Option<u64>,
     /// Seconds since the first frame.
     pub time_s: f64,
@@ -342,10 +342,10 @@ pub struct MessageOut {
     /// Request method, or the CSeq method for responses.
     pub method: Option<String>,
     /// Request-URI (requests).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_uri: Option<String>,
     /// Status (responses).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// Call-ID.
     pub call_id: Option<String>,
@@ -362,38 +362,38 @@ pub struct MessageOut {
     /// Route list in order.
     pub route: Vec<String>,
     /// Contact.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<String>,
     /// User-Agent or Server.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
     /// Content-Type.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
     /// Body bytes.
     pub body_length: usize,
     /// Diagnostics headers.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostics>,
     /// SDP bodies (one, or one per part of a multipart body).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sdp: Vec<SdpOut>,
     /// MRAS body.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mras: Option<MrasOut>,
     /// Role of the sender (from --roles or the built-in ranges).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src_role: Option<String>,
     /// Role of the receiver.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dst_role: Option<String>,
     /// Parsing problems.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
 }
 
 /// One step of a dialog's ladder.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LadderStep {
     /// Frame.
     pub frame: u64,
@@ -411,7 +411,7 @@ pub struct LadderStep {
 /// offer or answer: the candidate list the ICE analyzer correlates with
 /// STUN checks.  Copies of one body relayed by proxies are listed once (the
 /// first copy, as the sender sent it).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DialogMedia {
     /// Frame of the message that first carried this SDP.
     pub frame: u64,
@@ -426,7 +426,7 @@ pub struct DialogMedia {
 }
 
 /// A dialog (all messages of one Call-ID).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DialogOut {
     /// Call-ID.
     pub call_id: String,
@@ -457,7 +457,7 @@ pub struct DialogOut {
 }
 
 /// Counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SipSummary {
     /// Messages.
     pub messages: usize,
@@ -474,7 +474,7 @@ pub struct SipSummary {
 }
 
 /// `edgetrace sip --json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SipReport {
     /// Schema version.
     pub schema_version: u32,

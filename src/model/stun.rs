@@ -16,7 +16,7 @@ use crate::proto::stun::names::attr as a;
 use crate::proto::stun::{hex, Attr, Dialect, Value};
 
 /// One attribute as printed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AttrOut {
     /// Type as `0x0016`.
     #[serde(rename = "type")]
@@ -28,12 +28,12 @@ pub struct AttrOut {
 }
 
 /// One STUN message of the timeline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct MessageOut {
     /// Frame where it starts.
     pub frame: u64,
     /// Frame where it ends, when different (TCP message over several segments).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_frame: Option<u64>,
     /// Seconds since the first frame of the capture.
     pub time_s: f64,
@@ -50,7 +50,7 @@ pub struct MessageOut {
     /// `direct`, `channel 0x4000`, `data-attribute`, `rfc6062 connection …`.
     pub carrier: String,
     /// For nested messages: the relay↔peer leg (`src`, `dst` as far as known).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay_leg: Option<Json>,
     /// rfc5389, rfc3489, ms-turn.
     pub dialect: Dialect,
@@ -64,27 +64,27 @@ pub struct MessageOut {
     /// Attributes in wire order.
     pub attrs: Vec<AttrOut>,
     /// Frame of the response (requests).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer_frame: Option<u64>,
     /// Round-trip time in ms (requests).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtt_ms: Option<f64>,
     /// Frame of the request this responds to.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_frame: Option<u64>,
     /// Same transaction id sent again.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retransmission: bool,
     /// MS-ICE2 second copy with the other FINGERPRINT CRC (not a retransmission).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ms_duplicate: bool,
     /// Attribute walk problem (message kept).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub malformed: Option<String>,
 }
 
 /// ChannelData totals.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ChannelOut {
     /// Stream of the client↔server flow.
     pub transport: L4,
@@ -101,7 +101,7 @@ pub struct ChannelOut {
 }
 
 /// Counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StunSummary {
     /// Messages found.
     pub messages: usize,
@@ -126,7 +126,7 @@ pub struct StunSummary {
 }
 
 /// `edgetrace stun --json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StunReport {
     /// Schema version.
     pub schema_version: u32,

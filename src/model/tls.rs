@@ -26,7 +26,7 @@ pub const IDLE_RST_NS: i64 = 5_000_000_000;
 pub const PORT_8057: u16 = 8057;
 
 /// ClientHello as output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HelloOut {
     /// Frame.
     pub frame: u64,
@@ -35,12 +35,12 @@ pub struct HelloOut {
     /// legacy_version.
     pub version: String,
     /// supported_versions offered.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub supported_versions: Vec<String>,
     /// SNI.
     pub sni: Option<String>,
     /// ALPN offered.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alpn: Vec<String>,
     /// Cipher suites offered (names).
     pub cipher_suites: Vec<String>,
@@ -49,7 +49,7 @@ pub struct HelloOut {
 }
 
 /// ServerHello as output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ServerHelloOut {
     /// Frame.
     pub frame: u64,
@@ -60,14 +60,14 @@ pub struct ServerHelloOut {
     /// Cipher suite selected.
     pub cipher_suite: String,
     /// ALPN selected.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpn: Option<String>,
     /// Extension type numbers in order.
     pub extensions: Vec<u16>,
 }
 
 /// A certificate as output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CertOut {
     /// Frame of its Certificate message.
     pub frame: u64,
@@ -88,7 +88,7 @@ pub struct CertOut {
     /// SAN dNSName entries.
     pub san_dns: Vec<String>,
     /// SAN iPAddress entries.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub san_ip: Vec<String>,
     /// notBefore (RFC 3339).
     pub not_before: Option<String>,
@@ -99,18 +99,18 @@ pub struct CertOut {
     /// Key usage.
     pub key_usage: Option<String>,
     /// For the end-entity certificate: does its EKU allow its TLS role?
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eku_ok: Option<bool>,
     /// The verdict in words.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eku_verdict: Option<String>,
     /// Why it could not be parsed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// An alert as output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AlertOut {
     /// Frame.
     pub frame: u64,
@@ -129,12 +129,12 @@ pub struct AlertOut {
 }
 
 /// One step of a connection's handshake timeline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StepOut {
     /// Frame of the record's first byte.
     pub frame: u64,
     /// Frame of its last byte when the record spans TCP segments.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_frame: Option<u64>,
     /// Sender.
     pub from: Endpoint,
@@ -143,7 +143,7 @@ pub struct StepOut {
 }
 
 /// Application data one way.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DataOut {
     /// Records.
     pub records: u64,
@@ -152,7 +152,7 @@ pub struct DataOut {
 }
 
 /// Health notes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HealthOut {
     /// Longest silence between packets, s, and the frame that ended it.
     pub max_idle_s: Option<f64>,
@@ -176,7 +176,7 @@ pub struct HealthOut {
 }
 
 /// One TLS connection.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ConnOut {
     /// `tcp.stream` index.
     pub stream: u32,
@@ -236,7 +236,7 @@ pub struct ConnOut {
 }
 
 /// One Front End → Edge pair on 8057.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Pair8057 {
     /// TCP client address (the Front End).
     pub front_end: String,
@@ -251,7 +251,7 @@ pub struct Pair8057 {
 }
 
 /// The 8057 section.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Section8057 {
     /// Pairs.
     pub pairs: Vec<Pair8057>,
@@ -260,7 +260,7 @@ pub struct Section8057 {
 }
 
 /// One 8057 observation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Flag8057 {
     /// `reversed-as-expected`, `normal-direction`, `client-cert-without-clientauth`,
     /// `idle-reset`, `reconnect-loop`.
@@ -274,7 +274,7 @@ pub struct Flag8057 {
 }
 
 /// Counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TlsSummary {
     /// TLS connections (pseudo-TLS included).
     pub connections: usize,
@@ -291,7 +291,7 @@ pub struct TlsSummary {
 }
 
 /// `edgetrace tls --json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TlsReport {
     /// Schema version.
     pub schema_version: u32,
@@ -304,7 +304,7 @@ pub struct TlsReport {
     /// Connections by stream.
     pub connections: Vec<ConnOut>,
     /// Port 8057 (present when a connection uses it).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_8057: Option<Section8057>,
 }
 

@@ -12,7 +12,7 @@ fn ep(a: Option<std::net::SocketAddr>) -> Option<String> {
 }
 
 /// One step of the life of an allocation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StepOut {
     /// Frame.
     pub frame: u64,
@@ -27,7 +27,7 @@ pub struct StepOut {
 }
 
 /// A channel binding and its traffic.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ChannelBindingOut {
     /// Channel number.
     pub channel: String,
@@ -40,7 +40,7 @@ pub struct ChannelBindingOut {
 }
 
 /// Send/Data indication traffic per peer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct IndicationOut {
     /// Peer.
     pub peer: String,
@@ -53,7 +53,7 @@ pub struct IndicationOut {
 }
 
 /// An RFC 6062 connection.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ConnectionOut {
     /// CONNECTION-ID.
     pub connection_id: String,
@@ -74,7 +74,7 @@ pub struct ConnectionOut {
 }
 
 /// One allocation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AllocationOut {
     /// Transport of the control connection.
     pub transport: L4,
@@ -119,7 +119,7 @@ pub struct AllocationOut {
 }
 
 /// `edgetrace turn --json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TurnReport {
     /// Schema version.
     pub schema_version: u32,

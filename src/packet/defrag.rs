@@ -50,7 +50,7 @@ pub struct Reassembled {
 }
 
 /// What happened to fragments, for the capture summary.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct DefragStats {
     /// Datagrams completed.
     pub reassembled: u64,

@@ -499,7 +499,7 @@ fn quoted_flow(data: &[u8]) -> Option<Quoted> {
 }
 
 /// Per-category frame counters of the decoding stage (for the capture summary).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct DecodeCounts {
     /// Frames carrying TCP.
     pub tcp: u64,

@@ -81,7 +81,7 @@ pub struct Media {
 }
 
 /// Which grammar a candidate line used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CandidateForm {
     /// RFC 5245 / RFC 8839 (incl. RFC 6544 and MS-ICE2 TCP-ACT/TCP-PASS).

@@ -21,7 +21,7 @@ use super::channel::{self, ChannelData};
 use super::stun::{self, MAGIC_COOKIE};
 
 /// Framing of a unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Framing {
     /// STUN and ChannelData back to back.

@@ -7,6 +7,7 @@ mod ice;
 mod mermaid;
 mod reassembly;
 mod report;
+mod schema;
 mod sip;
 mod stun;
 mod synthetic;

@@ -33,7 +33,7 @@ pub const MS_MAGIC_COOKIE: u32 = 0x72C6_4BC6;
 pub const HEADER_LEN: usize = 20;
 
 /// Result of checking FINGERPRINT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fingerprint {
     /// Standard CRC-32 matched.

@@ -5,7 +5,9 @@
 use serde::Serialize;
 
 /// Which rule set a message follows (recorded per message, never global).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Dialect {
     /// RFC 5389/8489 (magic cookie 0x2112A442 at bytes 4–7), with TURN (RFC 8656) and RFC 6062.
@@ -18,7 +20,7 @@ pub enum Dialect {
 }
 
 /// Message class [RFC 8489 §5].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
     /// Request.
