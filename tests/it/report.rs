@@ -692,3 +692,76 @@ fn unchecked_candidates() {
         "{s}"
     );
 }
+
+/// A TLS server presenting a certificate whose EKU is clientAuth only (a
+/// hand-built ClientHello / ServerHello / Certificate around a real DER
+/// certificate made with openssl, tests/data/): `tls.server-cert-eku`.
+#[test]
+fn tls_server_cert_without_serverauth() {
+    let der =
+        std::fs::read(super::common::root().join("tests/data/cert-clientauth-only.der")).unwrap();
+    let handshake = |t: u8, body: &[u8]| {
+        let mut m = vec![t, 0, (body.len() >> 8) as u8, body.len() as u8];
+        m.extend_from_slice(body);
+        m
+    };
+    let record = |msgs: &[Vec<u8>]| {
+        let body: Vec<u8> = msgs.concat();
+        let mut r = vec![22, 3, 3, (body.len() >> 8) as u8, body.len() as u8];
+        r.extend_from_slice(&body);
+        r
+    };
+    // ClientHello: TLS 1.2, random, no session id, one suite, null compression
+    let mut ch = vec![3, 3];
+    ch.extend_from_slice(&[7u8; 32]);
+    ch.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]);
+    // ServerHello: TLS 1.2, random, no session id, the suite, null compression
+    let mut sh = vec![3, 3];
+    sh.extend_from_slice(&[9u8; 32]);
+    sh.extend_from_slice(&[0, 0xc0, 0x2f, 0]);
+    // Certificate: u24 list length, u24 cert length, DER
+    let n = der.len();
+    let mut cert = vec![
+        0,
+        ((n + 3) >> 8) as u8,
+        (n + 3) as u8,
+        0,
+        (n >> 8) as u8,
+        n as u8,
+    ];
+    cert.extend_from_slice(&der);
+    let client_hello = record(&[handshake(1, &ch)]);
+    let server_flight = record(&[handshake(2, &sh), handshake(11, &cert), handshake(14, &[])]);
+    let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 443));
+    let frames = |flight: &[u8]| {
+        vec![
+            tcp_frame(c, s, 1000, "S", b""),
+            tcp_frame(s, c, 5000, "SA", b""),
+            tcp_frame(c, s, 1001, "AP", &client_hello),
+            tcp_frame(s, c, 5001, "AP", flight),
+        ]
+    };
+    let bad = write(
+        "tls-server-cert-clientauth-only.pcap",
+        &frames(&server_flight),
+    );
+    // the same handshake without a Certificate message: nothing to judge
+    let no_cert = record(&[handshake(2, &sh), handshake(14, &[])]);
+    let good = write("tls-server-no-cert.pcap", &frames(&no_cert));
+    assert_trigger("tls.server-cert-eku", &bad, &good, &[]);
+    let v = report(&bad, &[]);
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "tls.server-cert-eku")
+        .unwrap();
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("EKU lacks serverAuth (has clientAuth)"),
+        "{}",
+        f["summary"]
+    );
+}
