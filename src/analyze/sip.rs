@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::capture::FrameInfo;
 use crate::flow::reassembly::{ByteQueue, Event};
-use crate::flow::streams::{CloseReason, StreamConsumer, StreamLimits, TcpStreams};
+use crate::flow::streams::{CloseReason, StreamConsumer, TcpStreams};
 use crate::flow::{Dir, Endpoint, FlowId, FlowTable, L4};
 use crate::packet::{Packet, Transport};
 use crate::pipeline::{PacketSink, ShardSink};
@@ -258,16 +258,9 @@ impl StreamConsumer for Core {
 }
 
 /// The finder as a pipeline sink.
+#[derive(Default)]
 pub struct SipFinder {
     streams: TcpStreams<Core>,
-}
-
-impl Default for SipFinder {
-    fn default() -> Self {
-        SipFinder {
-            streams: TcpStreams::new(Core::default(), StreamLimits::default()),
-        }
-    }
 }
 
 impl PacketSink for SipFinder {

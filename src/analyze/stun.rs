@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 
 use crate::capture::FrameInfo;
 use crate::flow::reassembly::{ByteQueue, Event};
-use crate::flow::streams::{CloseReason, StreamConsumer, StreamLimits, TcpStreams};
+use crate::flow::streams::{CloseReason, StreamConsumer, TcpStreams};
 use crate::flow::{Dir, Endpoint, FlowId, FlowTable, L4};
 use crate::packet::{Packet, Transport};
 use crate::pipeline::PacketSink;
@@ -530,16 +530,9 @@ impl StreamConsumer for Core {
 }
 
 /// The finder as a pipeline sink.
+#[derive(Default)]
 pub struct StunFinder {
     streams: TcpStreams<Core>,
-}
-
-impl Default for StunFinder {
-    fn default() -> Self {
-        StunFinder {
-            streams: TcpStreams::new(Core::default(), StreamLimits::default()),
-        }
-    }
 }
 
 impl crate::pipeline::ShardSink for StunFinder {

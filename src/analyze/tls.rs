@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use crate::capture::FrameInfo;
 use crate::flow::reassembly::{ByteQueue, Event};
-use crate::flow::streams::{CloseReason, StreamConsumer, StreamLimits, TcpStreams};
+use crate::flow::streams::{CloseReason, StreamConsumer, TcpStreams};
 use crate::flow::{Dir, Endpoint, FlowId, FlowTable, L4};
 use crate::packet::{Packet, TcpFlags, Transport};
 use crate::pipeline::{PacketSink, ShardSink};
@@ -487,16 +487,9 @@ impl StreamConsumer for Core {
 }
 
 /// The finder as a pipeline sink.
+#[derive(Default)]
 pub struct TlsFinder {
     streams: TcpStreams<Core>,
-}
-
-impl Default for TlsFinder {
-    fn default() -> Self {
-        TlsFinder {
-            streams: TcpStreams::new(Core::default(), StreamLimits::default()),
-        }
-    }
 }
 
 impl PacketSink for TlsFinder {

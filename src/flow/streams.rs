@@ -113,6 +113,14 @@ pub struct TcpStreams<C: StreamConsumer> {
 /// Capture time between idle sweeps.
 const SWEEP_EVERY_NS: i64 = 10_000_000_000;
 
+/// A consumer's fresh state with the default limits: what every protocol
+/// finder starts from.
+impl<C: StreamConsumer + Default> Default for TcpStreams<C> {
+    fn default() -> Self {
+        TcpStreams::new(C::default(), StreamLimits::default())
+    }
+}
+
 impl<C: StreamConsumer> TcpStreams<C> {
     /// A manager with the given limits.
     pub fn new(consumer: C, limits: StreamLimits) -> Self {
