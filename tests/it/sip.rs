@@ -522,3 +522,38 @@ fn tcp_framing_keepalives_junk_and_split_messages() {
         "frame 3 (tcp 0): 11 bytes of junk before the first SIP message skipped"
     );
 }
+
+/// A message claiming a 2 GB body is reported and skipped, never waited
+/// for; the message after it on the same stream is still found.
+#[test]
+fn two_gigabyte_content_length_is_reported_not_awaited() {
+    let (c, s) = (([10, 0, 0, 1], 50000), ([10, 0, 0, 2], 5061));
+    let liar = b"INVITE sip:bob@x SIP/2.0\r\nCall-ID: big\r\nCSeq: 1 INVITE\r\nContent-Length: 2000000000\r\n\r\n";
+    let next = b"OPTIONS sip:bob@x SIP/2.0\r\nCall-ID: after\r\nCSeq: 2 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    let mut w = super::common::PcapWriter::new(1);
+    w.packet(0, &super::common::tcp_frame(c, s, 999, "S", b""));
+    w.packet(1, &super::common::tcp_frame(s, c, 4999, "SA", b""));
+    w.packet(2, &super::common::tcp_frame(c, s, 1000, "AP", liar));
+    w.packet(
+        3,
+        &super::common::tcp_frame(c, s, 1000 + liar.len() as u32, "AP", next),
+    );
+    let t = std::time::Instant::now();
+    let v = sip_json(&temp_file("sip-2gb.pcap", &w.bytes));
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    let problems = strs(&v["summary"]["problems"]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("Content-Length 2000000000 exceeds")),
+        "{problems:?}"
+    );
+    assert!(
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["call_id"] == "after"),
+        "{v}"
+    );
+}
