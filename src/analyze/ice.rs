@@ -574,10 +574,10 @@ pub fn sdp_media(sip: &crate::analyze::sip::Core) -> Vec<SdpMedia> {
     for f in &sip.found {
         let m = &f.msg;
         let Some(call_id) = m.call_id() else { continue };
-        let side = match &m.start {
-            crate::proto::sip::StartLine::Request { method, .. } if method != "ACK" => "offer",
-            _ => "answer",
-        };
+        let side = crate::proto::sdp::offer_or_answer(match &m.start {
+            crate::proto::sip::StartLine::Request { method, .. } => Some(method.as_str()),
+            crate::proto::sip::StartLine::Response { .. } => None,
+        });
         for part in crate::proto::sdp::from_body(m.header("Content-Type"), &m.body) {
             for (i, media) in part.sdp.media.iter().enumerate() {
                 let draft6 = media

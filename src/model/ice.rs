@@ -539,7 +539,7 @@ fn session_out(s: &Session, t0: i64) -> SessionOut {
                     m.side,
                     c.typ.as_deref().unwrap_or("?"),
                     c.protocol,
-                    host_port(c),
+                    c.address_port(),
                     c.component,
                     m.ufrag,
                     m.kind
@@ -567,13 +567,6 @@ fn session_out(s: &Session, t0: i64) -> SessionOut {
         unchecked_candidates: unchecked,
         checks,
         filter,
-    }
-}
-
-fn host_port(c: &crate::proto::sdp::Candidate) -> String {
-    match c.socket() {
-        Some(a) => Endpoint::from(a).to_string(),
-        None => format!("{}:{}", c.address, c.port),
     }
 }
 

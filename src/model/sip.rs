@@ -95,14 +95,6 @@ pub struct CandidateOut {
     pub extensions: Vec<(String, String)>,
 }
 
-fn host_port(addr: &str, port: u16) -> String {
-    if addr.contains(':') {
-        format!("[{addr}]:{port}")
-    } else {
-        format!("{addr}:{port}")
-    }
-}
-
 impl CandidateOut {
     fn new(c: &Candidate, r: Redaction) -> CandidateOut {
         CandidateOut {
@@ -114,9 +106,12 @@ impl CandidateOut {
             protocol: c.protocol,
             tcp_type: c.tcp_type.clone(),
             priority: c.priority,
-            address: host_port(&c.address, c.port),
+            address: c.address_port(),
             typ: c.typ.clone(),
-            related: c.raddr.as_ref().map(|a| host_port(a, c.rport.unwrap_or(0))),
+            related: c
+                .raddr
+                .as_ref()
+                .map(|a| sdp::host_port(a, c.rport.unwrap_or(0))),
             password: c.password.as_deref().map(|p| r.secret(p)),
             extensions: c.extensions.clone(),
         }
@@ -709,10 +704,10 @@ fn dialog_media<'a>(msgs: impl Iterator<Item = &'a MessageOut>) -> Vec<DialogMed
     let mut seen: Vec<(&'static str, Option<String>, usize)> = Vec::new();
     let mut out = Vec::new();
     for m in msgs {
-        let side = match (m.status, m.method.as_deref()) {
-            (None, Some("ACK")) | (Some(_), _) => "answer",
-            (None, _) => "offer",
-        };
+        let side = sdp::offer_or_answer(match m.status {
+            None => Some(m.method.as_deref().unwrap_or("")),
+            Some(_) => None,
+        });
         for part in &m.sdp {
             // proxies relay the same body: same side, same o= line, same size
             let key = (side, part.origin.clone(), m.body_length);

@@ -227,10 +227,24 @@ impl Candidate {
         })
     }
 
+    /// `address:port` as text (`[v6]:port` for IPv6; names as written).
+    pub fn address_port(&self) -> String {
+        host_port(&self.address, self.port)
+    }
+
     /// `address:port` as a socket address when the address is an IP literal.
     pub fn socket(&self) -> Option<std::net::SocketAddr> {
         let ip: std::net::IpAddr = self.address.parse().ok()?;
         Some(std::net::SocketAddr::new(ip, self.port))
+    }
+}
+
+/// `addr:port`, with brackets around an IPv6 address.
+pub fn host_port(addr: &str, port: u16) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
     }
 }
 
@@ -359,6 +373,17 @@ fn attribute(
             }
         }
         _ => {}
+    }
+}
+
+/// Whether a SIP message's SDP is an offer or an answer (RFC 3264 over
+/// RFC 3261 §13.2.1): a request other than ACK offers; a response, or an
+/// ACK answering an offer made in a 2xx, answers.  `request_method` is None
+/// for responses.
+pub fn offer_or_answer(request_method: Option<&str>) -> &'static str {
+    match request_method {
+        Some(m) if !m.eq_ignore_ascii_case("ACK") => "offer",
+        _ => "answer",
     }
 }
 
