@@ -278,26 +278,34 @@ impl Core {
                     version: _,
                     len,
                 } => {
-                    let fragment = data[5..5 + len].to_vec();
+                    // only handshake and alert contents are read; application
+                    // data (the bulk of a connection) is counted, never copied
+                    let fragment = if matches!(content_type, content::HANDSHAKE | content::ALERT) {
+                        data[5..5 + len].to_vec()
+                    } else {
+                        Vec::new()
+                    };
                     let end = ds
                         .queue
                         .frame_at(ds.queue.start() + (5 + len) as u64 - 1)
                         .map_or(frame, |x| x.0);
                     ds.queue.consume(5 + len);
                     ds.seen.hit();
-                    self.record(flow, d, (frame, end), ts, content_type, &fragment);
+                    self.record(flow, d, (frame, end), ts, (content_type, len), &fragment);
                 }
             }
         }
     }
 
+    /// One record of `len` fragment bytes; `fragment` holds the contents for
+    /// handshake and alert records only (the rest are counted, not read).
     fn record(
         &mut self,
         flow: FlowId,
         d: usize,
         (frame, end_frame): (u64, u64),
         ts: i64,
-        ct: u8,
+        (ct, len): (u8, usize),
         fragment: &[u8],
     ) {
         let tls13 = self.tls13.get(&flow).copied().unwrap_or(false);
@@ -368,8 +376,8 @@ impl Core {
                     c.events.push(ev("encrypted handshake (TLS 1.3)".into()));
                 } else {
                     st.app_records += 1;
-                    st.app_bytes += fragment.len() as u64;
-                    if fragment.len() <= SMALL_RECORD {
+                    st.app_bytes += len as u64;
+                    if len <= SMALL_RECORD {
                         st.small_records += 1;
                         if st.small_times.len() < 4096 {
                             st.small_times.push(ts);
