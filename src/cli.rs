@@ -43,6 +43,13 @@ struct Cli {
     /// Never show a progress bar (it only appears on a terminal for large inputs anyway).
     #[arg(long, global = true)]
     no_progress: bool,
+
+    /// Track at most this many TCP/UDP flows (memory bound for captures of
+    /// millions of tiny flows).  Packets of further flows are counted as
+    /// skipped (`flow-table-full`) and a finding says so.
+    #[arg(long, global = true, default_value_t = crate::flow::FlowTable::DEFAULT_LIMIT as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_flows: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -245,7 +252,11 @@ pub fn main() -> i32 {
             };
         }
     };
-    match run(&cli) {
+    let outcome = run(&cli);
+    if std::env::var_os("EDGETRACE_PEAK_RSS").is_some() {
+        print_peak_rss();
+    }
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             if is_broken_pipe(&e) {
@@ -254,6 +265,23 @@ pub fn main() -> i32 {
             eprintln!("edgetrace: error: {e:#}");
             EXIT_CANNOT_READ
         }
+    }
+}
+
+/// With `EDGETRACE_PEAK_RSS` set, prints this process's peak resident memory
+/// (`VmHWM` of /proc/self/status, Linux) on stderr: the memory-bound tests and
+/// the benchmark read it.  A parent's `wait4` cannot be used for this: when
+/// the child is spawned with vfork, the kernel counts the parent's pages too.
+fn print_peak_rss() {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return;
+    };
+    if let Some(kib) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    {
+        eprintln!("edgetrace: peak RSS {kib} KiB");
     }
 }
 
@@ -300,6 +328,7 @@ fn run_options(cli: &Cli, reader: &CaptureReader) -> RunOptions {
     let big = reader.input_len().is_none_or(|n| n >= PROGRESS_MIN_BYTES);
     RunOptions {
         progress: !cli.no_progress && big && io::stderr().is_terminal(),
+        max_flows: Some(usize::try_from(cli.max_flows).unwrap_or(usize::MAX)),
     }
 }
 
@@ -346,7 +375,16 @@ fn flows(cli: &Cli, args: &InputArgs) -> Result<i32> {
     emit(args, &report, |out, r| {
         render::table::flows(out, r, table_style(), args.limit)
     })?;
+    exit_without_freeing(report);
     Ok(damage_exit(&name, &read))
+}
+
+/// Leaves a command's results to the operating system: the process exits
+/// right after the output is written, and freeing hundreds of thousands of
+/// small allocations one by one cost about 0.2 s of a 1 GiB `report`
+/// (docs/performance.md).
+fn exit_without_freeing<T>(results: T) {
+    std::mem::forget(results);
 }
 
 /// Runs the STUN finder over the input.
@@ -405,7 +443,9 @@ fn stun(cli: &Cli, args: &StunArgs) -> Result<i32> {
     emit(input, &report, |out, r| {
         render::table::stun(out, r, table_style(), input.limit)
     })?;
-    Ok(damage_exit(&name, &result.read))
+    let code = damage_exit(&name, &result.read);
+    exit_without_freeing((result, core, report));
+    Ok(code)
 }
 
 fn turn(cli: &Cli, args: &StunArgs) -> Result<i32> {
@@ -426,7 +466,9 @@ fn turn(cli: &Cli, args: &StunArgs) -> Result<i32> {
         |out, r| render::table::turn(out, r, table_style()),
         Some(render::mermaid::turn),
     )?;
-    Ok(damage_exit(&name, &result.read))
+    let code = damage_exit(&name, &result.read);
+    exit_without_freeing((result, core, allocs, report));
+    Ok(code)
 }
 
 fn sip(cli: &Cli, args: &SipArgs) -> Result<i32> {
@@ -458,7 +500,9 @@ fn sip(cli: &Cli, args: &SipArgs) -> Result<i32> {
         |out, r| render::table::sip(out, r, table_style(), input.limit, args.dialog.as_deref()),
         Some(render::mermaid::sip),
     )?;
-    Ok(damage_exit(&name, &result.read))
+    let code = damage_exit(&name, &result.read);
+    exit_without_freeing((result, core, report));
+    Ok(code)
 }
 
 /// The built-in role labels plus those of `--roles FILE`.
@@ -494,7 +538,9 @@ fn ice(cli: &Cli, input: &InputArgs) -> Result<i32> {
         |out, r| render::table::ice(out, r, table_style(), input.limit),
         Some(render::mermaid::ice),
     )?;
-    Ok(damage_exit(&name, &result.read))
+    let code = damage_exit(&name, &result.read);
+    exit_without_freeing((result, stun, sip, sessions, report));
+    Ok(code)
 }
 
 fn tls(cli: &Cli, input: &InputArgs) -> Result<i32> {
@@ -509,7 +555,9 @@ fn tls(cli: &Cli, input: &InputArgs) -> Result<i32> {
     emit(input, &report, |out, r| {
         render::table::tls(out, r, table_style(), input.limit)
     })?;
-    Ok(damage_exit(&name, &result.read))
+    let code = damage_exit(&name, &result.read);
+    exit_without_freeing((result, core, report));
+    Ok(code)
 }
 
 fn report(cli: &Cli, args: &ReportArgs) -> Result<i32> {
@@ -547,9 +595,12 @@ fn report(cli: &Cli, args: &ReportArgs) -> Result<i32> {
                 })
                 .count()
         );
+        exit_without_freeing((analysis, report));
         return Ok(EXIT_CHECK_FAILED);
     }
-    Ok(damage_exit(&name, &analysis.run.read))
+    let code = damage_exit(&name, &analysis.run.read);
+    exit_without_freeing((analysis, report));
+    Ok(code)
 }
 
 /// The report of a capture as JSON, with `meta` removed (what `check` compares).

@@ -633,6 +633,30 @@ fn capture(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
     });
 }
 
+/// The flow table filled up: packets of later flows were counted, not analysed.
+fn flow_table_full(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
+    let flows = &inp.analysis.run.flows;
+    let u = flows.untracked;
+    let Some(first) = u.first_frame else { return };
+    out.push(Finding {
+        count: 1,
+        group: String::new(),
+        id: "capture.flow-table-full",
+        severity: Severity::Warning,
+        summary: format!(
+            "more than {} TCP/UDP flows: {} frame(s) ({} bytes) of further flows, the first in frame {first}, were counted but not analysed",
+            flows.limit(),
+            u.packets,
+            u.bytes
+        ),
+        frames: vec![first],
+        streams: Vec::new(),
+        addresses: Vec::new(),
+        filter: format!("frame.number >= {first}"),
+        hint: Some("A scan or flood makes millions of tiny flows. Filter the capture to the Edge traffic (e.g. editcap or tshark -Y) or raise --max-flows (about 400 bytes of memory per flow)."),
+    });
+}
+
 /// Every finding, worst first, then by first frame and id.  The same
 /// problem on many allocations, connections or dialogs (same id and group)
 /// becomes one finding with a `count`, the first occurrence's words and the
@@ -640,6 +664,7 @@ fn capture(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
 pub fn findings(inp: &Inputs<'_>, o: &Options) -> Vec<Finding> {
     let mut out = Vec::new();
     capture(inp, &mut out);
+    flow_table_full(inp, &mut out);
     turn(inp, o, &mut out);
     stun(inp, &mut out);
     ice(inp, &mut out);

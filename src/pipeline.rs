@@ -60,6 +60,8 @@ impl PacketSink for NoSink {
 pub struct RunOptions {
     /// Show a progress bar on stderr (callers decide: terminal and long input).
     pub progress: bool,
+    /// Most flows tracked (None: [`FlowTable::DEFAULT_LIMIT`]).
+    pub max_flows: Option<usize>,
 }
 
 /// Everything the pass produced.
@@ -78,6 +80,9 @@ pub struct RunResult {
 
 /// Packets per batch handed from stage 1 to stage 2.
 const BATCH: usize = 4096;
+/// Payload bytes per batch: a batch of full-size TCP segments is handed on
+/// before its arena passes this, so the batches in flight stay a few MB.
+const BATCH_BYTES: usize = 1 << 20;
 /// Batches in flight between the stages (bounds memory).
 const IN_FLIGHT: usize = 4;
 /// How often (in frames) incomplete fragments are expired and progress updated.
@@ -253,10 +258,11 @@ fn drive(
     let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
     let (recycle_tx, recycle_rx) = sync_channel::<Batch>(IN_FLIGHT + 2);
     let bar = progress_bar(opts.progress, reader.input_len());
+    let max_flows = opts.max_flows.unwrap_or(FlowTable::DEFAULT_LIMIT);
     std::thread::scope(|scope| {
         let stage1 =
             scope.spawn(move || read_and_decode(reader, copy_payload, tx, recycle_rx, bar));
-        let mut flows = FlowTable::new();
+        let mut flows = FlowTable::with_limit(max_flows);
         for mut batch in rx.iter() {
             on_batch(&mut flows, &batch);
             batch.metas.clear();
@@ -265,11 +271,15 @@ fn drive(
         }
         drop(recycle_tx);
         let s1 = stage1.join().expect("read stage panicked")?;
+        let mut skipped = s1.skipped;
+        if flows.untracked.packets > 0 {
+            skipped.insert(SkipReason::FlowTableFull, flows.untracked.packets);
+        }
         Ok(RunResult {
             flows,
             read: s1.read,
             decode: s1.decode,
-            skipped: s1.skipped,
+            skipped,
             defrag: s1.defrag,
         })
     })
@@ -285,7 +295,9 @@ pub fn run(
         for m in &batch.metas {
             let p = batch.packet(m);
             let f = flows.observe(&m.frame, &p);
-            sink.packet(&m.frame, &p, f, flows);
+            if f.is_some() || !is_flow_packet(&p) {
+                sink.packet(&m.frame, &p, f, flows);
+            }
         }
     })?;
     sink.finish(&result.flows);
@@ -345,6 +357,11 @@ fn shard_flow(p: &Packet<'_>, f: Option<(FlowId, Dir)>, flows: &FlowTable) -> Op
     None
 }
 
+/// TCP and UDP packets belong to a flow; the others (ICMP, other IP) never do.
+fn is_flow_packet(p: &Packet<'_>) -> bool {
+    matches!(p.transport, Transport::Tcp(_) | Transport::Udp(_))
+}
+
 /// A packet of a batch (by index) and its flow, routed to a shard.
 type Routed = (u32, Option<(FlowId, Dir)>);
 
@@ -368,6 +385,9 @@ pub fn run_sharded<S: ShardSink>(
         for (i, m) in batch.metas.iter().enumerate() {
             let p = batch.packet(m);
             let f = flows.observe(&m.frame, &p);
+            if f.is_none() && is_flow_packet(&p) {
+                continue; // the flow table is full: counted there, not analysed
+            }
             let shard = shard_flow(&p, f, flows).map_or(0, |id| id as usize % n);
             routed[shard].push((i as u32, f));
         }
@@ -456,7 +476,7 @@ fn read_and_decode(
             Decoded::Skip(SkipReason::NotIp) => decode.non_ip += 1,
             Decoded::Skip(reason) => *skipped.entry(reason).or_insert(0) += 1,
         }
-        if batch.metas.len() >= BATCH {
+        if batch.metas.len() >= BATCH || batch.arena.len() >= BATCH_BYTES {
             let next = recycle.try_recv().unwrap_or_default();
             if tx.send(std::mem::replace(&mut batch, next)).is_err() {
                 break; // stage 2 is gone (it failed); stop reading

@@ -344,7 +344,7 @@ fn path(f: &Found) -> (SocketAddr, SocketAddr, &'static str) {
         SocketAddr::new(f.src.ip, f.src.port),
         SocketAddr::new(f.dst.ip, f.dst.port),
     );
-    let (from, to) = match (&f.carrier, f.relay_leg) {
+    let (from, to) = match (&f.carrier, f.relay_leg.as_deref().copied()) {
         (Carrier::Direct, _) | (_, None) => outer,
         (_, Some((s, d))) => (s.unwrap_or(outer.0), d.unwrap_or(outer.1)),
     };

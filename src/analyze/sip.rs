@@ -277,7 +277,6 @@ impl PacketSink for SipFinder {
     ) {
         let Some((id, dir)) = flow else { return };
         let f = flows.get(id);
-        self.streams.consumer_mut().note_flow(id, f);
         match &pkt.transport {
             Transport::Udp(u) => {
                 if u.payload.len() < 8 || !u.payload[0].is_ascii_uppercase() {
@@ -303,7 +302,11 @@ impl PacketSink for SipFinder {
                     msg,
                 });
             }
-            Transport::Tcp(_) => self.streams.packet(frame, pkt, Some((id, dir)), flows),
+            Transport::Tcp(_) => {
+                // stream events arrive without endpoints: remember them
+                self.streams.consumer_mut().note_flow(id, f);
+                self.streams.packet(frame, pkt, Some((id, dir)), flows)
+            }
             _ => {}
         }
     }

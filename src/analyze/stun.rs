@@ -62,6 +62,9 @@ impl Carrier {
     }
 }
 
+/// (inner source, inner destination) of a message relayed by TURN, when known.
+pub type RelayLeg = (Option<SocketAddr>, Option<SocketAddr>);
+
 /// One STUN message found in the capture.
 #[derive(Debug, Clone)]
 pub struct Found {
@@ -85,8 +88,9 @@ pub struct Found {
     pub framing: &'static str,
     /// Nesting.
     pub carrier: Carrier,
-    /// For nested messages: (inner source, inner destination) on the relay↔peer leg, when known.
-    pub relay_leg: Option<(Option<SocketAddr>, Option<SocketAddr>)>,
+    /// For nested messages: (inner source, inner destination) on the relay↔peer leg, when known
+    /// (boxed: most messages are not nested, and a message is kept for the whole run).
+    pub relay_leg: Option<Box<RelayLeg>>,
     /// The message.
     pub msg: Message,
     /// Frame of the matching response (requests only).
@@ -169,6 +173,8 @@ struct Ctx {
     src: Endpoint,
     dst: Endpoint,
     framing: &'static str,
+    /// Sent by the flow's client (the TURN client on a control flow).
+    from_client: bool,
 }
 
 impl Ctx {
@@ -191,6 +197,7 @@ impl Ctx {
             src,
             dst,
             framing,
+            from_client: src == f.client,
         }
     }
 }
@@ -244,7 +251,7 @@ impl Core {
             dst: ctx.dst,
             framing: ctx.framing,
             carrier,
-            relay_leg: leg,
+            relay_leg: leg.map(Box::new),
             msg,
             answer_frame: None,
             rtt_ns: None,
@@ -263,18 +270,11 @@ impl Core {
         peer: Option<SocketAddr>,
     ) -> (Option<SocketAddr>, Option<SocketAddr>) {
         let relayed = self.flows.get(&ctx.flow).and_then(|f| f.relayed);
-        if ctx.src == self.client_of(ctx.flow) {
+        if ctx.from_client {
             (relayed, peer)
         } else {
             (peer, relayed)
         }
-    }
-
-    fn client_of(&self, flow: FlowId) -> Endpoint {
-        self.ends.get(&flow).map(|e| e.2).unwrap_or(Endpoint {
-            ip: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            port: 0,
-        })
     }
 
     /// TURN state needed to decode later traffic.
@@ -443,6 +443,7 @@ impl Core {
                 src,
                 dst,
                 framing,
+                from_client: d == 0,
             };
             if let Some((bytes, kind, ch, session)) = owned {
                 let conn = self.flows.get(&flow).and_then(|f| f.data_connection);
@@ -572,11 +573,11 @@ pub fn merge(shards: Vec<StunFinder>, flows: &FlowTable) -> Core {
         if let Carrier::Rfc6062Data(Some(c)) = f.carrier {
             let peer = core.connection_ids.get(&c).and_then(|x| x.0);
             let client_side = flows.get(f.flow).client == f.src;
-            f.relay_leg = Some(if client_side {
+            f.relay_leg = Some(Box::new(if client_side {
                 (None, peer)
             } else {
                 (peer, None)
-            });
+            }));
         }
     }
     pair_transactions(&mut core.found);
@@ -608,7 +609,6 @@ impl StunFinder {
         };
         let f = flows.get(id);
         let core = self.streams.consumer_mut();
-        core.note_flow(id, f);
         let ctx = Ctx::packet(frame, id, f, src, dst, "icmp");
         if u.payload.first().is_some_and(|b| b & 0xC0 == 0) {
             core.message(ctx, u.payload, Carrier::IcmpQuoted(pkt.src), None);
@@ -635,7 +635,6 @@ impl PacketSink for StunFinder {
         let Some((id, dir)) = flow else { return };
         let f = flows.get(id);
         let core = self.streams.consumer_mut();
-        core.note_flow(id, f);
         match &pkt.transport {
             Transport::Udp(u) => {
                 let (src, dst) = if dir == Dir::ToServer {
@@ -646,7 +645,11 @@ impl PacketSink for StunFinder {
                 let ctx = Ctx::packet(frame, id, f, src, dst, "udp");
                 core.udp(ctx, u.payload);
             }
-            Transport::Tcp(_) => self.streams.packet(frame, pkt, Some((id, dir)), flows),
+            Transport::Tcp(_) => {
+                // stream events arrive without endpoints: remember them
+                core.note_flow(id, f);
+                self.streams.packet(frame, pkt, Some((id, dir)), flows)
+            }
             _ => {}
         }
     }

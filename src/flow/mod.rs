@@ -245,17 +245,72 @@ pub struct Flow {
 pub type FlowId = u32;
 
 /// The table of all flows of a capture.
-#[derive(Default)]
+///
+/// It holds at most [`FlowTable::limit`] flows, so a capture of millions of
+/// tiny flows (a scan, a flood) cannot exhaust memory: once full, packets of
+/// new 5-tuples get no flow (they are counted in [`FlowTable::untracked`] and
+/// the pipeline skips them with [`crate::packet::SkipReason::FlowTableFull`]),
+/// while the flows already tracked go on being followed.  Stream indices stay
+/// Wireshark's for every tracked flow, because untracked flows come after them.
 pub struct FlowTable {
     map: FxHashMap<Key, FlowId>,
     flows: Vec<Flow>,
     next_stream: [u32; 2],
+    limit: usize,
+    /// Packets that found the table full.
+    pub untracked: Untracked,
+}
+
+/// Packets of flows that were not tracked because the table was full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Untracked {
+    /// Frames.
+    pub packets: u64,
+    /// Their wire bytes.
+    pub bytes: u64,
+    /// The first of them.
+    pub first_frame: Option<u64>,
+}
+
+impl Default for FlowTable {
+    fn default() -> Self {
+        FlowTable::with_limit(FlowTable::DEFAULT_LIMIT)
+    }
 }
 
 impl FlowTable {
-    /// An empty table.
+    /// Flows tracked by default: about 100 MB of flow records and analyzer
+    /// state at most, and 5× the flows of a 1 GiB Edge capture
+    /// (`docs/performance.md`).  `--max-flows` changes it.
+    pub const DEFAULT_LIMIT: usize = 250_000;
+
+    /// An empty table with the default limit.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty table that tracks at most `limit` flows (at least 1).
+    pub fn with_limit(limit: usize) -> Self {
+        FlowTable {
+            map: FxHashMap::default(),
+            flows: Vec::new(),
+            next_stream: [0; 2],
+            limit: limit.max(1),
+            untracked: Untracked::default(),
+        }
+    }
+
+    /// Most flows tracked.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Counts a packet that found the table full.
+    fn untrack(&mut self, frame: &FrameInfo) -> Option<(FlowId, Dir)> {
+        self.untracked.packets += 1;
+        self.untracked.bytes += frame.orig_len as u64;
+        self.untracked.first_frame.get_or_insert(frame.number);
+        None
     }
 
     /// Accounts a decoded packet; returns its flow and direction (None for non-TCP/UDP).
@@ -283,6 +338,7 @@ impl FlowTable {
         let (key, src_is_lo) = Key::new(l4, src, dst);
         let mut id = match self.map.get(&key) {
             Some(&id) => id,
+            None if self.flows.len() >= self.limit => return self.untrack(frame),
             None => self.create(key, src_is_lo, src, dst, frame, tcp.map(|t| t.flags)),
         };
         // Wireshark splits a TCP conversation when a new SYN reuses the 4-tuple.
@@ -292,6 +348,9 @@ impl FlowTable {
                 let d = if f.client_is_lo == src_is_lo { 0 } else { 1 };
                 let base = f.tcp.as_ref().and_then(|x| x.base_seq[d]);
                 if matches!(base, Some(b) if b != t.seq) {
+                    if self.flows.len() >= self.limit {
+                        return self.untrack(frame);
+                    }
                     id = self.create(key, src_is_lo, src, dst, frame, Some(t.flags));
                 }
             }

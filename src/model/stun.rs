@@ -214,7 +214,7 @@ fn message_out(f: &Found, t0: i64, r: Redaction) -> MessageOut {
         dst: f.dst,
         framing: f.framing,
         carrier: f.carrier.name(),
-        relay_leg: f.relay_leg.map(|(s, d)| {
+        relay_leg: f.relay_leg.as_deref().map(|&(s, d)| {
             json!({"src": s.map(|x| Endpoint::from(x).to_string()),
                    "dst": d.map(|x| Endpoint::from(x).to_string())})
         }),

@@ -43,6 +43,9 @@ pub enum SkipReason {
     TunnelTooDeep,
     /// A GRE header with a version or protocol we do not follow.
     UnsupportedTunnel,
+    /// A TCP/UDP packet of a new flow while the flow table was full
+    /// ([`crate::flow::FlowTable::limit`], `--max-flows`).
+    FlowTableFull,
 }
 
 impl SkipReason {
@@ -56,6 +59,7 @@ impl SkipReason {
             SkipReason::TransportTruncated => "transport-header-truncated".into(),
             SkipReason::TunnelTooDeep => "tunnel-too-deep".into(),
             SkipReason::UnsupportedTunnel => "unsupported-tunnel".into(),
+            SkipReason::FlowTableFull => "flow-table-full".into(),
         }
     }
 }

@@ -1,3 +1,4 @@
+mod adversarial;
 mod broken;
 mod cli;
 mod common;
