@@ -400,3 +400,8 @@ pub mod sip;
 pub mod stun;
 pub mod tls;
 pub mod turn;
+
+/// For `skip_serializing_if`: counters that are usually zero stay out of the JSON.
+pub(crate) fn is_zero(n: &u64) -> bool {
+    *n == 0
+}

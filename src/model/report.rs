@@ -133,7 +133,14 @@ impl Report {
     pub fn build(a: &Analysis, input: &str, o: &ReportOptions) -> Report {
         let capture = CaptureSummary::from_run(&a.run);
         let turn = TurnReport::build(&a.run, &a.allocations, input, o.redaction.redact_usernames);
-        let sip = SipReport::build(&a.run, &a.sip, input, o.redaction, &o.roles);
+        let sip = SipReport::build_with(
+            &a.run,
+            &a.sip,
+            input,
+            o.redaction,
+            &o.roles,
+            super::sip::Messages::ForFindings,
+        );
         let ice = IceReport::build(&a.run, &a.ice, input);
         let tls = TlsReport::build(&a.run, &a.tls, input);
         let inputs = findings::Inputs {
@@ -154,7 +161,7 @@ impl Report {
         let counts = Counts {
             stun_messages: a.stun.found.len(),
             turn_allocations: turn.allocations.len(),
-            sip_messages: sip.messages.len(),
+            sip_messages: sip.summary.messages,
             sip_dialogs: sip.dialogs.len(),
             ice_sessions: ice.sessions.len(),
             tls_connections: tls.connections.len(),

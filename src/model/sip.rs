@@ -3,7 +3,7 @@
 //! Authorization and other credentials never appear; long routing
 //! signatures (`ms-route-sig`, `ms-key-info`, `opaque`) are shortened.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -449,6 +449,9 @@ pub struct DialogOut {
     pub media: Vec<DialogMedia>,
     /// The messages in order.
     pub ladder: Vec<LadderStep>,
+    /// Ladder steps left out (`report` shows the first [`REPORT_LADDER_STEPS`]).
+    #[serde(default, skip_serializing_if = "super::is_zero")]
+    pub ladder_omitted: u64,
 }
 
 /// Counts.
@@ -685,25 +688,117 @@ fn hop_label(v: &ViaOut, next_transport: Option<&str>, roles: &Roles) -> String 
     s
 }
 
-/// The diagnostics of a dialog, each once (proxies relay the same header).
-fn distinct_diagnostics<'a>(msgs: impl Iterator<Item = &'a MessageOut>) -> Vec<Diagnostics> {
-    let mut out: Vec<Diagnostics> = Vec::new();
-    for d in msgs.flat_map(|m| m.diagnostics.iter()) {
-        let same = |o: &Diagnostics| {
-            o.header == d.header && o.code == d.code && o.reason == d.reason && o.source == d.source
-        };
-        if !out.iter().any(same) {
-            out.push(d.clone());
-        }
-    }
-    out
+/// Builds a dialog's summary from its messages one at a time, so a dialog of
+/// any length (a Call-ID reused by REGISTER refreshes for hours) never needs
+/// every message's output at once.  Where several messages qualify (route
+/// set, furthest copy of the request), the last of the equal maxima wins.
+struct DialogAcc<'r> {
+    call_id: String,
+    roles: &'r Roles,
+    start_ts: i64,
+    first_frame: Option<u64>,
+    first_req: Option<MessageOut>,
+    ringing: Option<MessageOut>,
+    final_: Option<MessageOut>,
+    /// Record-Route of the request with the most entries.
+    rr_best: Option<Vec<String>>,
+    /// (Via count, frame, Vias, destination) of the copy of the first request that went furthest.
+    furthest: Option<(usize, u64, Vec<ViaOut>, Endpoint)>,
+    diagnostics: Vec<Diagnostics>,
+    media_seen: Vec<(&'static str, Option<String>, usize)>,
+    media: Vec<DialogMedia>,
+    ladder: Vec<LadderStep>,
+    ladder_cap: usize,
+    ladder_omitted: u64,
 }
 
-/// The distinct offers and answers of a dialog, media section by section.
-fn dialog_media<'a>(msgs: impl Iterator<Item = &'a MessageOut>) -> Vec<DialogMedia> {
-    let mut seen: Vec<(&'static str, Option<String>, usize)> = Vec::new();
-    let mut out = Vec::new();
-    for m in msgs {
+impl<'r> DialogAcc<'r> {
+    /// A dialog whose first request (if any) is `first_req`; its first
+    /// message was sent at `start_ts`; at most `ladder_cap` ladder steps.
+    fn new(
+        call_id: &str,
+        first_req: Option<MessageOut>,
+        start_ts: i64,
+        roles: &'r Roles,
+        ladder_cap: usize,
+    ) -> Self {
+        DialogAcc {
+            call_id: call_id.to_string(),
+            roles,
+            start_ts,
+            first_frame: None,
+            first_req,
+            ringing: None,
+            final_: None,
+            rr_best: None,
+            furthest: None,
+            diagnostics: Vec::new(),
+            media_seen: Vec::new(),
+            media: Vec::new(),
+            ladder: Vec::new(),
+            ladder_cap,
+            ladder_omitted: 0,
+        }
+    }
+
+    /// The next message of the dialog, in capture order, sent at `ts_ns`.
+    fn push(&mut self, m: &MessageOut, ts_ns: i64) {
+        self.first_frame.get_or_insert(m.frame);
+        if self.ladder.len() < self.ladder_cap {
+            self.ladder.push(LadderStep {
+                frame: m.frame,
+                at_s: crate::timefmt::seconds(ts_ns - self.start_ts),
+                src: m.src,
+                dst: m.dst,
+                summary: m.summary.clone(),
+            });
+        } else {
+            self.ladder_omitted += 1;
+        }
+        let cseq = self.first_req.as_ref().map(|r| &r.cseq);
+        match m.status {
+            Some(s) if cseq == Some(&m.cseq) => {
+                if self.ringing.is_none() && (180..=199).contains(&s) {
+                    self.ringing = Some(m.clone());
+                }
+                if self.final_.is_none() && s >= 200 {
+                    self.final_ = Some(m.clone());
+                }
+            }
+            Some(_) => {}
+            None => {
+                if self
+                    .rr_best
+                    .as_ref()
+                    .is_none_or(|b| m.record_route.len() >= b.len())
+                {
+                    self.rr_best = Some(m.record_route.clone());
+                }
+                if cseq == Some(&m.cseq) {
+                    let key = (m.via.len(), std::cmp::Reverse(m.frame));
+                    let better = self
+                        .furthest
+                        .as_ref()
+                        .is_none_or(|(n, f, _, _)| key >= (*n, std::cmp::Reverse(*f)));
+                    if better {
+                        self.furthest = Some((m.via.len(), m.frame, m.via.clone(), m.dst));
+                    }
+                }
+            }
+        }
+        // the diagnostics, each once (proxies relay the same header)
+        for d in &m.diagnostics {
+            let same = |o: &Diagnostics| {
+                o.header == d.header
+                    && o.code == d.code
+                    && o.reason == d.reason
+                    && o.source == d.source
+            };
+            if !self.diagnostics.iter().any(same) {
+                self.diagnostics.push(d.clone());
+            }
+        }
+        // the distinct offers and answers, media section by section
         let side = sdp::offer_or_answer(match m.status {
             None => Some(m.method.as_deref().unwrap_or("")),
             Some(_) => None,
@@ -711,12 +806,12 @@ fn dialog_media<'a>(msgs: impl Iterator<Item = &'a MessageOut>) -> Vec<DialogMed
         for part in &m.sdp {
             // proxies relay the same body: same side, same o= line, same size
             let key = (side, part.origin.clone(), m.body_length);
-            if seen.contains(&key) {
+            if self.media_seen.contains(&key) {
                 continue;
             }
-            seen.push(key);
+            self.media_seen.push(key);
             for media in &part.media {
-                out.push(DialogMedia {
+                self.media.push(DialogMedia {
                     frame: m.frame,
                     side,
                     sender: m.src,
@@ -726,11 +821,87 @@ fn dialog_media<'a>(msgs: impl Iterator<Item = &'a MessageOut>) -> Vec<DialogMed
             }
         }
     }
-    out
+
+    /// The dialog's summary.
+    fn finish(self) -> DialogOut {
+        let roles = self.roles;
+        let first_req = self.first_req.as_ref();
+        let req_ts = first_req.map(|r| r.time_s).unwrap_or(0.0);
+        let round = |x: f64| (x * 1e6).round() / 1e6;
+        let final_ = self.final_.as_ref();
+        let route_set = final_
+            .filter(|m| !m.record_route.is_empty())
+            .map(|m| m.record_route.clone())
+            .or(self.rr_best)
+            .unwrap_or_default();
+        let hop_chain = self
+            .furthest
+            .map(|(n, _, via, dst)| {
+                let mut chain: Vec<String> = Vec::new();
+                for i in (0..n).rev() {
+                    let next_t = if i > 0 {
+                        Some(via[i - 1].transport.as_str())
+                    } else {
+                        None
+                    };
+                    chain.push(hop_label(&via[i], next_t, roles));
+                }
+                chain.push(with_role(&dst.ip.to_string(), roles));
+                chain
+            })
+            .unwrap_or_default();
+        DialogOut {
+            call_id: self.call_id,
+            method: first_req.and_then(|r| r.method.clone()),
+            from: first_req.and_then(|r| r.from.clone()),
+            to: first_req.and_then(|r| r.to.clone()),
+            first_frame: self.first_frame.unwrap_or(0),
+            final_status: final_.map(|m| m.summary.clone()),
+            ringing_s: self.ringing.as_ref().map(|m| round(m.time_s - req_ts)),
+            final_s: final_.map(|m| round(m.time_s - req_ts)),
+            route_set,
+            hop_chain,
+            diagnostics: self.diagnostics,
+            media: self.media,
+            ladder: self.ladder,
+            ladder_omitted: self.ladder_omitted,
+        }
+    }
+}
+
+/// How much of the per-message list a [`SipReport`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Messages {
+    /// Every message (`edgetrace sip`).
+    All,
+    /// Only the messages findings read (error responses, MRAS bodies), and
+    /// each dialog's ladder cut at [`REPORT_LADDER_STEPS`]; messages are
+    /// turned into output one at a time, so `report` never holds the output
+    /// of every message at once.
+    ForFindings,
+}
+
+/// Ladder steps a dialog shows in `report` (all of them in `edgetrace sip`);
+/// the rest are counted in `ladder_omitted`.
+pub const REPORT_LADDER_STEPS: usize = 200;
+
+/// Requests by method and responses by status, from the finder's messages.
+fn tallies(core: &Core) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    let mut requests = BTreeMap::new();
+    let mut responses = BTreeMap::new();
+    for f in &core.found {
+        match &f.msg.start {
+            StartLine::Response { code, .. } => {
+                *responses.entry(code.to_string()).or_insert(0) += 1
+            }
+            StartLine::Request { method, .. } => *requests.entry(method.clone()).or_insert(0) += 1,
+        }
+    }
+    (requests, responses)
 }
 
 impl SipReport {
-    /// Builds the report.
+    /// Builds the report with every message.
     pub fn build(
         run: &RunResult,
         core: &Core,
@@ -738,112 +909,90 @@ impl SipReport {
         redaction: Redaction,
         roles: &Roles,
     ) -> SipReport {
+        Self::build_with(run, core, input, redaction, roles, Messages::All)
+    }
+
+    /// Builds the report, keeping the messages `keep` says.
+    pub fn build_with(
+        run: &RunResult,
+        core: &Core,
+        input: &str,
+        redaction: Redaction,
+        roles: &Roles,
+        keep: Messages,
+    ) -> SipReport {
         let t0 = run.read.first_ts.unwrap_or(0);
-        let messages: Vec<MessageOut> = core
-            .found
-            .iter()
-            .map(|f| message_out(f, t0, redaction, roles))
-            .collect();
-        let mut requests = BTreeMap::new();
-        let mut responses = BTreeMap::new();
-        for m in &messages {
-            match m.status {
-                Some(s) => *responses.entry(s.to_string()).or_insert(0) += 1,
-                None => {
-                    *requests
-                        .entry(m.method.clone().unwrap_or_default())
-                        .or_insert(0) += 1
-                }
-            }
-        }
+        let out = |i: usize| message_out(&core.found[i], t0, redaction, roles);
         // dialogs by Call-ID, in order of first appearance
-        let mut order: Vec<String> = Vec::new();
-        let mut by_call: BTreeMap<String, Vec<(usize, &MessageOut)>> = BTreeMap::new();
-        for (i, m) in messages.iter().enumerate() {
-            let Some(c) = &m.call_id else { continue };
-            if !by_call.contains_key(c) {
-                order.push(c.clone());
+        let mut order: Vec<&str> = Vec::new();
+        let mut by_call: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, f) in core.found.iter().enumerate() {
+            let Some(c) = f.msg.call_id() else { continue };
+            let e = by_call.entry(c).or_default();
+            if e.is_empty() {
+                order.push(c);
             }
-            by_call.entry(c.clone()).or_default().push((i, m));
+            e.push(i);
         }
-        let dialogs = order
-            .iter()
-            .map(|c| {
-                let msgs = &by_call[c];
-                let first_req = msgs.iter().map(|x| x.1).find(|m| m.status.is_none());
-                let start_ts = core.found[msgs[0].0].ts_ns;
-                let method = first_req.and_then(|r| r.method.clone());
-                let cseq = first_req.and_then(|r| r.cseq.clone());
-                let answers: Vec<&MessageOut> = msgs
+        let (requests, responses) = tallies(core);
+        let (messages, dialogs) = match keep {
+            Messages::All => {
+                let messages: Vec<MessageOut> = (0..core.found.len()).map(out).collect();
+                let dialogs = order
                     .iter()
-                    .map(|x| x.1)
-                    .filter(|m| m.status.is_some() && m.cseq == cseq)
-                    .collect();
-                let req_ts = first_req.map(|r| r.time_s).unwrap_or(0.0);
-                let ringing = answers.iter().find(|m| matches!(m.status, Some(180..=199)));
-                let final_ = answers.iter().find(|m| m.status.is_some_and(|s| s >= 200));
-                let round = |x: f64| (x * 1e6).round() / 1e6;
-                let route_set = final_
-                    .filter(|m| !m.record_route.is_empty())
-                    .map(|m| m.record_route.clone())
-                    .or_else(|| {
-                        msgs.iter()
-                            .map(|x| x.1)
-                            .filter(|m| m.status.is_none())
-                            .max_by_key(|m| m.record_route.len())
-                            .map(|m| m.record_route.clone())
-                    })
-                    .unwrap_or_default();
-                // the copy of the first request that went furthest (most Vias)
-                let furthest = msgs
-                    .iter()
-                    .map(|x| x.1)
-                    .filter(|m| m.status.is_none() && m.cseq == cseq)
-                    .max_by_key(|m| (m.via.len(), std::cmp::Reverse(m.frame)));
-                let hop_chain = furthest
-                    .map(|m| {
-                        let mut chain: Vec<String> = Vec::new();
-                        let n = m.via.len();
-                        for i in (0..n).rev() {
-                            let next_t = if i > 0 {
-                                Some(m.via[i - 1].transport.as_str())
-                            } else {
-                                None
-                            };
-                            chain.push(hop_label(&m.via[i], next_t, roles));
+                    .map(|c| {
+                        let idx = &by_call[c];
+                        let first_req = idx
+                            .iter()
+                            .find(|&&i| messages[i].status.is_none())
+                            .map(|&i| messages[i].clone());
+                        let start = core.found[idx[0]].ts_ns;
+                        let mut d = DialogAcc::new(c, first_req, start, roles, usize::MAX);
+                        for &i in idx {
+                            d.push(&messages[i], core.found[i].ts_ns);
                         }
-                        chain.push(with_role(&m.dst.ip.to_string(), roles));
-                        chain
+                        d.finish()
                     })
-                    .unwrap_or_default();
-                DialogOut {
-                    call_id: c.clone(),
-                    method,
-                    from: first_req.and_then(|r| r.from.clone()),
-                    to: first_req.and_then(|r| r.to.clone()),
-                    first_frame: msgs[0].1.frame,
-                    final_status: final_.map(|m| m.summary.clone()),
-                    ringing_s: ringing.map(|m| round(m.time_s - req_ts)),
-                    final_s: final_.map(|m| round(m.time_s - req_ts)),
-                    route_set,
-                    hop_chain,
-                    diagnostics: distinct_diagnostics(msgs.iter().map(|x| x.1)),
-                    media: dialog_media(msgs.iter().map(|x| x.1)),
-                    ladder: msgs
+                    .collect();
+                (messages, dialogs)
+            }
+            Messages::ForFindings => {
+                let wanted =
+                    |m: &MessageOut| m.mras.is_some() || m.status.is_some_and(|s| s >= 400);
+                let mut kept: Vec<(usize, MessageOut)> = Vec::new();
+                let mut dialogs = Vec::with_capacity(order.len());
+                for c in &order {
+                    let idx = &by_call[c];
+                    let first_req = idx
                         .iter()
-                        .map(|&(i, m)| LadderStep {
-                            frame: m.frame,
-                            at_s: crate::timefmt::seconds(core.found[i].ts_ns - start_ts),
-                            src: m.src,
-                            dst: m.dst,
-                            summary: m.summary.clone(),
-                        })
-                        .collect(),
+                        .find(|&&i| matches!(core.found[i].msg.start, StartLine::Request { .. }))
+                        .map(|&i| out(i));
+                    let start = core.found[idx[0]].ts_ns;
+                    let mut d = DialogAcc::new(c, first_req, start, roles, REPORT_LADDER_STEPS);
+                    for &i in idx {
+                        let m = out(i);
+                        d.push(&m, core.found[i].ts_ns);
+                        if wanted(&m) {
+                            kept.push((i, m));
+                        }
+                    }
+                    dialogs.push(d.finish());
                 }
-            })
-            .collect::<Vec<_>>();
+                // messages without a Call-ID belong to no dialog
+                for (i, f) in core.found.iter().enumerate() {
+                    if f.msg.call_id().is_none() {
+                        let m = out(i);
+                        if wanted(&m) {
+                            kept.push((i, m));
+                        }
+                    }
+                }
+                kept.sort_by_key(|(i, _)| *i);
+                (kept.into_iter().map(|(_, m)| m).collect(), dialogs)
+            }
+        };
         let summary = SipSummary {
-            messages: messages.len(),
+            messages: core.found.len(),
             requests,
             responses,
             dialogs: dialogs.len(),
