@@ -14,6 +14,7 @@
 //!
 //! Nothing here panics on any bytes.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Largest body accepted on a stream (a claimed 2 GB Content-Length is damage).
@@ -45,8 +46,11 @@ pub enum StartLine {
 pub struct Message {
     /// First line.
     pub start: StartLine,
-    /// Headers in wire order: (canonical name, unfolded value).
-    pub headers: Vec<(String, String)>,
+    /// Header values, unfolded, one after another: one allocation for all of
+    /// them, since every message found is kept until the end of the run.
+    text: String,
+    /// Headers in wire order: canonical name and the range of its value in `text`.
+    headers: Vec<(Cow<'static, str>, u32, u32)>,
     /// The body bytes present.
     pub body: Vec<u8>,
     /// Content-Length as declared (None if absent or unreadable).
@@ -55,8 +59,9 @@ pub struct Message {
     pub problems: Vec<String>,
 }
 
-/// Expands compact header names and gives the usual capitalisation.
-pub fn canonical_name(name: &str) -> String {
+/// Expands compact header names and gives the usual capitalisation
+/// (borrowed for the names we know, so most headers cost no allocation).
+pub fn canonical_name(name: &str) -> Cow<'static, str> {
     let n = name.trim();
     let full = match n.to_ascii_lowercase().as_str() {
         "v" | "via" => "Via",
@@ -86,9 +91,9 @@ pub fn canonical_name(name: &str) -> String {
         "ms-diagnostics" => "ms-diagnostics",
         "ms-diagnostics-public" => "ms-diagnostics-public",
         "ms-client-diagnostics" => "ms-client-diagnostics",
-        _ => return n.to_string(),
+        _ => return Cow::Owned(n.to_string()),
     };
-    full.to_string()
+    Cow::Borrowed(full)
 }
 
 /// Splits a header value on commas outside `<…>` and double quotes.
@@ -174,24 +179,30 @@ impl Message {
         }
     }
 
-    /// First value of a header (canonical name).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    /// Headers in wire order: (canonical name, unfolded value).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
         self.headers
             .iter()
+            .map(|(n, a, b)| (n.as_ref(), &self.text[*a as usize..*b as usize]))
+    }
+
+    /// First value of a header (canonical name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// All values of a header in order, comma lists split (list headers only).
     pub fn values(&self, name: &str) -> Vec<String> {
         let list = is_list(name);
         let mut out = Vec::new();
-        for (n, v) in &self.headers {
+        for (n, v) in self.headers() {
             if n.eq_ignore_ascii_case(name) {
                 if list {
                     out.extend(split_commas(v));
                 } else {
-                    out.push(v.clone());
+                    out.push(v.to_string());
                 }
             }
         }
@@ -485,7 +496,8 @@ pub fn parse(b: &[u8], datagram: bool) -> Option<Message> {
             uri: p.next()?.to_string(),
         }
     };
-    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut text = String::new();
+    let mut headers: Vec<(Cow<'static, str>, u32, u32)> = Vec::new();
     let mut problems = Vec::new();
     let mut body_start = b.len();
     while pos < b.len() {
@@ -498,18 +510,22 @@ pub fn parse(b: &[u8], datagram: bool) -> Option<Message> {
             body_start = next;
             break;
         }
-        let line = String::from_utf8_lossy(&b[pos..e]).to_string();
+        let line = String::from_utf8_lossy(&b[pos..e]);
         if line.starts_with(' ') || line.starts_with('\t') {
-            // folded continuation (RFC 3261 §7.3.1)
+            // folded continuation (RFC 3261 §7.3.1): the last value is the
+            // last text, so it grows in place
             match headers.last_mut() {
-                Some((_, v)) => {
-                    v.push(' ');
-                    v.push_str(line.trim());
+                Some((_, _, end)) => {
+                    text.push(' ');
+                    text.push_str(line.trim());
+                    *end = text.len() as u32;
                 }
                 None => problems.push("continuation line before any header".into()),
             }
         } else if let Some((n, v)) = line.split_once(':') {
-            headers.push((canonical_name(n), v.trim().to_string()));
+            let a = text.len() as u32;
+            text.push_str(v.trim());
+            headers.push((canonical_name(n), a, text.len() as u32));
         } else {
             problems.push(format!("header line without a colon: {:.40}", line));
         }
@@ -520,11 +536,14 @@ pub fn parse(b: &[u8], datagram: bool) -> Option<Message> {
             break;
         }
     }
+    text.shrink_to_fit();
+    headers.shrink_to_fit();
+    let value = |h: &(Cow<'static, str>, u32, u32)| &text[h.1 as usize..h.2 as usize];
     let content_length = headers
         .iter()
-        .find(|(n, _)| n == "Content-Length")
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
-    if headers.iter().any(|(n, _)| n == "Content-Length") && content_length.is_none() {
+        .find(|h| h.0 == "Content-Length")
+        .and_then(|h| value(h).trim().parse::<usize>().ok());
+    if headers.iter().any(|h| h.0 == "Content-Length") && content_length.is_none() {
         problems.push("unreadable Content-Length".into());
     }
     let avail = &b[body_start.min(b.len())..];
@@ -542,6 +561,7 @@ pub fn parse(b: &[u8], datagram: bool) -> Option<Message> {
     };
     Some(Message {
         start,
+        text,
         headers,
         body: body.to_vec(),
         content_length,
