@@ -227,7 +227,7 @@ fn message_out(f: &Found, t0: i64, r: Redaction) -> MessageOut {
             .iter()
             .map(|at| AttrOut {
                 typ: format!("{:#06x}", at.typ),
-                name: at.name,
+                name: m.attr_name(at),
                 value: attr_value(at, r),
             })
             .collect(),

@@ -152,10 +152,8 @@ pub enum Value {
 /// One attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attr {
-    /// Type number.
+    /// Type number (its name depends on the dialect: [`Message::attr_name`]).
     pub typ: u16,
-    /// Name in the message's dialect.
-    pub name: &'static str,
     /// Decoded value.
     pub value: Value,
 }
@@ -206,6 +204,11 @@ pub enum StunError {
 }
 
 impl Message {
+    /// The name of one of this message's attributes, in its dialect.
+    pub fn attr_name(&self, at: &Attr) -> &'static str {
+        attr_name(self.dialect, at.typ)
+    }
+
     /// True when bytes 4–7 hold the RFC 5389 cookie.
     pub fn has_cookie(&self) -> bool {
         self.tid[..4] == MAGIC_COOKIE.to_be_bytes()
@@ -650,7 +653,6 @@ fn decode_attr(msg: &[u8], dialect: Dialect, t: u16, off: usize, len: usize) -> 
     };
     Attr {
         typ: t,
-        name: attr_name(dialect, t),
         value: value.unwrap_or_else(Value::Malformed),
     }
 }
@@ -748,7 +750,10 @@ mod tests {
             m.address(a::XOR_PEER_ADDRESS),
             Some("10.0.0.5:3478".parse().unwrap())
         );
-        assert_eq!(m.attr(a::XOR_PEER_ADDRESS).unwrap().name, "REMOTE-ADDRESS");
+        assert_eq!(
+            m.attr_name(m.attr(a::XOR_PEER_ADDRESS).unwrap()),
+            "REMOTE-ADDRESS"
+        );
     }
 
     #[test]
@@ -805,6 +810,6 @@ mod bandwidth_tests {
             }
         );
         assert_eq!(m.attrs[2].value, Value::AdmissionControl(1));
-        assert_eq!(m.attrs[0].name, "BANDWIDTH-RESERVATION-AMOUNT");
+        assert_eq!(m.attr_name(&m.attrs[0]), "BANDWIDTH-RESERVATION-AMOUNT");
     }
 }
