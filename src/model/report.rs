@@ -30,6 +30,13 @@ pub struct ProtocolFlows {
 /// Streams listed per protocol.
 pub const MAX_STREAMS_LISTED: usize = 50;
 
+/// TURN allocations, SIP dialogs, ICE sessions and TLS connections listed in
+/// a report, each in capture order; `omitted` counts the rest (`turn`, `sip`,
+/// `ice` and `tls` list them all).  Findings are computed from all of them.
+/// A report is a summary to paste into a ticket: a capture of 12,000
+/// allocations would otherwise make 40 MB of JSON.
+pub const MAX_LISTED: usize = 1000;
+
 /// Counts of what each analyzer found.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Counts {
@@ -75,6 +82,10 @@ pub struct Report {
     /// The 8057 section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_8057: Option<Section8057>,
+    /// Entries left out of `turn`, `sip`, `ice` and `tls` (each lists the
+    /// first [`MAX_LISTED`]); absent when nothing was left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub omitted: BTreeMap<String, usize>,
 }
 
 /// Options of a report.
@@ -132,7 +143,8 @@ impl Report {
     /// Builds the report from every analyzer's result.
     pub fn build(a: &Analysis, input: &str, o: &ReportOptions) -> Report {
         let capture = CaptureSummary::from_run(&a.run);
-        let turn = TurnReport::build(&a.run, &a.allocations, input, o.redaction.redact_usernames);
+        let listed = &a.allocations[..a.allocations.len().min(MAX_LISTED)];
+        let turn = TurnReport::build(&a.run, listed, input, o.redaction.redact_usernames);
         let sip = SipReport::build_with(
             &a.run,
             &a.sip,
@@ -160,17 +172,32 @@ impl Report {
         }
         let counts = Counts {
             stun_messages: a.stun.found.len(),
-            turn_allocations: turn.allocations.len(),
+            turn_allocations: a.allocations.len(),
             sip_messages: sip.summary.messages,
             sip_dialogs: sip.dialogs.len(),
             ice_sessions: ice.sessions.len(),
             tls_connections: tls.connections.len(),
             findings: by_sev,
         };
+        let mut omitted = BTreeMap::new();
+        let mut cap = |name: &str, total: usize| {
+            if total > MAX_LISTED {
+                omitted.insert(name.to_string(), total - MAX_LISTED);
+            }
+        };
+        cap("turn", a.allocations.len());
+        cap("sip", sip.dialogs.len());
+        cap("ice", ice.sessions.len());
+        cap("tls", tls.connections.len());
         let mut sessions = ice.sessions;
+        sessions.truncate(MAX_LISTED);
         for s in &mut sessions {
             s.checks.clear();
         }
+        let mut dialogs = sip.dialogs;
+        dialogs.truncate(MAX_LISTED);
+        let mut connections = tls.connections;
+        connections.truncate(MAX_LISTED);
         Report {
             schema_version: SCHEMA_VERSION,
             meta: Meta::new(input),
@@ -179,10 +206,11 @@ impl Report {
             counts,
             findings,
             turn: turn.allocations,
-            sip: sip.dialogs,
+            sip: dialogs,
             ice: sessions,
-            tls: tls.connections,
+            tls: connections,
             port_8057: tls.port_8057,
+            omitted,
         }
     }
 

@@ -765,3 +765,31 @@ fn tls_server_cert_without_serverauth() {
         f["summary"]
     );
 }
+
+/// A report lists the first 1,000 allocations and counts the rest; the
+/// findings still see every allocation.
+#[test]
+fn long_lists_are_capped_and_counted() {
+    let frames: Vec<Vec<u8>> = (0..1001u32)
+        .map(|i| {
+            let client = ([10, 9, (i >> 8) as u8, i as u8], 40000);
+            let tid = [(i >> 8) as u8, i as u8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+            // an unanswered Allocate: each one is an allocation that failed
+            udp_frame(client, S, &stun_msg(0x0003, tid, &[]))
+        })
+        .collect();
+    let v = report(&write("many-allocations.pcap", &frames), &[]);
+    assert_eq!(v["counts"]["turn_allocations"], 1001);
+    assert_eq!(v["turn"].as_array().unwrap().len(), 1000);
+    assert_eq!(v["omitted"]["turn"], 1);
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "turn.no-answer")
+        .expect("no-answer finding");
+    assert_eq!(f["count"], 1001, "the finding counts every allocation");
+    // nothing left out: no `omitted` at all
+    let small = report(&sample("turn-udp-channel.pcap"), &[]);
+    assert!(small.get("omitted").is_none());
+}
