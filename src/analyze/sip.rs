@@ -255,6 +255,13 @@ impl StreamConsumer for Core {
             self.dirs.remove(&(flow, d));
         }
     }
+
+    fn wants(&self, flow: FlowId, dir: Dir) -> bool {
+        // a direction given up is never recognised, so its gaps are not reported
+        self.dirs
+            .get(&(flow, dir.idx()))
+            .is_none_or(|ds| !ds.seen.given_up())
+    }
 }
 
 /// The finder as a pipeline sink.

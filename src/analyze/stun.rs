@@ -528,6 +528,13 @@ impl StreamConsumer for Core {
             self.dirs.remove(&(flow, d));
         }
     }
+
+    fn wants(&self, flow: FlowId, dir: Dir) -> bool {
+        // the conditions under which `event` drops data
+        self.dirs
+            .get(&(flow, dir.idx()))
+            .is_none_or(|ds| !(ds.framer.stopped() || ds.seen.given_up()))
+    }
 }
 
 /// The finder as a pipeline sink.

@@ -492,6 +492,13 @@ impl StreamConsumer for Core {
             self.health.remove(&flow);
         }
     }
+
+    fn wants(&self, flow: FlowId, dir: Dir) -> bool {
+        // not TLS in this direction: `event` drops it, and gaps there are not reported
+        self.dirs
+            .get(&(flow, dir.idx()))
+            .is_none_or(|ds| !ds.seen.given_up())
+    }
 }
 
 /// The finder as a pipeline sink.

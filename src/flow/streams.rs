@@ -47,6 +47,14 @@ pub trait StreamConsumer {
     fn event(&mut self, flow: FlowId, dir: Dir, ev: Event<'_>);
     /// The connection's streams ended (no more events for this flow id unless it resumes).
     fn closed(&mut self, _flow: FlowId, _reason: CloseReason) {}
+    /// False once the consumer will ignore every further event of this
+    /// direction (it gave up on recognising its protocol there): the
+    /// direction is then no longer reassembled, which saves the copying and
+    /// buffering of bulk traffic that is not the consumer's.  Gaps are not
+    /// reported for it either.
+    fn wants(&self, _flow: FlowId, _dir: Dir) -> bool {
+        true
+    }
 }
 
 /// Bounds of [`TcpStreams`].
@@ -96,6 +104,8 @@ struct Conn {
     dirs: [Reassembler; 2],
     last_ts: i64,
     fin: [bool; 2],
+    /// Directions the consumer no longer wants ([`StreamConsumer::wants`]).
+    ignored: [bool; 2],
 }
 
 /// TCP reassembly for every connection of a capture, feeding a consumer.
@@ -268,6 +278,7 @@ impl<C: StreamConsumer> PacketSink for TcpStreams<C> {
                     dirs: [Reassembler::new(per_dir), Reassembler::new(per_dir)],
                     last_ts: frame.ts_ns,
                     fin: [false; 2],
+                    ignored: [false; 2],
                 },
             );
             self.stats.peak_connections = self.stats.peak_connections.max(self.conns.len() as u64);
@@ -275,19 +286,27 @@ impl<C: StreamConsumer> PacketSink for TcpStreams<C> {
         let c = self.conns.get_mut(&id).expect("just inserted");
         c.last_ts = frame.ts_ns;
         let d = dir.idx();
-        let before = c.dirs[d].pending_bytes();
-        let consumer = &mut self.consumer;
-        c.dirs[d].segment(
-            t.seq,
-            t.flags,
-            t.payload,
-            t.wire_len,
-            frame.number,
-            frame.ts_ns,
-            &mut |e| consumer.event(id, dir, e),
-        );
-        let after = c.dirs[d].pending_bytes();
-        self.pending_total = self.pending_total + after - before;
+        if !c.ignored[d] && !self.consumer.wants(id, dir) {
+            // never read again: free the direction's buffers and stop copying
+            self.pending_total -= c.dirs[d].pending_bytes();
+            c.dirs[d] = Reassembler::new(self.limits.max_pending_per_dir);
+            c.ignored[d] = true;
+        }
+        if !c.ignored[d] {
+            let before = c.dirs[d].pending_bytes();
+            let consumer = &mut self.consumer;
+            c.dirs[d].segment(
+                t.seq,
+                t.flags,
+                t.payload,
+                t.wire_len,
+                frame.number,
+                frame.ts_ns,
+                &mut |e| consumer.event(id, dir, e),
+            );
+            let after = c.dirs[d].pending_bytes();
+            self.pending_total = self.pending_total + after - before;
+        }
         if t.flags.has(TcpFlags::FIN) {
             c.fin[d] = true;
         }
@@ -319,6 +338,8 @@ mod tests {
         bytes: std::collections::BTreeMap<(FlowId, usize), Vec<u8>>,
         gaps: u64,
         closed: Vec<(FlowId, CloseReason)>,
+        /// Stop wanting a direction once it delivered this many bytes.
+        enough: Option<usize>,
     }
 
     impl StreamConsumer for Collect {
@@ -334,6 +355,10 @@ mod tests {
         }
         fn closed(&mut self, flow: FlowId, reason: CloseReason) {
             self.closed.push((flow, reason));
+        }
+        fn wants(&self, flow: FlowId, dir: Dir) -> bool {
+            let got = self.bytes.get(&(flow, dir.idx())).map_or(0, Vec::len);
+            self.enough.is_none_or(|n| got < n)
         }
     }
 
@@ -365,30 +390,42 @@ mod tests {
         segs: &[(FrameInfo, Vec<u8>, u16, u32, u8)],
     ) {
         for (f, p, sport, seq, flags) in segs {
-            let (src, dst, sp, dp) = match *sport {
-                1000 => ("10.0.0.1", "10.0.0.2", 1000, 443),
-                443 => ("10.0.0.2", "10.0.0.1", 443, 1000),
-                other => ("10.0.0.3", "10.0.0.4", other, 80),
-            };
-            let pkt = Packet {
-                src: src.parse().unwrap(),
-                dst: dst.parse().unwrap(),
-                transport: Transport::Tcp(crate::packet::Tcp {
-                    src_port: sp,
-                    dst_port: dp,
-                    seq: *seq,
-                    ack: 0,
-                    flags: TcpFlags(*flags),
-                    window: 0,
-                    payload: p,
-                    wire_len: p.len() as u32,
-                }),
-                ip_truncated: false,
-            };
-            let fl = table.observe(f, &pkt);
-            s.packet(f, &pkt, fl, table);
+            feed_one(s, table, f, p, *sport, *seq, *flags);
         }
         s.finish(table);
+    }
+
+    fn feed_one(
+        s: &mut TcpStreams<Collect>,
+        table: &mut FlowTable,
+        f: &FrameInfo,
+        p: &[u8],
+        sport: u16,
+        seq: u32,
+        flags: u8,
+    ) {
+        let (src, dst, sp, dp) = match sport {
+            1000 => ("10.0.0.1", "10.0.0.2", 1000, 443),
+            443 => ("10.0.0.2", "10.0.0.1", 443, 1000),
+            other => ("10.0.0.3", "10.0.0.4", other, 80),
+        };
+        let pkt = Packet {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            transport: Transport::Tcp(crate::packet::Tcp {
+                src_port: sp,
+                dst_port: dp,
+                seq,
+                ack: 0,
+                flags: TcpFlags(flags),
+                window: 0,
+                payload: p,
+                wire_len: p.len() as u32,
+            }),
+            ip_truncated: false,
+        };
+        let fl = table.observe(f, &pkt);
+        s.packet(f, &pkt, fl, table);
     }
 
     const A: u8 = TcpFlags::ACK;
@@ -414,6 +451,43 @@ mod tests {
         assert_eq!(c.bytes[&(0, 0)], b"GET / HTTP/1.1");
         assert_eq!(c.bytes[&(0, 1)], b"200");
         assert_eq!(c.closed, vec![(0, CloseReason::Fin)]);
+    }
+
+    #[test]
+    fn a_direction_no_longer_wanted_is_not_reassembled() {
+        let consumer = Collect {
+            enough: Some(4),
+            ..Default::default()
+        };
+        let mut s = TcpStreams::new(consumer, StreamLimits::default());
+        let mut t = FlowTable::new();
+        let segs = [
+            seg(1, 0, 1000, 10, TcpFlags::SYN, b""),
+            seg(2, 1, 443, 50, TcpFlags::SYN | A, b""),
+            seg(3, 2, 1000, 11, A, b"GET "),
+            // out of order: would be buffered if the direction were still wanted
+            seg(4, 3, 1000, 25, A, b"more"),
+            seg(5, 4, 443, 51, A, b"200"),
+            seg(6, 5, 1000, 15, A, b"/ HTTP/1.1"),
+            seg(7, 6, 443, 54, A, b" OK"),
+        ];
+        for (f, p, sport, seq, flags) in &segs {
+            feed_one(&mut s, &mut t, f, p, *sport, *seq, *flags);
+        }
+        assert_eq!(
+            s.pending_total, 0,
+            "nothing buffered for the ignored direction"
+        );
+        s.finish(&t);
+        let c = s.into_consumer();
+        assert_eq!(
+            c.bytes[&(0, 0)],
+            b"GET ",
+            "client bytes stop once not wanted"
+        );
+        assert_eq!(c.bytes[&(0, 1)], b"200 OK", "the other direction goes on");
+        assert_eq!(c.gaps, 0);
+        assert_eq!(c.closed, vec![(0, CloseReason::EndOfCapture)]);
     }
 
     #[test]
