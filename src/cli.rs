@@ -574,10 +574,25 @@ fn report(cli: &Cli, args: &ReportArgs) -> Result<i32> {
     let opts = run_options(cli, &reader);
     let analysis =
         crate::analyze::all::analyze(reader, &opts).with_context(|| format!("reading {name}"))?;
+    let t = std::time::Instant::now();
     let report = crate::model::report::Report::build(&analysis, &name, &options);
+    let built = t.elapsed();
     emit(input, &report, |out, r| {
         render::table::report(out, r, table_style(), input.limit)
     })?;
+    if std::env::var_os("EDGETRACE_TIMINGS").is_some() {
+        for (phase, d) in &analysis.timings {
+            eprintln!("edgetrace: {:>8.3} s  {phase}", d.as_secs_f64());
+        }
+        eprintln!(
+            "edgetrace: {:>8.3} s  models and findings",
+            built.as_secs_f64()
+        );
+        eprintln!(
+            "edgetrace: {:>8.3} s  output",
+            (t.elapsed() - built).as_secs_f64()
+        );
+    }
     let failed = match (args.fail_on, report.worst()) {
         (Some(FailOn::Error), Some(crate::findings::Severity::Error)) => true,
         (Some(FailOn::Warning), Some(s)) => s <= crate::findings::Severity::Warning,

@@ -23,6 +23,9 @@ pub struct Analysis {
     pub allocations: Vec<turn::Allocation>,
     /// ICE sessions.
     pub ice: Vec<ice::Session>,
+    /// Wall time of each phase (the pass, the merges, TURN + ICE), for
+    /// `EDGETRACE_TIMINGS` and docs/performance.md.
+    pub timings: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// Runs every analyzer over the capture.
@@ -31,7 +34,9 @@ pub fn analyze(reader: CaptureReader, opts: &RunOptions) -> Result<Analysis, Cap
         stun::StunFinder::default(),
         (sip::SipFinder::default(), tls::TlsFinder::default()),
     );
+    let t0 = std::time::Instant::now();
     let (run, shards) = pipeline::run_sharded(reader, opts, finders)?;
+    let t1 = std::time::Instant::now();
     let mut stun_shards = Vec::with_capacity(shards.len());
     let mut sip_shards = Vec::with_capacity(shards.len());
     let mut tls_shards = Vec::with_capacity(shards.len());
@@ -40,13 +45,26 @@ pub fn analyze(reader: CaptureReader, opts: &RunOptions) -> Result<Analysis, Cap
         sip_shards.push(b);
         tls_shards.push(c);
     }
-    let stun = stun::merge(stun_shards, &run.flows);
-    let sip = sip::merge(sip_shards);
-    let tls = tls::merge(tls_shards);
+    // merges, then TURN and ICE, each pair side by side (they share nothing
+    // but read-only inputs, so the result does not depend on the threads)
+    let (stun, (sip, tls)) = rayon::join(
+        || stun::merge(stun_shards, &run.flows),
+        || rayon::join(|| sip::merge(sip_shards), || tls::merge(tls_shards)),
+    );
+    let t2 = std::time::Instant::now();
     let end = run.read.last_ts.unwrap_or(0);
-    let allocations = turn::allocations(&stun, &run.flows, end);
-    let ice = ice::sessions(&stun, &ice::sdp_media(&sip));
+    let (allocations, ice) = rayon::join(
+        || turn::allocations(&stun, &run.flows, end),
+        || ice::sessions(&stun, &ice::sdp_media(&sip)),
+    );
+    let t3 = std::time::Instant::now();
+    let timings = vec![
+        ("read, decode, flows, finders", t1 - t0),
+        ("merge shards", t2 - t1),
+        ("TURN allocations, ICE sessions", t3 - t2),
+    ];
     Ok(Analysis {
+        timings,
         run,
         stun,
         sip,

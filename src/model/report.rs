@@ -144,17 +144,30 @@ impl Report {
     pub fn build(a: &Analysis, input: &str, o: &ReportOptions) -> Report {
         let capture = CaptureSummary::from_run(&a.run);
         let listed = &a.allocations[..a.allocations.len().min(MAX_LISTED)];
-        let turn = TurnReport::build(&a.run, listed, input, o.redaction.redact_usernames);
-        let sip = SipReport::build_with(
-            &a.run,
-            &a.sip,
-            input,
-            o.redaction,
-            &o.roles,
-            super::sip::Messages::ForFindings,
+        // the four models are independent: built side by side
+        let ((turn, sip), (ice, tls)) = rayon::join(
+            || {
+                rayon::join(
+                    || TurnReport::build(&a.run, listed, input, o.redaction.redact_usernames),
+                    || {
+                        SipReport::build_with(
+                            &a.run,
+                            &a.sip,
+                            input,
+                            o.redaction,
+                            &o.roles,
+                            super::sip::Messages::ForFindings,
+                        )
+                    },
+                )
+            },
+            || {
+                rayon::join(
+                    || IceReport::build(&a.run, &a.ice, input),
+                    || TlsReport::build(&a.run, &a.tls, input),
+                )
+            },
         );
-        let ice = IceReport::build(&a.run, &a.ice, input);
-        let tls = TlsReport::build(&a.run, &a.tls, input);
         let inputs = findings::Inputs {
             analysis: a,
             capture: &capture,

@@ -3,7 +3,7 @@
 //! Authorization and other credentials never appear; long routing
 //! signatures (`ms-route-sig`, `ms-key-info`, `opaque`) are shortened.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -589,9 +589,16 @@ fn via_out(v: &Via) -> ViaOut {
 }
 
 fn message_out(f: &Found, t0: i64, r: Redaction, roles: &Roles) -> MessageOut {
+    message_out_with(f, t0, r, roles, true)
+}
+
+/// A message's output; `with_sdp` false leaves `sdp` empty (the caller has
+/// already read an identical body).
+fn message_out_with(f: &Found, t0: i64, r: Redaction, roles: &Roles, with_sdp: bool) -> MessageOut {
     let m = &f.msg;
     let ctype = m.header("Content-Type");
-    let sdp = sdp::from_body(ctype, &m.body)
+    let body: &[u8] = if with_sdp { &m.body } else { &[] };
+    let sdp = sdp::from_body(ctype, body)
         .iter()
         .map(|p| SdpOut {
             fallback_2007: p.fallback_2007,
@@ -969,8 +976,17 @@ impl SipReport {
                         .map(|&i| out(i));
                     let start = core.found[idx[0]].ts_ns;
                     let mut d = DialogAcc::new(c, first_req, start, roles, REPORT_LADDER_STEPS);
+                    // (request method or none for responses, body) already read:
+                    // the same body from the same side adds no media
+                    let mut bodies: HashSet<(Option<&str>, &[u8])> = HashSet::new();
                     for &i in idx {
-                        let m = out(i);
+                        let f = &core.found[i];
+                        let method = match &f.msg.start {
+                            StartLine::Request { method, .. } => Some(method.as_str()),
+                            StartLine::Response { .. } => None,
+                        };
+                        let fresh = f.msg.body.is_empty() || bodies.insert((method, &f.msg.body));
+                        let m = message_out_with(f, t0, redaction, roles, fresh);
                         d.push(&m, core.found[i].ts_ns);
                         if wanted(&m) {
                             kept.push((i, m));
