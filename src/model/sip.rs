@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{CaptureSummary, Meta, Redaction, SCHEMA_VERSION};
@@ -888,6 +889,9 @@ pub enum Messages {
     ForFindings,
 }
 
+/// Messages turned into output at once (in parallel) while a report folds dialogs.
+const OUTPUT_CHUNK: usize = 4096;
+
 /// Ladder steps a dialog shows in `report` (all of them in `edgetrace sip`);
 /// the rest are counted in `ladder_omitted`.
 pub const REPORT_LADDER_STEPS: usize = 200;
@@ -979,17 +983,32 @@ impl SipReport {
                     // (request method or none for responses, body) already read:
                     // the same body from the same side adds no media
                     let mut bodies: HashSet<(Option<&str>, &[u8])> = HashSet::new();
-                    for &i in idx {
-                        let f = &core.found[i];
-                        let method = match &f.msg.start {
-                            StartLine::Request { method, .. } => Some(method.as_str()),
-                            StartLine::Response { .. } => None,
-                        };
-                        let fresh = f.msg.body.is_empty() || bodies.insert((method, &f.msg.body));
-                        let m = message_out_with(f, t0, redaction, roles, fresh);
-                        d.push(&m, core.found[i].ts_ns);
-                        if wanted(&m) {
-                            kept.push((i, m));
+                    let fresh: Vec<bool> = idx
+                        .iter()
+                        .map(|&i| {
+                            let f = &core.found[i];
+                            let method = match &f.msg.start {
+                                StartLine::Request { method, .. } => Some(method.as_str()),
+                                StartLine::Response { .. } => None,
+                            };
+                            f.msg.body.is_empty() || bodies.insert((method, &f.msg.body))
+                        })
+                        .collect();
+                    // outputs are made in parallel, a chunk at a time (memory
+                    // stays bounded), and folded in order
+                    for (chunk, fresh) in idx.chunks(OUTPUT_CHUNK).zip(fresh.chunks(OUTPUT_CHUNK)) {
+                        let outs: Vec<MessageOut> = chunk
+                            .par_iter()
+                            .zip(fresh.par_iter())
+                            .map(|(&i, &fr)| {
+                                message_out_with(&core.found[i], t0, redaction, roles, fr)
+                            })
+                            .collect();
+                        for (&i, m) in chunk.iter().zip(outs) {
+                            d.push(&m, core.found[i].ts_ns);
+                            if wanted(&m) {
+                                kept.push((i, m));
+                            }
                         }
                     }
                     dialogs.push(d.finish());
