@@ -349,6 +349,9 @@ impl FlowTable {
                 let base = f.tcp.as_ref().and_then(|x| x.base_seq[d]);
                 if matches!(base, Some(b) if b != t.seq) {
                     if self.flows.len() >= self.limit {
+                        // the new connection is not tracked, and its packets
+                        // must not be counted in the old one either
+                        self.map.remove(&key);
                         return self.untrack(frame);
                     }
                     id = self.create(key, src_is_lo, src, dst, frame, Some(t.flags));

@@ -205,3 +205,28 @@ fn stun_lengths_of_0xffff_are_refused_not_trusted() {
         assert_eq!(code, 0, "{cmd}");
     }
 }
+
+#[test]
+fn a_new_connection_on_a_full_table_is_not_counted_in_the_old_one() {
+    let c = ([10, 0, 0, 1], 50000);
+    let s = ([10, 0, 0, 2], 443);
+    let mut w = PcapWriter::new(1);
+    w.packet(1, &tcp_frame(c, s, 100, "S", b""));
+    w.packet(2, &tcp_frame(s, c, 900, "SA", b""));
+    w.packet(3, &tcp_frame(c, s, 101, "AP", b"old"));
+    w.packet(4, &tcp_frame(c, s, 101, "R", b""));
+    // the same 4-tuple again with another initial sequence number: Wireshark's
+    // tcp.stream 1, which a table of one flow cannot hold
+    w.packet(5, &tcp_frame(c, s, 7000, "S", b""));
+    w.packet(6, &tcp_frame(s, c, 3000, "SA", b""));
+    w.packet(7, &tcp_frame(c, s, 7001, "AP", b"new data"));
+    let file = temp_file("reuse-full.pcap", &w.bytes);
+    let (code, v, _) = run_measured(&["flows", "--json", "--max-flows", "1"], &file);
+    assert_eq!(code, 0);
+    let flows = v["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 1);
+    assert_eq!(v["capture"]["skipped"]["flow-table-full"], 3);
+    let p = &flows[0]["packets"];
+    let frames = p["to_server"].as_u64().unwrap() + p["to_client"].as_u64().unwrap();
+    assert_eq!(frames, 4, "{}", flows[0]);
+}
