@@ -34,11 +34,40 @@ pub fn capture(data: &[u8]) {
     let _ = pipeline::run(reader, &RunOptions::default(), &mut streams);
 }
 
-/// Decodes `data` as a frame of every link type we know (and one we do not).
+/// Decodes `data` as a frame of every link type we know (and one we do not),
+/// then as a run of raw IP packets (each behind a 2-byte length) through
+/// fragment reassembly, whose pending bytes must stay within its bound.
 pub fn packet(data: &[u8]) {
     for lt in [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147] {
         std::hint::black_box(packet::decode_frame(lt, data));
     }
+    let mut defrag = packet::defrag::Defragmenter::new();
+    let mut rest = data;
+    let mut frame = 0u64;
+    while rest.len() >= 2 {
+        let len = (u16::from_be_bytes([rest[0], rest[1]]) as usize).min(rest.len() - 2);
+        let (pkt, tail) = rest[2..].split_at(len);
+        rest = tail;
+        frame += 1;
+        // time steps of 1 s: fragments expire after 30 of them
+        let ts = frame as i64 * 1_000_000_000;
+        if let packet::Decoded::Fragment(f) = packet::decode_frame(101, pkt) {
+            if let Some(r) = defrag.push(&f, frame, ts) {
+                let len = r.data.len() as u32;
+                std::hint::black_box(packet::decode_ip_payload(
+                    r.key.src,
+                    r.key.dst,
+                    r.key.protocol,
+                    &r.data,
+                    len,
+                    r.depth,
+                ));
+            }
+        }
+        defrag.expire(ts);
+        assert!(defrag.pending_bytes() <= packet::defrag::Defragmenter::MAX_PENDING_BYTES);
+    }
+    defrag.finish();
 }
 
 /// Interprets `data` as segments: [seq: 4][flags: 1][len: 1][payload…]… and

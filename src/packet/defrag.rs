@@ -199,6 +199,11 @@ impl Defragmenter {
         self.pending.len()
     }
 
+    /// Bytes held for incomplete datagrams (at most [`Self::MAX_PENDING_BYTES`]).
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
     fn evict_oldest(&mut self) {
         while self.pending_bytes > Self::MAX_PENDING_BYTES / 2 {
             let Some(key) = self
