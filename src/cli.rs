@@ -387,17 +387,17 @@ fn exit_without_freeing<T>(results: T) {
     std::mem::forget(results);
 }
 
-/// Runs the STUN finder over the input.
+/// Runs the STUN finder over the input (`finder` says what it keeps).
 fn find_stun(
     cli: &Cli,
     input: &InputArgs,
     name: &str,
+    finder: crate::analyze::stun::StunFinder,
 ) -> Result<(pipeline::RunResult, crate::analyze::stun::Core)> {
     let reader = open(input)?;
     let opts = run_options(cli, &reader);
     let (result, shards) =
-        pipeline::run_sharded(reader, &opts, crate::analyze::stun::StunFinder::default())
-            .with_context(|| format!("reading {name}"))?;
+        pipeline::run_sharded(reader, &opts, finder).with_context(|| format!("reading {name}"))?;
     let core = crate::analyze::stun::merge(shards, &result.flows);
     Ok((result, core))
 }
@@ -437,7 +437,8 @@ fn emit_with<T: serde::Serialize>(
 fn stun(cli: &Cli, args: &StunArgs) -> Result<i32> {
     let input = &args.input;
     let name = input.capture.display().to_string();
-    let (result, core) = find_stun(cli, input, &name)?;
+    let finder = crate::analyze::stun::StunFinder::keeping_all();
+    let (result, core) = find_stun(cli, input, &name, finder)?;
     let report =
         crate::model::stun::StunReport::build(&result, &core, &name, args.secrets.redaction());
     emit(input, &report, |out, r| {
@@ -451,9 +452,11 @@ fn stun(cli: &Cli, args: &StunArgs) -> Result<i32> {
 fn turn(cli: &Cli, args: &StunArgs) -> Result<i32> {
     let input = &args.input;
     let name = input.capture.display().to_string();
-    let (result, core) = find_stun(cli, input, &name)?;
+    let finder = crate::analyze::stun::StunFinder::default();
+    let (result, mut core) = find_stun(cli, input, &name, finder)?;
     let end = result.read.last_ts.unwrap_or(0);
-    let allocs = crate::analyze::turn::allocations(&core, &result.flows, end);
+    let trackers = core.take_turn();
+    let allocs = crate::analyze::turn::allocations(trackers, &core, &result.flows, end);
     let report = crate::model::turn::TurnReport::build(
         &result,
         &allocs,

@@ -21,8 +21,6 @@ use serde::Serialize;
 use crate::analyze::all::Analysis;
 use crate::flow::Endpoint;
 use crate::model::{ice::IceReport, sip::SipReport, tls::TlsReport, CaptureSummary};
-use crate::proto::stun::names::attr as a;
-use crate::proto::stun::{Class, Dialect};
 
 /// How bad a finding is.  Ordered worst first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
@@ -266,22 +264,13 @@ fn turn(inp: &Inputs<'_>, o: &Options, out: &mut Vec<Finding>) {
 }
 
 fn stun(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
-    let mut seen = Vec::new();
-    for f in &inp.analysis.stun.found {
-        let m = &f.msg;
-        if m.class != Class::Success || m.dialect == Dialect::MsTurn {
-            continue;
-        }
-        let (Some(plain), Some(xored)) = (
-            m.address(a::MAPPED_ADDRESS),
-            m.address(a::XOR_MAPPED_ADDRESS),
-        ) else {
-            continue;
-        };
-        if plain != xored {
-            seen.push((f.frame, f.stream, f.l4, plain, xored));
-        }
-    }
+    let seen: Vec<_> = inp
+        .analysis
+        .stun
+        .mapped_mismatch
+        .iter()
+        .map(|m| (m.frame, m.stream, m.l4, m.plain, m.xored))
+        .collect();
     if let Some(&(frame, stream, l4, plain, xored)) = seen.first() {
         out.push(Finding {
                 count: 1,

@@ -47,14 +47,15 @@ pub fn analyze(reader: CaptureReader, opts: &RunOptions) -> Result<Analysis, Cap
     }
     // merges, then TURN and ICE, each pair side by side (they share nothing
     // but read-only inputs, so the result does not depend on the threads)
-    let (stun, (sip, tls)) = rayon::join(
+    let (mut stun, (sip, tls)) = rayon::join(
         || stun::merge(stun_shards, &run.flows),
         || rayon::join(|| sip::merge(sip_shards), || tls::merge(tls_shards)),
     );
     let t2 = std::time::Instant::now();
     let end = run.read.last_ts.unwrap_or(0);
+    let trackers = stun.take_turn();
     let (allocations, ice) = rayon::join(
-        || turn::allocations(&stun, &run.flows, end),
+        || turn::allocations(trackers, &stun, &run.flows, end),
         || ice::sessions(&stun, &ice::sdp_media(&sip)),
     );
     let t3 = std::time::Instant::now();

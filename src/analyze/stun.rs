@@ -26,7 +26,7 @@ use crate::packet::{Packet, Transport};
 use crate::pipeline::PacketSink;
 use crate::proto::channel;
 use crate::proto::stun::names::attr as a;
-use crate::proto::stun::{self, Class, Fingerprint, Message};
+use crate::proto::stun::{self, Class, Dialect, Fingerprint, Message};
 use crate::proto::tcpframe::{Framer, Unit};
 
 /// How a message reached the wire.
@@ -137,11 +137,37 @@ struct DirState {
     seen: super::Recognition,
 }
 
+/// A success response whose MAPPED-ADDRESS differs from its XOR-MAPPED-ADDRESS.
+#[derive(Debug, Clone, Copy)]
+pub struct MappedMismatch {
+    /// Frame.
+    pub frame: u64,
+    /// Stream index of its flow.
+    pub stream: u32,
+    /// Transport of its flow.
+    pub l4: L4,
+    /// MAPPED-ADDRESS.
+    pub plain: SocketAddr,
+    /// XOR-MAPPED-ADDRESS.
+    pub xored: SocketAddr,
+}
+
 /// Everything the finder collects; also the TCP stream consumer.
 #[derive(Default)]
 pub struct Core {
-    /// Messages in the order found.
+    /// Messages in the order found: all of them with [`StunFinder::keeping_all`],
+    /// else all but the direct TURN messages, which only feed [`Core::turn`].
     pub found: Vec<Found>,
+    /// Messages found, kept or not.
+    pub messages: u64,
+    /// Flows that carried STUN.
+    pub stun_flows: std::collections::BTreeSet<FlowId>,
+    /// Success responses with MAPPED-ADDRESS ≠ XOR-MAPPED-ADDRESS (frame order after merge).
+    pub mapped_mismatch: Vec<MappedMismatch>,
+    /// TURN allocation trackers per control flow.
+    turn: FxHashMap<FlowId, super::turn::Tracker>,
+    /// Keep every message in `found`.
+    keep_all: bool,
     /// ChannelData per (flow, channel).
     pub channels: std::collections::BTreeMap<(FlowId, u16), ChannelCount>,
     /// Bytes skipped in TCP streams while resynchronising, per flow.
@@ -203,11 +229,50 @@ impl Ctx {
 }
 
 impl Core {
+    /// The TURN allocation trackers, in flow order (for [`super::turn::allocations`]).
+    pub fn take_turn(&mut self) -> Vec<(FlowId, super::turn::Tracker)> {
+        let mut v: Vec<_> = std::mem::take(&mut self.turn).into_iter().collect();
+        v.sort_unstable_by_key(|(id, _)| *id);
+        v
+    }
+
     /// Remembers a flow's endpoints (TCP events arrive without them).
     fn note_flow(&mut self, id: FlowId, f: &crate::flow::Flow) {
         self.ends
             .entry(id)
             .or_insert((f.l4, f.stream, f.client, f.server));
+    }
+
+    /// Counts a message and hands it on: a direct TURN message feeds its flow's
+    /// allocation tracker and is kept only when every message is wanted (the
+    /// `stun` command); everything else is kept for pairing, ICE and binds.
+    fn account(&mut self, found: Found) {
+        self.messages += 1;
+        self.stun_flows.insert(found.flow);
+        let m = &found.msg;
+        if m.class == Class::Success && m.dialect != Dialect::MsTurn {
+            if let (Some(plain), Some(xored)) = (
+                m.address(a::MAPPED_ADDRESS),
+                m.address(a::XOR_MAPPED_ADDRESS),
+            ) {
+                if plain != xored {
+                    self.mapped_mismatch.push(MappedMismatch {
+                        frame: found.frame,
+                        stream: found.stream,
+                        l4: found.l4,
+                        plain,
+                        xored,
+                    });
+                }
+            }
+        }
+        if found.carrier == Carrier::Direct && super::turn::is_turn_method(m.method) {
+            self.turn.entry(found.flow).or_default().push(&found);
+            if !self.keep_all {
+                return;
+            }
+        }
+        self.found.push(found);
     }
 
     /// Handles one STUN message (and what it nests); returns false if `bytes` is not STUN.
@@ -240,7 +305,7 @@ impl Core {
                 }
             }
         }
-        self.found.push(Found {
+        let found = Found {
             frame: ctx.frame,
             end_frame: ctx.end_frame,
             ts_ns: ctx.ts_ns,
@@ -258,7 +323,8 @@ impl Core {
             retransmission: false,
             ms_duplicate: false,
             request_frame: None,
-        });
+        };
+        self.account(found);
         true
     }
 
@@ -537,15 +603,29 @@ impl StreamConsumer for Core {
     }
 }
 
-/// The finder as a pipeline sink.
+/// The finder as a pipeline sink.  By default it keeps only what the
+/// analyzers need after the pass (direct TURN messages go into allocation
+/// trackers as they are found); [`StunFinder::keeping_all`] keeps every
+/// message, for the per-message `stun` command.
 #[derive(Default)]
 pub struct StunFinder {
     streams: TcpStreams<Core>,
 }
 
+impl StunFinder {
+    /// A finder that keeps every message in [`Core::found`].
+    pub fn keeping_all() -> Self {
+        let mut f = StunFinder::default();
+        f.streams.consumer_mut().keep_all = true;
+        f
+    }
+}
+
 impl crate::pipeline::ShardSink for StunFinder {
     fn fork(&self) -> Self {
-        StunFinder::default()
+        let mut f = StunFinder::default();
+        f.streams.consumer_mut().keep_all = self.streams.consumer().keep_all;
+        f
     }
 }
 
@@ -557,7 +637,12 @@ pub fn merge(shards: Vec<StunFinder>, flows: &FlowTable) -> Core {
     let mut core = Core::default();
     for s in shards {
         let c = s.streams.into_consumer();
+        core.keep_all = c.keep_all;
         core.found.extend(c.found);
+        core.messages += c.messages;
+        core.stun_flows.extend(c.stun_flows);
+        core.mapped_mismatch.extend(c.mapped_mismatch);
+        core.turn.extend(c.turn);
         core.channels.extend(c.channels);
         core.skipped.extend(c.skipped);
         core.framings.extend(c.framings);
@@ -588,6 +673,7 @@ pub fn merge(shards: Vec<StunFinder>, flows: &FlowTable) -> Core {
         }
     }
     pair_transactions(&mut core.found);
+    core.mapped_mismatch.sort_by_key(|m| (m.frame, m.stream));
     core
 }
 

@@ -17,10 +17,12 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use rustc_hash::FxHashMap;
+
 use super::stun::{Carrier, Core, Found};
 use crate::flow::{Endpoint, FlowId, FlowTable, L4};
 use crate::proto::stun::names::attr as a;
-use crate::proto::stun::{Class, Value};
+use crate::proto::stun::{Class, Fingerprint, Value};
 
 /// One event of an allocation's life.
 #[derive(Debug, Clone)]
@@ -186,244 +188,385 @@ const TURN_METHODS: &[&str] = &[
     "SetActiveDestination",
 ];
 
-/// Builds the allocations from the STUN finder's results.
-pub fn allocations(core: &Core, flows: &FlowTable, capture_end_ns: i64) -> Vec<Allocation> {
-    // Messages by control flow, in order (direct TURN messages only).
-    let mut by_flow: BTreeMap<FlowId, Vec<&Found>> = BTreeMap::new();
-    for f in &core.found {
-        if f.carrier == Carrier::Direct && TURN_METHODS.contains(&f.msg.method) {
-            by_flow.entry(f.flow).or_default().push(f);
-        }
-    }
-    // ConnectionBind on data connections, by (TURN server, CONNECTION-ID):
-    // an id is only unique per server (RFC 6062 §5.2), and captures of many
-    // servers — or replicated test traffic — reuse values.
-    let mut binds: BTreeMap<(Endpoint, u32), Vec<&Found>> = BTreeMap::new();
-    let mut bind_req_conn: BTreeMap<(FlowId, [u8; 16]), u32> = BTreeMap::new();
-    for f in core
-        .found
-        .iter()
-        .filter(|f| f.carrier == Carrier::Direct && f.msg.method == "ConnectionBind")
-    {
-        let id = conn_id(f).or_else(|| bind_req_conn.get(&(f.flow, f.msg.tid)).copied());
-        if let Some(id) = id {
-            if f.msg.class == Class::Request {
-                bind_req_conn.insert((f.flow, f.msg.tid), id);
-            }
-            binds
-                .entry((flows.get(f.flow).server, id))
-                .or_default()
-                .push(f);
-        }
-    }
-    let mut out = Vec::new();
-    for (flow, msgs) in by_flow {
-        // only flows with an Allocate are allocations (a Refresh alone is reported too)
-        if !msgs.iter().any(|m| m.msg.method == "Allocate") {
-            continue;
-        }
-        let fl = flows.get(flow);
-        let mut al = Allocation {
-            flow,
-            l4: fl.l4,
-            stream: fl.stream,
-            client: fl.client,
-            server: fl.server,
-            first_frame: msgs[0].frame,
-            username: None,
-            realm: None,
-            requested_transport: None,
-            relayed: None,
-            mapped: None,
-            success_frame: None,
-            lifetime_s: None,
-            permissions: Vec::new(),
-            channels: BTreeMap::new(),
-            channel_traffic: BTreeMap::new(),
-            indications: BTreeMap::new(),
-            connections: Vec::new(),
-            issues: Vec::new(),
-            outcome: "failed",
-            detail: String::new(),
-            steps: Vec::new(),
+/// A request waiting for its answer: what the answer's handling reads.
+#[derive(Debug, Clone)]
+struct Pending {
+    ts_ns: i64,
+    /// It carried USERNAME (an authenticated attempt).
+    username: bool,
+    /// LIFETIME asked for.
+    lifetime: Option<u32>,
+    /// XOR-PEER-ADDRESS values, in order.
+    peers: Vec<SocketAddr>,
+    /// CHANNEL-NUMBER.
+    channel: Option<u16>,
+}
+
+/// The copies of one Allocate request (same transaction id).
+#[derive(Debug, Clone)]
+struct AllocateTx {
+    tid: [u8; 16],
+    /// Frames of the copies that count as sent: the first, and MS-ICE2 second
+    /// copies (same transaction, the other FINGERPRINT); not retransmissions.
+    counted: Vec<u64>,
+    /// FINGERPRINT kind and time of the last copy.
+    last: (Option<Fingerprint>, i64),
+    /// A response with this transaction id came after a copy.
+    answered: bool,
+}
+
+/// Requests older than this (capture time) are forgotten: a STUN transaction
+/// gives up after 39.5 s (RFC 5389 §7.2.1), so no answer can come later.
+const PENDING_FOR_NS: i64 = 60_000_000_000;
+
+/// One control flow's allocation in the making.  The STUN finder feeds it
+/// every direct TURN message of the flow in the order it finds them
+/// ([`Tracker::push`]), so the messages need not be kept until the end of the
+/// run; [`allocations`] finishes the trackers once every flow is known
+/// (RFC 6062 binds arrive on other connections).  Memory per allocation is
+/// its steps plus the requests still unanswered.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    al: Allocation,
+    started: bool,
+    has_allocate: bool,
+    auth_401: u32,
+    stale: u32,
+    auth_frames: Vec<u64>,
+    stale_frames: Vec<u64>,
+    issues: Vec<TurnIssue>,
+    final_errors: Vec<String>,
+    dealloc_frame: Option<u64>,
+    last_refresh_ts: Option<i64>,
+    pending: FxHashMap<[u8; 16], Pending>,
+    allocates: Vec<AllocateTx>,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        let unspecified = Endpoint {
+            ip: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port: 0,
         };
-        let mut auth_401 = 0u32;
-        let mut stale = 0u32;
-        let mut unanswered_alloc = 0u32;
-        let (mut auth_frames, mut stale_frames, mut unanswered_frames) =
-            (Vec::new(), Vec::new(), Vec::new());
-        let mut issues: Vec<TurnIssue> = Vec::new();
-        let mut final_errors: Vec<String> = Vec::new();
-        let mut dealloc_frame = None;
-        let mut closed_by_connection = false;
-        let mut last_refresh_ts = None;
-        let mut pending: BTreeMap<[u8; 16], &Found> = BTreeMap::new();
-        for f in &msgs {
-            let m = &f.msg;
-            let (what, detail) = describe(f);
-            let indication = m.class == Class::Indication;
-            if !indication || matches!(m.method, "ConnectionAttempt") {
-                al.steps.push(Step {
-                    frame: f.frame,
-                    ts_ns: f.ts_ns,
-                    stream: f.stream,
-                    what,
-                    detail,
-                });
+        Tracker {
+            al: Allocation {
+                flow: 0,
+                l4: L4::Udp,
+                stream: 0,
+                client: unspecified,
+                server: unspecified,
+                first_frame: 0,
+                username: None,
+                realm: None,
+                requested_transport: None,
+                relayed: None,
+                mapped: None,
+                success_frame: None,
+                lifetime_s: None,
+                permissions: Vec::new(),
+                channels: BTreeMap::new(),
+                channel_traffic: BTreeMap::new(),
+                indications: BTreeMap::new(),
+                connections: Vec::new(),
+                issues: Vec::new(),
+                outcome: "failed",
+                detail: String::new(),
+                steps: Vec::new(),
+            },
+            started: false,
+            has_allocate: false,
+            auth_401: 0,
+            stale: 0,
+            auth_frames: Vec::new(),
+            stale_frames: Vec::new(),
+            issues: Vec::new(),
+            final_errors: Vec::new(),
+            dealloc_frame: None,
+            last_refresh_ts: None,
+            pending: FxHashMap::default(),
+            allocates: Vec::new(),
+        }
+    }
+}
+
+/// True for the methods an allocation's control flow carries (ConnectionBind
+/// travels on data connections and is linked in [`allocations`]).
+pub fn is_turn_method(method: &str) -> bool {
+    TURN_METHODS.contains(&method)
+}
+
+impl Tracker {
+    /// Remembers a request until its answer (what the answer needs of it).
+    fn remember(&mut self, f: &Found) {
+        let m = &f.msg;
+        self.pending.insert(
+            m.tid,
+            Pending {
+                ts_ns: f.ts_ns,
+                username: m.attr(a::USERNAME).is_some(),
+                lifetime: m.u32_value(a::LIFETIME),
+                peers: m
+                    .attrs
+                    .iter()
+                    .filter(|x| x.typ == a::XOR_PEER_ADDRESS)
+                    .filter_map(|x| match x.value {
+                        Value::Address { addr, .. } => Some(addr),
+                        _ => None,
+                    })
+                    .collect(),
+                channel: match m.attr(a::CHANNEL_NUMBER).map(|x| &x.value) {
+                    Some(Value::Channel(c)) => Some(*c),
+                    _ => None,
+                },
+            },
+        );
+        if self.pending.len() > 64 {
+            let horizon = f.ts_ns - PENDING_FOR_NS;
+            self.pending.retain(|_, p| p.ts_ns >= horizon);
+        }
+    }
+
+    /// An Allocate request: a new transaction, a retransmission, or the MS-ICE2
+    /// second copy (the other FINGERPRINT within 1 s), as the STUN finder
+    /// tells them apart when it pairs transactions.
+    fn allocate_copy(&mut self, f: &Found) {
+        let fp = f.msg.fingerprint();
+        match self.allocates.iter_mut().find(|t| t.tid == f.msg.tid) {
+            None => self.allocates.push(AllocateTx {
+                tid: f.msg.tid,
+                counted: vec![f.frame],
+                last: (fp, f.ts_ns),
+                answered: false,
+            }),
+            Some(t) => {
+                let ms_pair = matches!(
+                    (t.last.0, fp),
+                    (Some(Fingerprint::Standard), Some(Fingerprint::MsLegacy))
+                        | (Some(Fingerprint::MsLegacy), Some(Fingerprint::Standard))
+                ) && f.ts_ns - t.last.1 < 1_000_000_000;
+                if ms_pair {
+                    t.counted.push(f.frame);
+                }
+                t.last = (fp, f.ts_ns);
             }
-            match m.class {
-                Class::Request => {
-                    if m.method == "Allocate" {
-                        if let Some(Value::Transport(p)) =
-                            m.attr(a::REQUESTED_TRANSPORT).map(|x| &x.value)
-                        {
-                            al.requested_transport = Some(*p);
-                        }
-                        if let Some(u) = m.text(a::USERNAME) {
-                            al.username = Some(u.to_string());
-                        }
-                        if f.answer_frame.is_none() && !f.retransmission {
-                            unanswered_alloc += 1;
-                            unanswered_frames.push(f.frame);
-                        }
+        }
+    }
+
+    /// The next direct TURN message of the flow.
+    pub fn push(&mut self, f: &Found) {
+        let m = &f.msg;
+        if !self.started {
+            self.started = true;
+            self.al.first_frame = f.frame;
+        }
+        if m.method == "Allocate" {
+            self.has_allocate = true;
+        }
+        if matches!(m.class, Class::Success | Class::Error) {
+            if let Some(t) = self.allocates.iter_mut().find(|t| t.tid == m.tid) {
+                t.answered = true;
+            }
+        }
+        let m = &f.msg;
+        let (what, detail) = describe(f);
+        let indication = m.class == Class::Indication;
+        if !indication || matches!(m.method, "ConnectionAttempt") {
+            self.al.steps.push(Step {
+                frame: f.frame,
+                ts_ns: f.ts_ns,
+                stream: f.stream,
+                what,
+                detail,
+            });
+        }
+        match m.class {
+            Class::Request => {
+                if m.method == "Allocate" {
+                    if let Some(Value::Transport(p)) =
+                        m.attr(a::REQUESTED_TRANSPORT).map(|x| &x.value)
+                    {
+                        self.al.requested_transport = Some(*p);
                     }
-                    pending.insert(m.tid, f);
-                    if m.method == "Connect" {
-                        al.connections.push(Connection {
-                            id: 0,
-                            peer: m.address(a::XOR_PEER_ADDRESS),
-                            announced_frame: f.frame,
-                            peer_initiated: false,
-                            ..Default::default()
-                        });
+                    if let Some(u) = m.text(a::USERNAME) {
+                        self.al.username = Some(u.to_string());
                     }
+                    self.allocate_copy(f);
                 }
-                Class::Success => {
-                    let req = pending.get(&m.tid).copied();
-                    match m.method {
-                        "Allocate" => {
-                            al.relayed = m.address(a::XOR_RELAYED_ADDRESS).or_else(|| {
-                                (m.dialect == crate::proto::stun::Dialect::MsTurn)
-                                    .then(|| m.address(a::MAPPED_ADDRESS))
-                                    .flatten()
-                            });
-                            al.mapped = m
-                                .address(a::XOR_MAPPED_ADDRESS)
-                                .or(m.address(a::MS_XOR_MAPPED_ADDRESS))
-                                .or(if m.dialect == crate::proto::stun::Dialect::MsTurn {
-                                    None
-                                } else {
-                                    m.address(a::MAPPED_ADDRESS)
-                                });
-                            al.success_frame.get_or_insert(f.frame);
-                            al.lifetime_s = m.u32_value(a::LIFETIME).or(al.lifetime_s);
-                            last_refresh_ts = Some(f.ts_ns);
-                        }
-                        "Refresh" => {
-                            let lt = m
-                                .u32_value(a::LIFETIME)
-                                .or_else(|| req.and_then(|r| r.msg.u32_value(a::LIFETIME)));
-                            if lt == Some(0) {
-                                dealloc_frame = Some(f.frame);
-                            } else {
-                                al.lifetime_s = lt.or(al.lifetime_s);
-                                last_refresh_ts = Some(f.ts_ns);
-                            }
-                        }
-                        "CreatePermission" => {
-                            if let Some(r) = req {
-                                for at in
-                                    r.msg.attrs.iter().filter(|x| x.typ == a::XOR_PEER_ADDRESS)
-                                {
-                                    if let Value::Address { addr, .. } = at.value {
-                                        if !al.permissions.contains(&addr) {
-                                            al.permissions.push(addr);
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        "ChannelBind" => {
-                            if let Some(r) = req {
-                                if let Some(Value::Channel(c)) =
-                                    r.msg.attr(a::CHANNEL_NUMBER).map(|x| &x.value)
-                                {
-                                    al.channels.insert(*c, r.msg.address(a::XOR_PEER_ADDRESS));
-                                }
-                            }
-                        }
-                        "Connect" => {
-                            if let (Some(c), Some(conn)) = (
-                                conn_id(f),
-                                al.connections.iter_mut().rev().find(|c| c.id == 0),
-                            ) {
-                                conn.id = c;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                Class::Error => {
-                    let (code, reason) = m
-                        .error_code()
-                        .map(|(c, r)| (c, r.to_string()))
-                        .unwrap_or((0, String::new()));
-                    let req = pending.get(&m.tid).copied();
-                    let authenticated = req.is_some_and(|r| r.msg.attr(a::USERNAME).is_some());
-                    if let Some(r) = m.realm() {
-                        al.realm = Some(r.to_string());
-                    }
-                    match code {
-                        401 if !authenticated => {} // the normal challenge
-                        401 => {
-                            auth_401 += 1;
-                            auth_frames.push(f.frame);
-                        }
-                        438 => {
-                            stale += 1;
-                            stale_frames.push(f.frame);
-                        }
-                        _ => {
-                            let peer = req
-                                .and_then(|r| r.msg.address(a::XOR_PEER_ADDRESS))
-                                .map(|p| format!(" (peer {})", fmt_addr(Some(p))))
-                                .unwrap_or_default();
-                            let text = format!("{} {code} {reason}{peer}", m.method);
-                            issues.push(TurnIssue {
-                                kind: "error",
-                                code: Some(code),
-                                frames: vec![f.frame],
-                                text: text.clone(),
-                            });
-                            final_errors.push(text);
-                        }
-                    }
-                }
-                Class::Indication => match m.method {
-                    "ConnectionAttempt" => al.connections.push(Connection {
-                        id: conn_id(f).unwrap_or(0),
+                self.remember(f);
+                if m.method == "Connect" {
+                    self.al.connections.push(Connection {
+                        id: 0,
                         peer: m.address(a::XOR_PEER_ADDRESS),
                         announced_frame: f.frame,
-                        peer_initiated: true,
+                        peer_initiated: false,
                         ..Default::default()
-                    }),
-                    "Send" | "Data" => {
-                        let peer = fmt_addr(
-                            m.address(a::XOR_PEER_ADDRESS)
-                                .or(m.address(a::DESTINATION_ADDRESS)),
-                        );
-                        let e = al.indications.entry(peer).or_insert((0, 0, 0));
-                        if m.method == "Send" {
-                            e.0 += 1;
+                    });
+                }
+            }
+            Class::Success => {
+                let req = self.pending.get(&m.tid).cloned();
+                match m.method {
+                    "Allocate" => {
+                        self.al.relayed = m.address(a::XOR_RELAYED_ADDRESS).or_else(|| {
+                            (m.dialect == crate::proto::stun::Dialect::MsTurn)
+                                .then(|| m.address(a::MAPPED_ADDRESS))
+                                .flatten()
+                        });
+                        self.al.mapped = m
+                            .address(a::XOR_MAPPED_ADDRESS)
+                            .or(m.address(a::MS_XOR_MAPPED_ADDRESS))
+                            .or(if m.dialect == crate::proto::stun::Dialect::MsTurn {
+                                None
+                            } else {
+                                m.address(a::MAPPED_ADDRESS)
+                            });
+                        self.al.success_frame.get_or_insert(f.frame);
+                        self.al.lifetime_s = m.u32_value(a::LIFETIME).or(self.al.lifetime_s);
+                        self.last_refresh_ts = Some(f.ts_ns);
+                    }
+                    "Refresh" => {
+                        let lt = m
+                            .u32_value(a::LIFETIME)
+                            .or_else(|| req.as_ref().and_then(|r| r.lifetime));
+                        if lt == Some(0) {
+                            self.dealloc_frame = Some(f.frame);
                         } else {
-                            e.1 += 1;
+                            self.al.lifetime_s = lt.or(self.al.lifetime_s);
+                            self.last_refresh_ts = Some(f.ts_ns);
                         }
-                        e.2 += m.data_range().map(|(_, l)| l as u64).unwrap_or(0);
+                    }
+                    "CreatePermission" => {
+                        if let Some(r) = &req {
+                            for &addr in &r.peers {
+                                if !self.al.permissions.contains(&addr) {
+                                    self.al.permissions.push(addr);
+                                }
+                            }
+                        }
+                    }
+                    "ChannelBind" => {
+                        if let Some(Pending {
+                            channel: Some(c),
+                            peers,
+                            ..
+                        }) = &req
+                        {
+                            self.al.channels.insert(*c, peers.first().copied());
+                        }
+                    }
+                    "Connect" => {
+                        if let (Some(c), Some(conn)) = (
+                            conn_id(f),
+                            self.al.connections.iter_mut().rev().find(|c| c.id == 0),
+                        ) {
+                            conn.id = c;
+                        }
                     }
                     _ => {}
-                },
+                }
             }
+            Class::Error => {
+                let (code, reason) = m
+                    .error_code()
+                    .map(|(c, r)| (c, r.to_string()))
+                    .unwrap_or((0, String::new()));
+                let req = self.pending.get(&m.tid).cloned();
+                let authenticated = req.as_ref().is_some_and(|r| r.username);
+                if let Some(r) = m.realm() {
+                    self.al.realm = Some(r.to_string());
+                }
+                match code {
+                    401 if !authenticated => {} // the normal challenge
+                    401 => {
+                        self.auth_401 += 1;
+                        self.auth_frames.push(f.frame);
+                    }
+                    438 => {
+                        self.stale += 1;
+                        self.stale_frames.push(f.frame);
+                    }
+                    _ => {
+                        let peer = req
+                            .as_ref()
+                            .and_then(|r| r.peers.first().copied())
+                            .map(|p| format!(" (peer {})", fmt_addr(Some(p))))
+                            .unwrap_or_default();
+                        let text = format!("{} {code} {reason}{peer}", m.method);
+                        self.issues.push(TurnIssue {
+                            kind: "error",
+                            code: Some(code),
+                            frames: vec![f.frame],
+                            text: text.clone(),
+                        });
+                        self.final_errors.push(text);
+                    }
+                }
+            }
+            Class::Indication => match m.method {
+                "ConnectionAttempt" => self.al.connections.push(Connection {
+                    id: conn_id(f).unwrap_or(0),
+                    peer: m.address(a::XOR_PEER_ADDRESS),
+                    announced_frame: f.frame,
+                    peer_initiated: true,
+                    ..Default::default()
+                }),
+                "Send" | "Data" => {
+                    let peer = fmt_addr(
+                        m.address(a::XOR_PEER_ADDRESS)
+                            .or(m.address(a::DESTINATION_ADDRESS)),
+                    );
+                    let e = self.al.indications.entry(peer).or_insert((0, 0, 0));
+                    if m.method == "Send" {
+                        e.0 += 1;
+                    } else {
+                        e.1 += 1;
+                    }
+                    e.2 += m.data_range().map(|(_, l)| l as u64).unwrap_or(0);
+                }
+                _ => {}
+            },
         }
+    }
+
+    /// The allocation, once every flow is known; None for a flow without an
+    /// Allocate (a Refresh alone is not an allocation).
+    fn finish(
+        self,
+        flow: FlowId,
+        fl: &crate::flow::Flow,
+        binds: &BTreeMap<(Endpoint, u32), Vec<&Found>>,
+        core: &Core,
+        capture_end_ns: i64,
+    ) -> Option<Allocation> {
+        if !self.has_allocate {
+            return None;
+        }
+        let Tracker {
+            mut al,
+            auth_401,
+            stale,
+            auth_frames,
+            stale_frames,
+            mut issues,
+            mut final_errors,
+            mut dealloc_frame,
+            last_refresh_ts,
+            allocates,
+            ..
+        } = self;
+        al.flow = flow;
+        al.l4 = fl.l4;
+        al.stream = fl.stream;
+        al.client = fl.client;
+        al.server = fl.server;
+        let mut closed_by_connection = false;
+        let mut unanswered_frames: Vec<u64> = allocates
+            .iter()
+            .filter(|t| !t.answered)
+            .flat_map(|t| t.counted.iter().copied())
+            .collect();
+        unanswered_frames.sort_unstable();
+        let unanswered_alloc = unanswered_frames.len() as u32;
         for ((_, ch), c) in core.channels.range((flow, 0)..=(flow, u16::MAX)) {
             al.channel_traffic.insert(*ch, (c.frames, c.bytes));
         }
@@ -603,7 +746,42 @@ pub fn allocations(core: &Core, flows: &FlowTable, capture_end_ns: i64) -> Vec<A
         } else {
             problems.join("; ")
         };
-        out.push(al);
+        Some(al)
     }
-    out
+}
+
+/// Builds the allocations from the trackers the STUN finder fed (see
+/// [`super::stun::Core::take_turn`]), in flow order, linking RFC 6062
+/// ConnectionBinds on data connections by CONNECTION-ID.
+pub fn allocations(
+    trackers: Vec<(FlowId, Tracker)>,
+    core: &Core,
+    flows: &FlowTable,
+    capture_end_ns: i64,
+) -> Vec<Allocation> {
+    // ConnectionBind on data connections, by (TURN server, CONNECTION-ID):
+    // an id is only unique per server (RFC 6062 §5.2), and captures of many
+    // servers — or replicated test traffic — reuse values.
+    let mut binds: BTreeMap<(Endpoint, u32), Vec<&Found>> = BTreeMap::new();
+    let mut bind_req_conn: BTreeMap<(FlowId, [u8; 16]), u32> = BTreeMap::new();
+    for f in core
+        .found
+        .iter()
+        .filter(|f| f.carrier == Carrier::Direct && f.msg.method == "ConnectionBind")
+    {
+        let id = conn_id(f).or_else(|| bind_req_conn.get(&(f.flow, f.msg.tid)).copied());
+        if let Some(id) = id {
+            if f.msg.class == Class::Request {
+                bind_req_conn.insert((f.flow, f.msg.tid), id);
+            }
+            binds
+                .entry((flows.get(f.flow).server, id))
+                .or_default()
+                .push(f);
+        }
+    }
+    trackers
+        .into_iter()
+        .filter_map(|(flow, t)| t.finish(flow, flows.get(flow), &binds, core, capture_end_ns))
+        .collect()
 }

@@ -101,8 +101,8 @@ pub struct ReportOptions {
 
 fn flows_by_protocol(a: &Analysis) -> BTreeMap<String, ProtocolFlows> {
     let mut proto: BTreeMap<FlowId, &'static str> = BTreeMap::new();
-    for f in &a.stun.found {
-        proto.entry(f.flow).or_insert("stun");
+    for &f in &a.stun.stun_flows {
+        proto.entry(f).or_insert("stun");
     }
     for f in &a.sip.found {
         proto.entry(f.flow).or_insert("sip");
@@ -184,7 +184,7 @@ impl Report {
             );
         }
         let counts = Counts {
-            stun_messages: a.stun.found.len(),
+            stun_messages: a.stun.messages as usize,
             turn_allocations: a.allocations.len(),
             sip_messages: sip.summary.messages,
             sip_dialogs: sip.dialogs.len(),

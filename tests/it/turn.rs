@@ -174,3 +174,27 @@ fn connection_ids_are_matched_per_server() {
         }
     }
 }
+
+/// Retransmissions of an unanswered Allocate are not counted as more
+/// requests; each transaction is, with the frame of its first copy.
+#[test]
+fn unanswered_allocates_count_transactions_not_retransmissions() {
+    use super::common::{stun_msg, temp_file, udp_frame, PcapWriter};
+    let c = ([192, 0, 2, 10], 50000);
+    let s = ([198, 51, 100, 1], 3478);
+    let transport = (0x0019u16, vec![17, 0, 0, 0]);
+    let a = stun_msg(0x0003, [1; 12], std::slice::from_ref(&transport));
+    let b = stun_msg(0x0003, [2; 12], std::slice::from_ref(&transport));
+    let mut w = PcapWriter::new(1);
+    for (i, m) in [&a, &a, &a, &b, &b].iter().enumerate() {
+        w.packet(i as u64 * 500_000, &udp_frame(c, s, m));
+    }
+    let v = turn_json(&temp_file("allocate-retransmitted.pcap", &w.bytes));
+    let al = &v["allocations"][0];
+    assert_eq!(al["outcome"], "failed");
+    assert_eq!(
+        al["detail"], "2 Allocate request(s) never answered by the server",
+        "{al}"
+    );
+    assert_eq!(al["first_frame"], 1);
+}
