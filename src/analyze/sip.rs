@@ -123,7 +123,8 @@ impl Core {
                             ),
                         });
                     }
-                    if let Some(msg) = msg {
+                    if let Some(mut msg) = msg {
+                        msg.drop_unread_body();
                         self.found.push(Found {
                             frame,
                             end_frame,
@@ -289,9 +290,10 @@ impl PacketSink for SipFinder {
                 if u.payload.len() < 8 || !u.payload[0].is_ascii_uppercase() {
                     return;
                 }
-                let Some(msg) = sip::parse(u.payload, true) else {
+                let Some(mut msg) = sip::parse(u.payload, true) else {
                     return;
                 };
+                msg.drop_unread_body();
                 let (src, dst) = if dir == Dir::ToServer {
                     (f.client, f.server)
                 } else {

@@ -650,7 +650,7 @@ fn message_out_with(f: &Found, t0: i64, r: Redaction, roles: &Roles, with_sdp: b
             .or(m.header("Server"))
             .map(str::to_string),
         content_type: m.header("Content-Type").map(str::to_string),
-        body_length: m.body.len(),
+        body_length: m.body_length(),
         diagnostics: diags,
         sdp,
         mras,

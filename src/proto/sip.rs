@@ -51,8 +51,11 @@ pub struct Message {
     text: String,
     /// Headers in wire order: canonical name and the range of its value in `text`.
     headers: Vec<(Cow<'static, str>, u32, u32)>,
-    /// The body bytes present.
+    /// The body bytes present (emptied by [`Message::drop_unread_body`] for
+    /// bodies no analyzer reads; [`Message::body_length`] keeps their size).
     pub body: Vec<u8>,
+    /// Size of the body present.
+    body_len: usize,
     /// Content-Length as declared (None if absent or unreadable).
     pub content_length: Option<usize>,
     /// Problems noticed (message kept).
@@ -184,6 +187,27 @@ impl Message {
         self.headers
             .iter()
             .map(|(n, a, b)| (n.as_ref(), &self.text[*a as usize..*b as usize]))
+    }
+
+    /// Size of the body present in the capture.
+    pub fn body_length(&self) -> usize {
+        self.body_len
+    }
+
+    /// Frees the body unless an analyzer reads it (SDP, multipart bodies that
+    /// may hold SDP, MRAS XML).  Messages are kept until the end of the run, and
+    /// real Edge captures carry many presence and roaming NOTIFY/BENOTIFY
+    /// bodies of several KB each that nothing reads.
+    pub fn drop_unread_body(&mut self) {
+        let ctype = self.header("Content-Type");
+        let read = crate::proto::mras::is_mras(ctype)
+            || ctype.is_some_and(|c| {
+                let c = c.trim_start().to_ascii_lowercase();
+                c.starts_with("application/sdp") || c.starts_with("multipart/")
+            });
+        if !read {
+            self.body = Vec::new();
+        }
     }
 
     /// First value of a header (canonical name).
@@ -564,6 +588,7 @@ pub fn parse(b: &[u8], datagram: bool) -> Option<Message> {
         text,
         headers,
         body: body.to_vec(),
+        body_len: body.len(),
         content_length,
         problems,
     })
@@ -585,6 +610,25 @@ Subject: a long\r\n  folded header\r\n\
 l:   4\r\n\
 \r\n\
 v=0\r\n";
+
+    #[test]
+    fn bodies_nothing_reads_are_dropped_but_measured() {
+        let notify = b"NOTIFY sip:a@x SIP/2.0\r\nCall-ID: n\r\nCSeq: 2 NOTIFY\r\n\
+Content-Type: application/pidf+xml\r\nContent-Length: 11\r\n\r\n<presence/>";
+        let mut m = parse(notify, true).unwrap();
+        assert_eq!(m.body_length(), 11);
+        m.drop_unread_body();
+        assert!(m.body.is_empty());
+        assert_eq!(m.body_length(), 11);
+        let sdp = b"INVITE sip:b@x SIP/2.0\r\nCall-ID: i\r\nCSeq: 1 INVITE\r\n\
+c: application/sdp\r\nl: 5\r\n\r\nv=0\r\n";
+        let mut invite = parse(sdp, true).unwrap();
+        invite.drop_unread_body();
+        assert_eq!(
+            invite.body, b"v=0\r\n",
+            "SDP is read by the SIP model and ICE"
+        );
+    }
 
     #[test]
     fn compact_folded_and_comma_lists() {
