@@ -70,7 +70,7 @@ pub fn packet(data: &[u8]) {
     defrag.finish();
 }
 
-/// Interprets `data` as segments: [seq: 4][flags: 1][len: 1][payload…]… and
+/// Interprets `data` as segments: `[seq: 4][flags: 1][len: 1][payload…]…` and
 /// checks that delivered bytes are contiguous.
 pub fn reassembly(data: &[u8]) {
     let mut r = Reassembler::new(1024);

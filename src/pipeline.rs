@@ -1,7 +1,7 @@
 //! The streaming pass over a capture, in two stages on two threads:
 //!
 //! 1. **read + decode** (a scoped thread): frames are read, decoded and
-//!    defragmented; each IP packet becomes a compact [`Meta`] record in a
+//!    defragmented; each IP packet becomes a compact `Meta` record in a
 //!    batch (payload bytes are copied into the batch only when a consumer
 //!    asked for them);
 //! 2. **flows + consumers** (the calling thread): batches are taken in order,

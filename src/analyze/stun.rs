@@ -156,7 +156,8 @@ pub struct MappedMismatch {
 #[derive(Default)]
 pub struct Core {
     /// Messages in the order found: all of them with [`StunFinder::keeping_all`],
-    /// else all but the direct TURN messages, which only feed [`Core::turn`].
+    /// else all but the direct TURN messages, which only feed the allocation
+    /// trackers ([`Core::take_turn`]).
     pub found: Vec<Found>,
     /// Messages found, kept or not.
     pub messages: u64,

@@ -143,7 +143,7 @@ pub struct Health {
     /// Highest sequence end seen per direction (relative to the first).
     high: [Option<u64>; 2],
     base: [Option<u32>; 2],
-    /// Retransmissions (frame, time, direction), the last [`RETRANS_KEPT`].
+    /// Retransmissions (frame, time, direction), the last `RETRANS_KEPT`.
     pub retrans: Vec<(u64, i64, usize)>,
     /// Total retransmissions.
     pub retrans_total: u64,

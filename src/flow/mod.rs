@@ -280,7 +280,7 @@ impl Default for FlowTable {
 
 impl FlowTable {
     /// Flows tracked by default: about 100 MB of flow records and analyzer
-    /// state at most, and 5× the flows of a 1 GiB Edge capture
+    /// state at most, and 6× the flows of the 1 GiB bench capture
     /// (`docs/performance.md`).  `--max-flows` changes it.
     pub const DEFAULT_LIMIT: usize = 250_000;
 

@@ -24,7 +24,7 @@ pub struct ViaOut {
     pub raw: String,
     /// UDP, TCP, TLS…
     pub transport: String,
-    /// host[:port].
+    /// `host[:port]`.
     pub sent_by: String,
     /// `received` parameter.
     #[serde(default, skip_serializing_if = "Option::is_none")]

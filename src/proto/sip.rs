@@ -323,7 +323,7 @@ pub struct Via {
     pub raw: String,
     /// UDP, TCP, TLS…
     pub transport: String,
-    /// host[:port] the hop sent from.
+    /// `host[:port]` the hop sent from.
     pub sent_by: String,
     /// Parameters in order.
     pub params: Vec<(String, Option<String>)>,
