@@ -505,7 +505,7 @@ fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
 }
 
 fn sip(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
-    let mut seen: Vec<(String, u16)> = Vec::new();
+    let mut seen: std::collections::HashSet<(String, u16)> = Default::default();
     for m in &inp.sip.messages {
         let Some(status) = m.status else { continue };
         // 401/407 are challenges, 487 answers a CANCEL: part of normal life
@@ -513,10 +513,9 @@ fn sip(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
             continue;
         }
         let call = m.call_id.clone().unwrap_or_default();
-        if seen.contains(&(call.clone(), status)) {
+        if !seen.insert((call.clone(), status)) {
             continue;
         }
-        seen.push((call.clone(), status));
         let diag: Vec<String> = m
             .diagnostics
             .iter()

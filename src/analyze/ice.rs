@@ -23,7 +23,7 @@
 //! - the orientation of a pair (`a` → `b`) is that of its first check, so the
 //!   output does not depend on address sorting.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 
 use crate::analyze::stun::{Carrier, Core as StunCore, Found};
@@ -477,13 +477,23 @@ pub fn sessions(stun: &StunCore, sdp: &[SdpMedia]) -> Vec<Session> {
                 .or(f.msg.address(a::MAPPED_ADDRESS)),
         });
     }
+    // SDP media lines by ufrag, so that many sessions do not each scan them all
+    let mut by_ufrag: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, m) in sdp.iter().enumerate() {
+        by_ufrag.entry(m.ufrag.as_str()).or_default().push(i);
+    }
     for s in &mut sessions {
         build_pairs(s);
-        s.sdp = sdp
+        let mut idx: Vec<usize> = s
+            .ufrags
             .iter()
-            .filter(|m| s.ufrags.contains(&m.ufrag))
-            .cloned()
+            .filter_map(|u| by_ufrag.get(u.as_str()))
+            .flatten()
+            .copied()
             .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        s.sdp = idx.into_iter().map(|i| sdp[i].clone()).collect();
     }
     sessions
 }
@@ -571,6 +581,11 @@ fn build_pairs(s: &mut Session) {
 /// request other than ACK, an answer by a response or an ACK.
 pub fn sdp_media(sip: &crate::analyze::sip::Core) -> Vec<SdpMedia> {
     let mut out: Vec<SdpMedia> = Vec::new();
+    // (Call-ID, side, m-line, ufrag) already listed, and bodies already read
+    // for a (Call-ID, side): proxies relay the same body, and a capture of
+    // many calls must not compare every media line with every other
+    let mut listed: HashSet<(String, &'static str, usize, String)> = HashSet::new();
+    let mut bodies: HashSet<(&str, &'static str, &[u8])> = HashSet::new();
     for f in &sip.found {
         let m = &f.msg;
         let Some(call_id) = m.call_id() else { continue };
@@ -578,6 +593,9 @@ pub fn sdp_media(sip: &crate::analyze::sip::Core) -> Vec<SdpMedia> {
             crate::proto::sip::StartLine::Request { method, .. } => Some(method.as_str()),
             crate::proto::sip::StartLine::Response { .. } => None,
         });
+        if m.body.is_empty() || !bodies.insert((call_id, side, &m.body)) {
+            continue;
+        }
         for part in crate::proto::sdp::from_body(m.header("Content-Type"), &m.body) {
             for (i, media) in part.sdp.media.iter().enumerate() {
                 let draft6 = media
@@ -589,10 +607,7 @@ pub fn sdp_media(sip: &crate::analyze::sip::Core) -> Vec<SdpMedia> {
                     (Some(u), false) => u.clone(),
                     (None, false) => continue,
                 };
-                let dup = out.iter().any(|o| {
-                    o.call_id == call_id && o.side == side && o.m_index == i && o.ufrag == ufrag
-                });
-                if !dup {
+                if listed.insert((call_id.to_string(), side, i, ufrag.clone())) {
                     out.push(SdpMedia {
                         call_id: call_id.to_string(),
                         frame: f.frame,

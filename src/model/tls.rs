@@ -4,7 +4,7 @@
 //! the 8057 section (Web Conferencing Edge ↔ Front End, PROTOCOLS.md §8.5,
 //! DOMAIN.md stories 1–2).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -632,19 +632,40 @@ fn conn_out(c: &Conn, h: Option<&Health>, f: &Flow, t0: i64) -> ConnOut {
 /// Marks reconnects: same client host, server host and server port, a new
 /// connection starting within [`RECONNECT_WINDOW_NS`] after one ended.
 fn mark_reconnects(out: &mut [ConnOut], flows: &[&Flow]) {
+    // Connections between the same client host and server, by (end, index):
+    // the one a connection reconnects after is the last to end before it
+    // started (the highest index among equal ends), within the window.  A
+    // sorted list per pair keeps this O(n log n) for captures of many
+    // connections.
+    let mut pairs: HashMap<(std::net::IpAddr, Endpoint), Vec<(i64, usize)>> = HashMap::new();
+    for (i, c) in out.iter().enumerate() {
+        pairs
+            .entry((c.tcp_client.ip, c.tcp_server))
+            .or_default()
+            .push((flows[i].last_ts, i));
+    }
+    for list in pairs.values_mut() {
+        list.sort_unstable();
+    }
+    let mut previous: Vec<Option<usize>> = vec![None; out.len()];
+    for (i, c) in out.iter().enumerate() {
+        let list = &pairs[&(c.tcp_client.ip, c.tcp_server)];
+        let started = flows[i].first_ts;
+        let mut k = list.partition_point(|&(end, _)| end <= started);
+        while k > 0 {
+            k -= 1;
+            let (end, j) = list[k];
+            if j == i {
+                continue;
+            }
+            if started - end <= RECONNECT_WINDOW_NS {
+                previous[i] = Some(j);
+            }
+            break;
+        }
+    }
     for i in 0..out.len() {
-        let (fi, c) = (flows[i], &out[i]);
-        let prev = (0..out.len())
-            .filter(|&j| j != i)
-            .filter(|&j| {
-                let (fj, o) = (flows[j], &out[j]);
-                o.tcp_client.ip == c.tcp_client.ip
-                    && o.tcp_server == c.tcp_server
-                    && fj.last_ts <= fi.first_ts
-                    && fi.first_ts - fj.last_ts <= RECONNECT_WINDOW_NS
-            })
-            .max_by_key(|&j| flows[j].last_ts);
-        if let Some(j) = prev {
+        if let Some(j) = previous[i] {
             let gap = flows[i].first_ts - flows[j].last_ts;
             out[i].reconnect_of = Some(out[j].stream);
             out[i].reconnect_after_s = Some(secs(gap));
