@@ -590,12 +590,25 @@ fn via_out(v: &Via) -> ViaOut {
 }
 
 fn message_out(f: &Found, t0: i64, r: Redaction, roles: &Roles) -> MessageOut {
-    message_out_with(f, t0, r, roles, true)
+    message_out_with(f, t0, r, roles, Detail::Full)
 }
 
-/// A message's output; `with_sdp` false leaves `sdp` empty (the caller has
-/// already read an identical body).
-fn message_out_with(f: &Found, t0: i64, r: Redaction, roles: &Roles, with_sdp: bool) -> MessageOut {
+/// How much of a message's output to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// Everything (`edgetrace sip`).
+    Full,
+    /// What dialogs and findings read (`report`): no Route, Contact, agent,
+    /// Content-Type, roles or parse problems.
+    Dialog,
+    /// As `Dialog`, and no SDP: the dialog already read an identical body.
+    DialogSeenBody,
+}
+
+/// A message's output, as detailed as `detail` says.
+fn message_out_with(f: &Found, t0: i64, r: Redaction, roles: &Roles, detail: Detail) -> MessageOut {
+    let full = detail == Detail::Full;
+    let with_sdp = detail != Detail::DialogSeenBody;
     let m = &f.msg;
     let ctype = m.header("Content-Type");
     let body: &[u8] = if with_sdp { &m.body } else { &[] };
@@ -643,20 +656,28 @@ fn message_out_with(f: &Found, t0: i64, r: Redaction, roles: &Roles, with_sdp: b
             .iter()
             .map(|s| shorten(s))
             .collect(),
-        route: m.values("Route").iter().map(|s| shorten(s)).collect(),
-        contact: m.header("Contact").map(shorten),
+        route: if full {
+            m.values("Route").iter().map(|s| shorten(s)).collect()
+        } else {
+            Vec::new()
+        },
+        contact: m.header("Contact").filter(|_| full).map(shorten),
         agent: m
             .header("User-Agent")
             .or(m.header("Server"))
+            .filter(|_| full)
             .map(str::to_string),
-        content_type: m.header("Content-Type").map(str::to_string),
+        content_type: m
+            .header("Content-Type")
+            .filter(|_| full)
+            .map(str::to_string),
         body_length: m.body_length(),
         diagnostics: diags,
         sdp,
         mras,
-        src_role: roles.label(f.src.ip).map(str::to_string),
-        dst_role: roles.label(f.dst.ip).map(str::to_string),
-        problems: m.problems.clone(),
+        src_role: roles.label(f.src.ip).filter(|_| full).map(str::to_string),
+        dst_role: roles.label(f.dst.ip).filter(|_| full).map(str::to_string),
+        problems: if full { m.problems.clone() } else { Vec::new() },
     }
 }
 
@@ -1001,7 +1022,12 @@ impl SipReport {
                             .par_iter()
                             .zip(fresh.par_iter())
                             .map(|(&i, &fr)| {
-                                message_out_with(&core.found[i], t0, redaction, roles, fr)
+                                let detail = if fr {
+                                    Detail::Dialog
+                                } else {
+                                    Detail::DialogSeenBody
+                                };
+                                message_out_with(&core.found[i], t0, redaction, roles, detail)
                             })
                             .collect();
                         for (&i, m) in chunk.iter().zip(outs) {
