@@ -576,7 +576,8 @@ fn report(cli: &Cli, args: &ReportArgs) -> Result<i32> {
     let reader = open(input)?;
     let opts = run_options(cli, &reader);
     let analysis =
-        crate::analyze::all::analyze(reader, &opts).with_context(|| format!("reading {name}"))?;
+        crate::analyze::all::analyze_for_report(reader, &opts, crate::model::report::MAX_LISTED)
+            .with_context(|| format!("reading {name}"))?;
     let t = std::time::Instant::now();
     let report = crate::model::report::Report::build(&analysis, &name, &options);
     let built = t.elapsed();
@@ -627,7 +628,8 @@ fn report_value(cli: &Cli, capture: &std::path::Path) -> Result<serde_json::Valu
     let reader = CaptureReader::open(capture).with_context(|| format!("cannot read {name}"))?;
     let opts = run_options(cli, &reader);
     let analysis =
-        crate::analyze::all::analyze(reader, &opts).with_context(|| format!("reading {name}"))?;
+        crate::analyze::all::analyze_for_report(reader, &opts, crate::model::report::MAX_LISTED)
+            .with_context(|| format!("reading {name}"))?;
     let options = crate::model::report::ReportOptions {
         roles: crate::roles::Roles::builtin(),
         ..Default::default()

@@ -30,10 +30,26 @@ pub struct Analysis {
 
 /// Runs every analyzer over the capture.
 pub fn analyze(reader: CaptureReader, opts: &RunOptions) -> Result<Analysis, CaptureError> {
-    let finders = (
-        stun::StunFinder::default(),
-        (sip::SipFinder::default(), tls::TlsFinder::default()),
-    );
+    analyze_with(reader, opts, stun::StunFinder::default())
+}
+
+/// Runs every analyzer for a report that lists `listed` allocations: the
+/// others are built and checked, but their timelines are not recorded.
+pub fn analyze_for_report(
+    reader: CaptureReader,
+    opts: &RunOptions,
+    listed: usize,
+) -> Result<Analysis, CaptureError> {
+    let stun = stun::StunFinder::default().allocation_steps_for_first(listed);
+    analyze_with(reader, opts, stun)
+}
+
+fn analyze_with(
+    reader: CaptureReader,
+    opts: &RunOptions,
+    stun: stun::StunFinder,
+) -> Result<Analysis, CaptureError> {
+    let finders = (stun, (sip::SipFinder::default(), tls::TlsFinder::default()));
     let t0 = std::time::Instant::now();
     let (run, shards) = pipeline::run_sharded(reader, opts, finders)?;
     let t1 = std::time::Instant::now();

@@ -169,6 +169,12 @@ pub struct Core {
     turn: FxHashMap<FlowId, super::turn::Tracker>,
     /// Keep every message in `found`.
     keep_all: bool,
+    /// Record allocation steps only for the allocations that can be among
+    /// the first N (by flow) of the whole capture (a report lists no more).
+    steps_for_first: Option<usize>,
+    /// The allocations of this shard that keep their steps: at most N, the
+    /// lowest flow ids (a max-heap, so the one to give up is on top).
+    with_steps: std::collections::BinaryHeap<FlowId>,
     /// ChannelData per (flow, channel).
     pub channels: std::collections::BTreeMap<(FlowId, u16), ChannelCount>,
     /// Bytes skipped in TCP streams while resynchronising, per flow.
@@ -268,12 +274,41 @@ impl Core {
             }
         }
         if found.carrier == Carrier::Direct && super::turn::is_turn_method(m.method) {
-            self.turn.entry(found.flow).or_default().push(&found);
+            let t = self.turn.entry(found.flow).or_default();
+            let was = t.has_allocate();
+            t.push(&found);
+            if !was && t.has_allocate() {
+                self.rank_allocation(found.flow);
+            }
             if !self.keep_all {
                 return;
             }
         }
         self.found.push(found);
+    }
+
+    /// A flow just became an allocation.  With `steps_for_first = N`, only the
+    /// N lowest flow ids of this shard keep their steps: an allocation ranked
+    /// N or beyond here is ranked at least as far in the whole capture (a
+    /// rank only grows as allocations with lower ids appear), so it will not
+    /// be listed, and its steps are freed.
+    fn rank_allocation(&mut self, flow: FlowId) {
+        let Some(n) = self.steps_for_first else {
+            return;
+        };
+        let out = if self.with_steps.len() < n {
+            self.with_steps.push(flow);
+            return;
+        } else if self.with_steps.peek().is_some_and(|&top| flow < top) {
+            let top = self.with_steps.pop().expect("peeked");
+            self.with_steps.push(flow);
+            top
+        } else {
+            flow
+        };
+        if let Some(t) = self.turn.get_mut(&out) {
+            t.drop_steps();
+        }
     }
 
     /// Handles one STUN message (and what it nests); returns false if `bytes` is not STUN.
@@ -620,12 +655,22 @@ impl StunFinder {
         f.streams.consumer_mut().keep_all = true;
         f
     }
+
+    /// Records allocation timelines only for the first `n` allocations of
+    /// the capture (in flow order), as a report that lists `n` needs; every
+    /// allocation is still built, counted and checked for issues.
+    pub fn allocation_steps_for_first(mut self, n: usize) -> Self {
+        self.streams.consumer_mut().steps_for_first = Some(n);
+        self
+    }
 }
 
 impl crate::pipeline::ShardSink for StunFinder {
     fn fork(&self) -> Self {
         let mut f = StunFinder::default();
-        f.streams.consumer_mut().keep_all = self.streams.consumer().keep_all;
+        let (c, o) = (f.streams.consumer_mut(), self.streams.consumer());
+        c.keep_all = o.keep_all;
+        c.steps_for_first = o.steps_for_first;
         f
     }
 }

@@ -240,6 +240,8 @@ pub struct Tracker {
     last_refresh_ts: Option<i64>,
     pending: FxHashMap<[u8; 16], Pending>,
     allocates: Vec<AllocateTx>,
+    /// Record the steps (a report leaves them out for allocations it will not list).
+    keep_steps: bool,
 }
 
 impl Default for Tracker {
@@ -285,6 +287,7 @@ impl Default for Tracker {
             last_refresh_ts: None,
             pending: FxHashMap::default(),
             allocates: Vec::new(),
+            keep_steps: true,
         }
     }
 }
@@ -296,6 +299,18 @@ pub fn is_turn_method(method: &str) -> bool {
 }
 
 impl Tracker {
+    /// True once the flow carried an Allocate: it is an allocation.
+    pub(crate) fn has_allocate(&self) -> bool {
+        self.has_allocate
+    }
+
+    /// Stops recording steps and frees those recorded: the allocation will be
+    /// counted and its issues reported, but its timeline is not shown.
+    pub(crate) fn drop_steps(&mut self) {
+        self.keep_steps = false;
+        self.al.steps = Vec::new();
+    }
+
     /// Remembers a request until its answer (what the answer needs of it).
     fn remember(&mut self, f: &Found) {
         let m = &f.msg;
@@ -368,9 +383,9 @@ impl Tracker {
             }
         }
         let m = &f.msg;
-        let (what, detail) = describe(f);
         let indication = m.class == Class::Indication;
-        if !indication || matches!(m.method, "ConnectionAttempt") {
+        if self.keep_steps && (!indication || matches!(m.method, "ConnectionAttempt")) {
+            let (what, detail) = describe(f);
             self.al.steps.push(Step {
                 frame: f.frame,
                 ts_ns: f.ts_ns,
@@ -552,6 +567,7 @@ impl Tracker {
             mut dealloc_frame,
             last_refresh_ts,
             allocates,
+            keep_steps,
             ..
         } = self;
         al.flow = flow;
@@ -604,32 +620,36 @@ impl Tracker {
                     Class::Request => {
                         conn.bind_stream = Some(b.stream);
                         conn.bind_frame.get_or_insert(b.frame);
-                        al.steps.push(Step {
-                            frame: b.frame,
-                            ts_ns: b.ts_ns,
-                            stream: b.stream,
-                            what: "ConnectionBind request".into(),
-                            detail: format!(
-                                "connection {:#010x} on {} {}",
-                                conn.id,
-                                b.l4.name(),
-                                b.stream
-                            ),
-                        });
+                        if keep_steps {
+                            al.steps.push(Step {
+                                frame: b.frame,
+                                ts_ns: b.ts_ns,
+                                stream: b.stream,
+                                what: "ConnectionBind request".into(),
+                                detail: format!(
+                                    "connection {:#010x} on {} {}",
+                                    conn.id,
+                                    b.l4.name(),
+                                    b.stream
+                                ),
+                            });
+                        }
                     }
                     Class::Success => {
                         conn.bind_result = Some("success".into());
                         conn.relayed_bytes = core.relayed_bytes.get(&b.flow).copied().unwrap_or(0);
-                        al.steps.push(Step {
-                            frame: b.frame,
-                            ts_ns: b.ts_ns,
-                            stream: b.stream,
-                            what: "ConnectionBind success".into(),
-                            detail: format!(
-                                "connection {:#010x}; {} bytes relayed afterwards",
-                                conn.id, conn.relayed_bytes
-                            ),
-                        });
+                        if keep_steps {
+                            al.steps.push(Step {
+                                frame: b.frame,
+                                ts_ns: b.ts_ns,
+                                stream: b.stream,
+                                what: "ConnectionBind success".into(),
+                                detail: format!(
+                                    "connection {:#010x}; {} bytes relayed afterwards",
+                                    conn.id, conn.relayed_bytes
+                                ),
+                            });
+                        }
                     }
                     Class::Error => {
                         let (code, reason) = b
@@ -645,13 +665,15 @@ impl Tracker {
                             text: format!("ConnectionBind {code} {reason}"),
                         });
                         final_errors.push(format!("ConnectionBind {code} {reason}"));
-                        al.steps.push(Step {
-                            frame: b.frame,
-                            ts_ns: b.ts_ns,
-                            stream: b.stream,
-                            what: format!("ConnectionBind error {code} {reason}"),
-                            detail: format!("connection {:#010x}", conn.id),
-                        });
+                        if keep_steps {
+                            al.steps.push(Step {
+                                frame: b.frame,
+                                ts_ns: b.ts_ns,
+                                stream: b.stream,
+                                what: format!("ConnectionBind error {code} {reason}"),
+                                detail: format!("connection {:#010x}", conn.id),
+                            });
+                        }
                     }
                     Class::Indication => {}
                 }

@@ -789,6 +789,27 @@ fn long_lists_are_capped_and_counted() {
         .find(|f| f["id"] == "turn.no-answer")
         .expect("no-answer finding");
     assert_eq!(f["count"], 1001, "the finding counts every allocation");
+    // the allocations past the listed ones do not record their timelines, and
+    // the listed ones keep theirs, whatever the number of shards
+    let file = write("many-allocations-1.pcap", &frames);
+    for threads in ["1", "2", "3"] {
+        let out = edgetrace()
+            .env("RAYON_NUM_THREADS", threads)
+            .args(["report", "--json"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let listed = v["turn"].as_array().unwrap();
+        assert_eq!(listed.len(), 1000);
+        assert!(
+            listed
+                .iter()
+                .all(|a| a["timeline"].as_array().is_some_and(|t| t.len() == 1)),
+            "{threads} thread(s): a listed allocation lost its timeline"
+        );
+        assert_eq!(listed[999]["first_frame"], 1000);
+    }
     // nothing left out: no `omitted` at all
     let small = report(&sample("turn-udp-channel.pcap"), &[]);
     assert!(small.get("omitted").is_none());
