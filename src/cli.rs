@@ -439,11 +439,21 @@ fn stun(cli: &Cli, args: &StunArgs) -> Result<i32> {
     let name = input.capture.display().to_string();
     let finder = crate::analyze::stun::StunFinder::keeping_all();
     let (result, core) = find_stun(cli, input, &name, finder)?;
-    let report =
-        crate::model::stun::StunReport::build(&result, &core, &name, args.secrets.redaction());
-    emit(input, &report, |out, r| {
-        render::table::stun(out, r, table_style(), input.limit)
-    })?;
+    let redaction = args.secrets.redaction();
+    let report = if input.format() == OutputFormat::Json {
+        // written message by message: every message's output is never held at once
+        let report = crate::model::stun::StunReport::build_without_messages(&result, &core, &name);
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        render::json::write(&mut out, &report.stream(&result, &core, redaction))?;
+        out.flush()?;
+        report
+    } else {
+        let report = crate::model::stun::StunReport::build(&result, &core, &name, redaction);
+        emit(input, &report, |out, r| {
+            render::table::stun(out, r, table_style(), input.limit)
+        })?;
+        report
+    };
     let code = damage_exit(&name, &result.read);
     exit_without_freeing((result, core, report));
     Ok(code)

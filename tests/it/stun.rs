@@ -358,3 +358,41 @@ fn checks_inside_channel_data_on_tcp() {
         "nomination is visible"
     );
 }
+
+/// `stun --json` is written message by message; it must be byte for byte
+/// the JSON of the whole report built in memory.
+#[test]
+fn streamed_json_is_the_built_report() {
+    use edgetrace::analyze::stun::{merge, StunFinder};
+    use edgetrace::capture::CaptureReader;
+    use edgetrace::model::stun::StunReport;
+    use edgetrace::model::Redaction;
+    for name in [
+        "turn-udp-channel.pcap",
+        "turn-tcp-relay-6062.pcap",
+        "session-combined.client-side.pcap",
+    ] {
+        let reader = CaptureReader::open(&sample(name)).unwrap();
+        let (run, shards) = edgetrace::pipeline::run_sharded(
+            reader,
+            &Default::default(),
+            StunFinder::keeping_all(),
+        )
+        .unwrap();
+        let core = merge(shards, &run.flows);
+        for r in [
+            Redaction::default(),
+            Redaction {
+                show_secrets: true,
+                redact_usernames: false,
+            },
+        ] {
+            let built = StunReport::build(&run, &core, name, r);
+            let bare = StunReport::build_without_messages(&run, &core, name);
+            let a = serde_json::to_string_pretty(&built).unwrap();
+            let b = serde_json::to_string_pretty(&bare.stream(&run, &core, r)).unwrap();
+            assert!(!built.messages.is_empty());
+            assert_eq!(a, b, "{name}");
+        }
+    }
+}
