@@ -11,6 +11,9 @@
 //! lengths, gaps) is recorded with its frame and stops that direction.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use crate::capture::FrameInfo;
 use crate::flow::reassembly::{ByteQueue, Event};
@@ -50,9 +53,13 @@ pub struct SentCert {
     pub dir: usize,
     /// Position in the chain (0 = end-entity).
     pub index: usize,
-    /// Parsed, or why not.
-    pub info: Result<CertInfo, String>,
+    /// Parsed, or why not (shared: every connection to a server sends the
+    /// same chain, which is parsed and kept once).
+    pub info: Arc<Result<CertInfo, String>>,
 }
+
+/// Distinct certificates kept parsed at most (beyond, each is parsed on its own).
+const CERT_CACHE_MAX: usize = 4096;
 
 /// An alert.
 #[derive(Debug, Clone)]
@@ -170,6 +177,8 @@ pub struct Core {
     ends: BTreeMap<FlowId, (u32, Endpoint, Endpoint)>,
     dirs: BTreeMap<(FlowId, usize), DirState>,
     tls13: BTreeMap<FlowId, bool>,
+    /// Certificates parsed so far, by their DER bytes.
+    certs: FxHashMap<Vec<u8>, Arc<Result<CertInfo, String>>>,
 }
 
 impl Core {
@@ -388,6 +397,7 @@ impl Core {
             content::HEARTBEAT => c.events.push(ev("Heartbeat".into())),
             _ => {}
         }
+        let mut to_parse: Vec<(usize, Vec<u8>)> = Vec::new();
         for m in messages {
             let t = m.first().copied().unwrap_or(255);
             let parsed = tls::parse_handshake(&m);
@@ -408,12 +418,14 @@ impl Core {
                 }
                 Handshake::Certificate(chain) => {
                     what = format!("Certificate ({} cert(s))", chain.len());
-                    for (i, der) in chain.iter().enumerate() {
+                    for (i, der) in chain.into_iter().enumerate() {
+                        // parsed below, once `c` is released (the cache is on `self`)
+                        to_parse.push((c.certs.len(), der));
                         c.certs.push(SentCert {
                             frame,
                             dir: d,
                             index: i,
-                            info: x509::parse(der),
+                            info: Arc::new(Err(String::new())),
                         });
                     }
                 }
@@ -432,6 +444,24 @@ impl Core {
         if now13 {
             self.tls13.insert(flow, true);
         }
+        for (k, der) in to_parse {
+            let info = self.cert_info(der);
+            if let Some(c) = self.conns.get_mut(&flow) {
+                c.certs[k].info = info;
+            }
+        }
+    }
+
+    /// A certificate parsed, from the cache when the same bytes were seen.
+    fn cert_info(&mut self, der: Vec<u8>) -> Arc<Result<CertInfo, String>> {
+        if let Some(info) = self.certs.get(&der) {
+            return Arc::clone(info);
+        }
+        let info = Arc::new(x509::parse(&der));
+        if self.certs.len() < CERT_CACHE_MAX {
+            self.certs.insert(der, Arc::clone(&info));
+        }
+        info
     }
 }
 

@@ -374,7 +374,7 @@ fn conn_out(c: &Conn, h: Option<&Health>, f: &Flow, t0: i64) -> ConnOut {
                 eku_verdict: None,
                 error: None,
             };
-            match &sc.info {
+            match &*sc.info {
                 Ok(i) => {
                     o.subject = Some(i.subject.clone());
                     o.issuer = Some(i.issuer.clone());
