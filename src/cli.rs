@@ -494,25 +494,35 @@ fn sip(cli: &Cli, args: &SipArgs) -> Result<i32> {
         pipeline::run_sharded(reader, &opts, crate::analyze::sip::SipFinder::default())
             .with_context(|| format!("reading {name}"))?;
     let core = crate::analyze::sip::merge(shards);
-    let mut report = crate::model::sip::SipReport::build(
-        &result,
-        &core,
-        &name,
-        args.secrets.redaction(),
-        &roles,
-    );
+    let redaction = args.secrets.redaction();
+    let json = input.format() == OutputFormat::Json;
+    // JSON is written message by message: every message's output is never held at once
+    let keep = if json {
+        crate::model::sip::Messages::Streamed
+    } else {
+        crate::model::sip::Messages::All
+    };
+    let mut report =
+        crate::model::sip::SipReport::build_with(&result, &core, &name, redaction, &roles, keep);
     if let Some(c) = &args.dialog {
         report
             .messages
             .retain(|m| m.call_id.as_deref() == Some(c.as_str()));
         report.dialogs.retain(|d| &d.call_id == c);
     }
-    emit_with(
-        input,
-        &report,
-        |out, r| render::table::sip(out, r, table_style(), input.limit, args.dialog.as_deref()),
-        Some(render::mermaid::sip),
-    )?;
+    if json {
+        let stream = report.stream(&result, &core, redaction, &roles, args.dialog.as_deref());
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        render::json::write(&mut out, &stream)?;
+        out.flush()?;
+    } else {
+        emit_with(
+            input,
+            &report,
+            |out, r| render::table::sip(out, r, table_style(), input.limit, args.dialog.as_deref()),
+            Some(render::mermaid::sip),
+        )?;
+    }
     let code = damage_exit(&name, &result.read);
     exit_without_freeing((result, core, report));
     Ok(code)

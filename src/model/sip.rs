@@ -489,6 +489,40 @@ pub struct SipReport {
     pub dialogs: Vec<DialogOut>,
 }
 
+/// `edgetrace sip --json` written without holding every message's output:
+/// the same JSON as [`SipReport`] (same fields in the same order), each
+/// message turned into output as it is written.
+#[derive(Serialize)]
+pub struct SipReportStream<'a> {
+    schema_version: u32,
+    meta: &'a Meta,
+    capture: &'a CaptureSummary,
+    summary: &'a SipSummary,
+    messages: LazyMessages<'a>,
+    dialogs: &'a [DialogOut],
+}
+
+/// The message list of a [`SipReportStream`].
+struct LazyMessages<'a> {
+    core: &'a Core,
+    t0: i64,
+    redaction: Redaction,
+    roles: &'a Roles,
+    call_id: Option<&'a str>,
+}
+
+impl Serialize for LazyMessages<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.core
+                .found
+                .iter()
+                .filter(|f| self.call_id.is_none() || f.msg.call_id() == self.call_id)
+                .map(|f| message_out(f, self.t0, self.redaction, self.roles)),
+        )
+    }
+}
+
 /// Shortens long MS routing signatures so output stays readable.
 pub fn shorten(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
@@ -908,6 +942,9 @@ pub enum Messages {
     /// turned into output one at a time, so `report` never holds the output
     /// of every message at once.
     ForFindings,
+    /// No message list, complete dialogs: for [`SipReport::stream`], which
+    /// writes the messages as it turns them into output.
+    Streamed,
 }
 
 /// Messages turned into output at once (in parallel) while a report folds dialogs.
@@ -933,6 +970,33 @@ fn tallies(core: &Core) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
 }
 
 impl SipReport {
+    /// The report as JSON to be written: `self` built with
+    /// [`Messages::Streamed`] from the same `run` and `core`; `call_id`
+    /// keeps that dialog's messages only (`sip --dialog`).
+    pub fn stream<'a>(
+        &'a self,
+        run: &RunResult,
+        core: &'a Core,
+        redaction: Redaction,
+        roles: &'a Roles,
+        call_id: Option<&'a str>,
+    ) -> SipReportStream<'a> {
+        SipReportStream {
+            schema_version: self.schema_version,
+            meta: &self.meta,
+            capture: &self.capture,
+            summary: &self.summary,
+            messages: LazyMessages {
+                core,
+                t0: run.read.first_ts.unwrap_or(0),
+                redaction,
+                roles,
+                call_id,
+            },
+            dialogs: &self.dialogs,
+        }
+    }
+
     /// Builds the report with every message.
     pub fn build(
         run: &RunResult,
@@ -988,9 +1052,14 @@ impl SipReport {
                     .collect();
                 (messages, dialogs)
             }
-            Messages::ForFindings => {
-                let wanted =
-                    |m: &MessageOut| m.mras.is_some() || m.status.is_some_and(|s| s >= 400);
+            Messages::ForFindings | Messages::Streamed => {
+                let (ladder_cap, for_findings) = match keep {
+                    Messages::ForFindings => (REPORT_LADDER_STEPS, true),
+                    _ => (usize::MAX, false),
+                };
+                let wanted = |m: &MessageOut| {
+                    for_findings && (m.mras.is_some() || m.status.is_some_and(|s| s >= 400))
+                };
                 let mut kept: Vec<(usize, MessageOut)> = Vec::new();
                 let mut dialogs = Vec::with_capacity(order.len());
                 for c in &order {
@@ -1000,7 +1069,7 @@ impl SipReport {
                         .find(|&&i| matches!(core.found[i].msg.start, StartLine::Request { .. }))
                         .map(|&i| out(i));
                     let start = core.found[idx[0]].ts_ns;
-                    let mut d = DialogAcc::new(c, first_req, start, roles, REPORT_LADDER_STEPS);
+                    let mut d = DialogAcc::new(c, first_req, start, roles, ladder_cap);
                     // (request method or none for responses, body) already read:
                     // the same body from the same side adds no media
                     let mut bodies: HashSet<(Option<&str>, &[u8])> = HashSet::new();
@@ -1040,7 +1109,7 @@ impl SipReport {
                     dialogs.push(d.finish());
                 }
                 // messages without a Call-ID belong to no dialog
-                for (i, f) in core.found.iter().enumerate() {
+                for (i, f) in core.found.iter().enumerate().filter(|_| for_findings) {
                     if f.msg.call_id().is_none() {
                         let m = out(i);
                         if wanted(&m) {

@@ -553,3 +553,41 @@ fn two_gigabyte_content_length_is_reported_not_awaited() {
         "{v}"
     );
 }
+
+/// `sip --json` is written message by message; it must be byte for byte
+/// the JSON of the whole report built in memory, with and without a
+/// `--dialog` filter.
+#[test]
+fn streamed_json_is_the_built_report() {
+    use edgetrace::analyze::sip::{merge, SipFinder};
+    use edgetrace::capture::CaptureReader;
+    use edgetrace::model::sip::{Messages, SipReport};
+    use edgetrace::model::Redaction;
+    use edgetrace::roles::Roles;
+    let roles = Roles::builtin();
+    for name in ["sip-invite-udp.pcap", "session-combined.client-side.pcap"] {
+        let reader = CaptureReader::open(&sample(name)).unwrap();
+        let (run, shards) =
+            edgetrace::pipeline::run_sharded(reader, &Default::default(), SipFinder::default())
+                .unwrap();
+        let core = merge(shards);
+        let r = Redaction::default();
+        let built = SipReport::build(&run, &core, name, r, &roles);
+        let bare = SipReport::build_with(&run, &core, name, r, &roles, Messages::Streamed);
+        assert!(bare.messages.is_empty() && !built.messages.is_empty());
+        let a = serde_json::to_string_pretty(&built).unwrap();
+        let b = serde_json::to_string_pretty(&bare.stream(&run, &core, r, &roles, None)).unwrap();
+        assert_eq!(a, b, "{name}");
+        let call = built.dialogs[0].call_id.clone();
+        let mut one = built.clone();
+        one.messages
+            .retain(|m| m.call_id.as_deref() == Some(call.as_str()));
+        one.dialogs.retain(|d| d.call_id == call);
+        let mut bare_one = bare.clone();
+        bare_one.dialogs.retain(|d| d.call_id == call);
+        let a = serde_json::to_string_pretty(&one).unwrap();
+        let b = serde_json::to_string_pretty(&bare_one.stream(&run, &core, r, &roles, Some(&call)))
+            .unwrap();
+        assert_eq!(a, b, "{name} --dialog {call}");
+    }
+}
