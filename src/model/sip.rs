@@ -954,6 +954,57 @@ const OUTPUT_CHUNK: usize = 4096;
 /// the rest are counted in `ladder_omitted`.
 pub const REPORT_LADDER_STEPS: usize = 200;
 
+/// One dialog (`idx`: its messages in `core.found`, in capture order) folded
+/// message by message: outputs are made in parallel a chunk at a time, with
+/// the fields dialogs read only, and handed to `each` after the fold.
+fn fold_dialog(
+    (core, t0, redaction, roles): (&Core, i64, Redaction, &Roles),
+    call_id: &str,
+    idx: &[usize],
+    ladder_cap: usize,
+    mut each: impl FnMut(usize, MessageOut),
+) -> DialogOut {
+    let first_req = idx
+        .iter()
+        .find(|&&i| matches!(core.found[i].msg.start, StartLine::Request { .. }))
+        .map(|&i| message_out(&core.found[i], t0, redaction, roles));
+    let start = core.found[idx[0]].ts_ns;
+    let mut d = DialogAcc::new(call_id, first_req, start, roles, ladder_cap);
+    // (request method or none for responses, body) already read: the same
+    // body from the same side adds no media
+    let mut bodies: HashSet<(Option<&str>, &[u8])> = HashSet::new();
+    let fresh: Vec<bool> = idx
+        .iter()
+        .map(|&i| {
+            let f = &core.found[i];
+            let method = match &f.msg.start {
+                StartLine::Request { method, .. } => Some(method.as_str()),
+                StartLine::Response { .. } => None,
+            };
+            f.msg.body.is_empty() || bodies.insert((method, &f.msg.body))
+        })
+        .collect();
+    for (chunk, fresh) in idx.chunks(OUTPUT_CHUNK).zip(fresh.chunks(OUTPUT_CHUNK)) {
+        let outs: Vec<MessageOut> = chunk
+            .par_iter()
+            .zip(fresh.par_iter())
+            .map(|(&i, &fr)| {
+                let detail = if fr {
+                    Detail::Dialog
+                } else {
+                    Detail::DialogSeenBody
+                };
+                message_out_with(&core.found[i], t0, redaction, roles, detail)
+            })
+            .collect();
+        for (&i, m) in chunk.iter().zip(outs) {
+            d.push(&m, core.found[i].ts_ns);
+            each(i, m);
+        }
+    }
+    d.finish()
+}
+
 /// Requests by method and responses by status, from the finder's messages.
 fn tallies(core: &Core) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
     let mut requests = BTreeMap::new();
@@ -1061,53 +1112,17 @@ impl SipReport {
                     for_findings && (m.mras.is_some() || m.status.is_some_and(|s| s >= 400))
                 };
                 let mut kept: Vec<(usize, MessageOut)> = Vec::new();
-                let mut dialogs = Vec::with_capacity(order.len());
-                for c in &order {
-                    let idx = &by_call[c];
-                    let first_req = idx
-                        .iter()
-                        .find(|&&i| matches!(core.found[i].msg.start, StartLine::Request { .. }))
-                        .map(|&i| out(i));
-                    let start = core.found[idx[0]].ts_ns;
-                    let mut d = DialogAcc::new(c, first_req, start, roles, ladder_cap);
-                    // (request method or none for responses, body) already read:
-                    // the same body from the same side adds no media
-                    let mut bodies: HashSet<(Option<&str>, &[u8])> = HashSet::new();
-                    let fresh: Vec<bool> = idx
-                        .iter()
-                        .map(|&i| {
-                            let f = &core.found[i];
-                            let method = match &f.msg.start {
-                                StartLine::Request { method, .. } => Some(method.as_str()),
-                                StartLine::Response { .. } => None,
-                            };
-                            f.msg.body.is_empty() || bodies.insert((method, &f.msg.body))
-                        })
-                        .collect();
-                    // outputs are made in parallel, a chunk at a time (memory
-                    // stays bounded), and folded in order
-                    for (chunk, fresh) in idx.chunks(OUTPUT_CHUNK).zip(fresh.chunks(OUTPUT_CHUNK)) {
-                        let outs: Vec<MessageOut> = chunk
-                            .par_iter()
-                            .zip(fresh.par_iter())
-                            .map(|(&i, &fr)| {
-                                let detail = if fr {
-                                    Detail::Dialog
-                                } else {
-                                    Detail::DialogSeenBody
-                                };
-                                message_out_with(&core.found[i], t0, redaction, roles, detail)
-                            })
-                            .collect();
-                        for (&i, m) in chunk.iter().zip(outs) {
-                            d.push(&m, core.found[i].ts_ns);
+                let dialogs: Vec<DialogOut> = order
+                    .iter()
+                    .map(|c| {
+                        let ctx = (core, t0, redaction, roles);
+                        fold_dialog(ctx, c, &by_call[c], ladder_cap, |i, m| {
                             if wanted(&m) {
                                 kept.push((i, m));
                             }
-                        }
-                    }
-                    dialogs.push(d.finish());
-                }
+                        })
+                    })
+                    .collect();
                 // messages without a Call-ID belong to no dialog
                 for (i, f) in core.found.iter().enumerate().filter(|_| for_findings) {
                     if f.msg.call_id().is_none() {
