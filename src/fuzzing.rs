@@ -53,15 +53,7 @@ pub fn packet(data: &[u8]) {
         let ts = frame as i64 * 1_000_000_000;
         if let packet::Decoded::Fragment(f) = packet::decode_frame(101, pkt) {
             if let Some(r) = defrag.push(&f, frame, ts) {
-                let len = r.data.len() as u32;
-                std::hint::black_box(packet::decode_ip_payload(
-                    r.key.src,
-                    r.key.dst,
-                    r.key.protocol,
-                    &r.data,
-                    len,
-                    r.depth,
-                ));
+                std::hint::black_box(r.decode());
             }
         }
         defrag.expire(ts);

@@ -452,15 +452,7 @@ fn read_and_decode(
             Decoded::Fragment(frag) => {
                 decode.ip_fragments += 1;
                 if let Some(r) = defrag.push(&frag, frame.number, frame.ts_ns) {
-                    let len = r.data.len() as u32;
-                    match packet::decode_ip_payload(
-                        r.key.src,
-                        r.key.dst,
-                        r.key.protocol,
-                        &r.data,
-                        len,
-                        r.depth,
-                    ) {
+                    match r.decode() {
                         Decoded::Packet(p) => {
                             count(&mut decode, &p);
                             batch.push(info, &p, copy);

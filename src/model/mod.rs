@@ -401,6 +401,22 @@ pub mod stun;
 pub mod tls;
 pub mod turn;
 
+/// A JSON list written from an iterator made when it is serialised, so the
+/// items (one output per message) are never all held at once: the per-message
+/// commands write their messages this way.
+pub(crate) struct Streamed<F>(pub(crate) F);
+
+impl<F, I> Serialize for Streamed<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
+    }
+}
+
 /// For `skip_serializing_if`: counters that are usually zero stay out of the JSON.
 pub(crate) fn is_zero(n: &u64) -> bool {
     *n == 0

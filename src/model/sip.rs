@@ -493,34 +493,13 @@ pub struct SipReport {
 /// the same JSON as [`SipReport`] (same fields in the same order), each
 /// message turned into output as it is written.
 #[derive(Serialize)]
-pub struct SipReportStream<'a> {
+pub struct SipReportStream<'a, M> {
     schema_version: u32,
     meta: &'a Meta,
     capture: &'a CaptureSummary,
     summary: &'a SipSummary,
-    messages: LazyMessages<'a>,
+    messages: M,
     dialogs: &'a [DialogOut],
-}
-
-/// The message list of a [`SipReportStream`].
-struct LazyMessages<'a> {
-    core: &'a Core,
-    t0: i64,
-    redaction: Redaction,
-    roles: &'a Roles,
-    call_id: Option<&'a str>,
-}
-
-impl Serialize for LazyMessages<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(
-            self.core
-                .found
-                .iter()
-                .filter(|f| self.call_id.is_none() || f.msg.call_id() == self.call_id)
-                .map(|f| message_out(f, self.t0, self.redaction, self.roles)),
-        )
-    }
 }
 
 /// Shortens long MS routing signatures so output stays readable.
@@ -1031,19 +1010,19 @@ impl SipReport {
         redaction: Redaction,
         roles: &'a Roles,
         call_id: Option<&'a str>,
-    ) -> SipReportStream<'a> {
+    ) -> SipReportStream<'a, impl Serialize + 'a> {
+        let t0 = run.read.first_ts.unwrap_or(0);
         SipReportStream {
             schema_version: self.schema_version,
             meta: &self.meta,
             capture: &self.capture,
             summary: &self.summary,
-            messages: LazyMessages {
-                core,
-                t0: run.read.first_ts.unwrap_or(0),
-                redaction,
-                roles,
-                call_id,
-            },
+            messages: super::Streamed(move || {
+                core.found
+                    .iter()
+                    .filter(move |f| call_id.is_none() || f.msg.call_id() == call_id)
+                    .map(move |f| message_out(f, t0, redaction, roles))
+            }),
             dialogs: &self.dialogs,
         }
     }

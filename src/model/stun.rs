@@ -245,31 +245,13 @@ fn message_out(f: &Found, t0: i64, r: Redaction) -> MessageOut {
 /// message turned into output as it is written.  On the 1 GiB bench capture
 /// that is 190,080 message outputs never held at once.
 #[derive(Serialize)]
-pub struct StunReportStream<'a> {
+pub struct StunReportStream<'a, M> {
     schema_version: u32,
     meta: &'a Meta,
     capture: &'a CaptureSummary,
     summary: &'a StunSummary,
-    messages: LazyMessages<'a>,
+    messages: M,
     channels: &'a [ChannelOut],
-}
-
-/// The message list of a [`StunReportStream`].
-struct LazyMessages<'a> {
-    core: &'a Core,
-    t0: i64,
-    redaction: Redaction,
-}
-
-impl Serialize for LazyMessages<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(
-            self.core
-                .found
-                .iter()
-                .map(|f| message_out(f, self.t0, self.redaction)),
-        )
-    }
 }
 
 impl StunReport {
@@ -288,17 +270,16 @@ impl StunReport {
         run: &RunResult,
         core: &'a Core,
         r: Redaction,
-    ) -> StunReportStream<'a> {
+    ) -> StunReportStream<'a, impl Serialize + 'a> {
+        let t0 = run.read.first_ts.unwrap_or(0);
         StunReportStream {
             schema_version: self.schema_version,
             meta: &self.meta,
             capture: &self.capture,
             summary: &self.summary,
-            messages: LazyMessages {
-                core,
-                t0: run.read.first_ts.unwrap_or(0),
-                redaction: r,
-            },
+            messages: super::Streamed(move || {
+                core.found.iter().map(move |f| message_out(f, t0, r))
+            }),
             channels: &self.channels,
         }
     }

@@ -49,6 +49,21 @@ pub struct Reassembled {
     pub depth: u8,
 }
 
+impl Reassembled {
+    /// Decodes the whole datagram's payload (the transport header and what
+    /// it carries), as if it had arrived in one piece.
+    pub fn decode(&self) -> super::Decoded<'_> {
+        super::decode_ip_payload(
+            self.key.src,
+            self.key.dst,
+            self.key.protocol,
+            &self.data,
+            self.data.len() as u32,
+            self.depth,
+        )
+    }
+}
+
 /// What happened to fragments, for the capture summary.
 #[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct DefragStats {
