@@ -593,7 +593,7 @@ pub fn sdp_media(sip: &crate::analyze::sip::Core) -> Vec<SdpMedia> {
             crate::proto::sip::StartLine::Request { method, .. } => Some(method.as_str()),
             crate::proto::sip::StartLine::Response { .. } => None,
         });
-        if m.body.is_empty() || !bodies.insert((call_id, side, &m.body)) {
+        if m.body.is_empty() || !bodies.insert((call_id, side, &*m.body)) {
             continue;
         }
         for part in crate::proto::sdp::from_body(m.header("Content-Type"), &m.body) {

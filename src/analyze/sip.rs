@@ -7,6 +7,9 @@
 //! its first 4 KiB (TLS, STUN, media…) is left alone.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
 
 use crate::capture::FrameInfo;
 use crate::flow::reassembly::{ByteQueue, Event};
@@ -70,9 +73,28 @@ pub struct Core {
     pub keepalive_bytes: u64,
     ends: BTreeMap<FlowId, (L4, u32, Endpoint, Endpoint)>,
     dirs: BTreeMap<(FlowId, usize), DirState>,
+    /// Bodies kept, by content: a body relayed again shares the first copy.
+    bodies: FxHashSet<Arc<[u8]>>,
 }
 
+/// Distinct bodies looked up for sharing (beyond, a body is kept as it is).
+const BODIES_SHARED: usize = 1 << 16;
+
 impl Core {
+    /// Keeps a message until the end of the run, with only the body bytes
+    /// an analyzer reads, stored once however many copies were relayed.
+    fn keep(&mut self, mut found: Found) {
+        found.msg.drop_unread_body();
+        if !found.msg.body.is_empty() {
+            if let Some(same) = self.bodies.get(&*found.msg.body) {
+                found.msg.body = Arc::clone(same);
+            } else if self.bodies.len() < BODIES_SHARED {
+                self.bodies.insert(Arc::clone(&found.msg.body));
+            }
+        }
+        self.found.push(found);
+    }
+
     fn note_flow(&mut self, id: FlowId, f: &crate::flow::Flow) {
         self.ends
             .entry(id)
@@ -123,9 +145,8 @@ impl Core {
                             ),
                         });
                     }
-                    if let Some(mut msg) = msg {
-                        msg.drop_unread_body();
-                        self.found.push(Found {
+                    if let Some(msg) = msg {
+                        self.keep(Found {
                             frame,
                             end_frame,
                             ts_ns: ts,
@@ -290,16 +311,15 @@ impl PacketSink for SipFinder {
                 if u.payload.len() < 8 || !u.payload[0].is_ascii_uppercase() {
                     return;
                 }
-                let Some(mut msg) = sip::parse(u.payload, true) else {
+                let Some(msg) = sip::parse(u.payload, true) else {
                     return;
                 };
-                msg.drop_unread_body();
                 let (src, dst) = if dir == Dir::ToServer {
                     (f.client, f.server)
                 } else {
                     (f.server, f.client)
                 };
-                self.streams.consumer_mut().found.push(Found {
+                self.streams.consumer_mut().keep(Found {
                     frame: frame.number,
                     end_frame: frame.number,
                     ts_ns: frame.ts_ns,

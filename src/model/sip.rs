@@ -960,7 +960,7 @@ fn fold_dialog(
                 StartLine::Request { method, .. } => Some(method.as_str()),
                 StartLine::Response { .. } => None,
             };
-            f.msg.body.is_empty() || bodies.insert((method, &f.msg.body))
+            f.msg.body.is_empty() || bodies.insert((method, &*f.msg.body))
         })
         .collect();
     for (chunk, fresh) in idx.chunks(OUTPUT_CHUNK).zip(fresh.chunks(OUTPUT_CHUNK)) {

@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 /// Largest body accepted on a stream (a claimed 2 GB Content-Length is damage).
 pub const MAX_BODY: usize = 1 << 20;
@@ -53,7 +54,8 @@ pub struct Message {
     headers: Vec<(Cow<'static, str>, u32, u32)>,
     /// The body bytes present (emptied by [`Message::drop_unread_body`] for
     /// bodies no analyzer reads; [`Message::body_length`] keeps their size).
-    pub body: Vec<u8>,
+    /// Shared: proxies relay the same body, and a finder keeps one copy.
+    pub body: Arc<[u8]>,
     /// Size of the body present.
     body_len: usize,
     /// Content-Length as declared (None if absent or unreadable).
@@ -206,7 +208,7 @@ impl Message {
                 c.starts_with("application/sdp") || c.starts_with("multipart/")
             });
         if !read {
-            self.body = Vec::new();
+            self.body = Arc::from(&[][..]);
         }
     }
 
@@ -587,7 +589,7 @@ pub fn parse(b: &[u8], datagram: bool) -> Option<Message> {
         start,
         text,
         headers,
-        body: body.to_vec(),
+        body: Arc::from(body),
         body_len: body.len(),
         content_length,
         problems,
@@ -625,7 +627,7 @@ c: application/sdp\r\nl: 5\r\n\r\nv=0\r\n";
         let mut invite = parse(sdp, true).unwrap();
         invite.drop_unread_body();
         assert_eq!(
-            invite.body, b"v=0\r\n",
+            &*invite.body, b"v=0\r\n",
             "SDP is read by the SIP model and ICE"
         );
     }
@@ -652,7 +654,7 @@ c: application/sdp\r\nl: 5\r\n\r\nv=0\r\n";
         );
         assert_eq!(m.header("Subject"), Some("a long folded header"));
         assert_eq!(m.header_param("From", "tag"), Some("7160a1".into()));
-        assert_eq!(m.body, b"v=0\r");
+        assert_eq!(&*m.body, b"v=0\r");
         assert_eq!(m.content_length, Some(4));
     }
 
