@@ -134,16 +134,30 @@ pub fn tcp_framing(data: &[u8]) {
 }
 
 /// Every analyzer (STUN, TURN, SIP, ICE, TLS) over `data` as a capture
-/// file, and every output model built from what they found.
+/// file, then the report with its findings and JSON, the streamed `sip`
+/// JSON, and every per-command output model built from what they found.
 pub fn analyzers_capture(data: &[u8]) {
     let Ok(reader) = CaptureReader::new(Source::from_bytes(data.to_vec())) else {
         return;
     };
-    let Ok(a) = crate::analyze::all::analyze(reader, &RunOptions::default()) else {
+    // a report listing 2 allocations: the timeline trimming runs too
+    let Ok(a) = crate::analyze::all::analyze_for_report(reader, &RunOptions::default(), 2) else {
         return;
     };
     let r = crate::model::Redaction::default();
     let roles = crate::roles::Roles::builtin();
+    let report = crate::model::report::Report::build(&a, "fuzz", &Default::default());
+    std::hint::black_box(serde_json::to_vec(&report).map(|v| v.len()).unwrap_or(0));
+    let sip = crate::model::sip::SipReport::build_with(
+        &a.run,
+        &a.sip,
+        "fuzz",
+        r,
+        &roles,
+        crate::model::sip::Messages::Streamed,
+    );
+    let stream = sip.stream(&a.run, &a.sip, r, &roles, None);
+    std::hint::black_box(serde_json::to_vec(&stream).map(|v| v.len()).unwrap_or(0));
     std::hint::black_box((
         crate::model::stun::StunReport::build(&a.run, &a.stun, "fuzz", r)
             .messages
