@@ -855,9 +855,22 @@ pub fn report(
         writeln!(out, "{t}")?;
         more_line(out, r.findings.len(), rows.len(), "findings")?;
     }
+    // the report lists at most MAX_LISTED per section (`omitted` counts the
+    // rest, which the per-analyzer command lists), the table at most `limit`
+    let section_end = |out: &mut dyn Write, key: &str, shown: usize, listed: usize| {
+        let left = r.omitted.get(key).copied().unwrap_or(0) + listed - shown;
+        if left > 0 {
+            writeln!(
+                out,
+                "  … {left} more not shown (edgetrace {key} lists them all)"
+            )?;
+        }
+        io::Result::Ok(())
+    };
     if !r.turn.is_empty() {
         writeln!(out, "\nTURN allocations")?;
-        for a in &r.turn {
+        let rows = capped(&r.turn, limit);
+        for a in rows {
             writeln!(
                 out,
                 "  {} {} {} → {}: {} — {}",
@@ -869,10 +882,12 @@ pub fn report(
                 a.detail
             )?;
         }
+        section_end(out, "turn", rows.len(), r.turn.len())?;
     }
     if !r.ice.is_empty() {
         writeln!(out, "\nICE sessions")?;
-        for s in &r.ice {
+        let rows = capped(&r.ice, limit);
+        for s in rows {
             writeln!(
                 out,
                 "  {}: {} — {}",
@@ -881,10 +896,12 @@ pub fn report(
                 s.detail
             )?;
         }
+        section_end(out, "ice", rows.len(), r.ice.len())?;
     }
     if !r.sip.is_empty() {
         writeln!(out, "\nSIP dialogs")?;
-        for d in &r.sip {
+        let rows = capped(&r.sip, limit);
+        for d in rows {
             writeln!(
                 out,
                 "  {} {} (frame {}): {}",
@@ -894,10 +911,12 @@ pub fn report(
                 d.final_status.as_deref().unwrap_or("no final response")
             )?;
         }
+        section_end(out, "sip", rows.len(), r.sip.len())?;
     }
     if !r.tls.is_empty() {
         writeln!(out, "\nTLS connections")?;
-        for t in &r.tls {
+        let rows = capped(&r.tls, limit);
+        for t in rows {
             writeln!(
                 out,
                 "  tcp {} {} → {}: {} {}, {} — {}",
@@ -910,6 +929,7 @@ pub fn report(
                 t.ended
             )?;
         }
+        section_end(out, "tls", rows.len(), r.tls.len())?;
     }
     Ok(())
 }

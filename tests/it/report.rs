@@ -810,6 +810,21 @@ fn long_lists_are_capped_and_counted() {
         );
         assert_eq!(listed[999]["first_frame"], 1000);
     }
+    // the table says what it leaves out: 500 rows by --limit, then the
+    // report's own cap
+    let out = edgetrace().arg("report").arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("… 501 more not shown (edgetrace turn lists them all)"),
+        "{text}"
+    );
+    let out = edgetrace()
+        .args(["report", "--limit", "0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("… 1 more not shown (edgetrace turn lists them all)"));
     // nothing left out: no `omitted` at all
     let small = report(&sample("turn-udp-channel.pcap"), &[]);
     assert!(small.get("omitted").is_none());
