@@ -744,7 +744,7 @@ impl Tracker {
         } else if dealloc_frame.is_some() {
             "deallocated"
         } else if let (Some(lt), Some(ts)) = (al.lifetime_s, last_refresh_ts) {
-            if ts + lt as i64 * 1_000_000_000 < capture_end_ns {
+            if ts.saturating_add(lt as i64 * 1_000_000_000) < capture_end_ns {
                 "expired"
             } else {
                 "allocated"

@@ -31,12 +31,19 @@ pub const MAX_BLOCK: u32 = 16 * 1024 * 1024;
 /// How far the reader scans for the next valid record after damage.
 pub const MAX_RESYNC_SCAN: usize = 64 * 1024 * 1024;
 
+/// Timestamps are kept within ±(2^62 − 1) ns of the epoch (the years 1824 to
+/// 2116): a pcapng resolution or `if_tsoffset` can place a packet anywhere in
+/// the i64 range, and the analyzers subtract and add times (gaps, lifetimes,
+/// windows), which then could not overflow.  Real captures are never near.
+pub const MAX_ABS_TS_NS: i64 = (1 << 62) - 1;
+
 /// One captured packet as stored in the file.
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
     /// Wireshark's `frame.number`: 1-based, in file order.
     pub number: u64,
-    /// Capture time in nanoseconds since the Unix epoch (timezone fields ignored, as Wireshark does).
+    /// Capture time in nanoseconds since the Unix epoch (timezone fields ignored, as Wireshark does),
+    /// within ±[`MAX_ABS_TS_NS`].
     pub ts_ns: i64,
     /// LINKTYPE_* value of the interface that captured it (upper flag bits removed).
     pub link_type: u32,
@@ -263,7 +270,10 @@ impl CaptureReader {
             self.kind = Kind::Done;
             return Ok(None);
         };
-        let ts_ns = raw.ts_ns.unwrap_or(self.last_ts);
+        let ts_ns = raw
+            .ts_ns
+            .unwrap_or(self.last_ts)
+            .clamp(-MAX_ABS_TS_NS, MAX_ABS_TS_NS);
         self.last_ts = ts_ns;
         let s = &mut self.stats;
         s.frames += 1;

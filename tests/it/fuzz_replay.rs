@@ -17,7 +17,10 @@ fn files(dir: &str) -> Vec<PathBuf> {
 #[test]
 fn fuzz_regressions_stay_fixed() {
     for f in files("capture") {
-        edgetrace::fuzzing::capture(&std::fs::read(&f).unwrap());
+        // as the capture fuzz target does: the pipeline, then every analyzer and the report
+        let data = std::fs::read(&f).unwrap();
+        edgetrace::fuzzing::capture(&data);
+        edgetrace::fuzzing::analyzers_capture(&data);
     }
     for f in files("packet") {
         edgetrace::fuzzing::packet(&std::fs::read(&f).unwrap());
