@@ -641,7 +641,7 @@ fn flow_table_full(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
         streams: Vec::new(),
         addresses: Vec::new(),
         filter: format!("frame.number >= {first}"),
-        hint: Some("A scan or flood makes millions of tiny flows. Filter the capture to the Edge traffic (e.g. editcap or tshark -Y) or raise --max-flows (about 400 bytes of memory per flow)."),
+        hint: Some("A scan or flood makes millions of tiny flows. Filter the capture to the Edge traffic (e.g. editcap or tshark -Y) or raise --max-flows (about 500 bytes of memory per flow)."),
     });
 }
 
