@@ -45,6 +45,36 @@ fn capped<T>(items: &[T], limit: usize) -> &[T] {
     }
 }
 
+/// One section of the report table: a title, a line per entry (at most
+/// `limit`), and how many were left out, by the table and by the report
+/// itself (`omitted`, which `edgetrace KEY` lists).
+fn report_section<T>(
+    out: &mut dyn Write,
+    title: &str,
+    key: &str,
+    items: &[T],
+    limit: usize,
+    omitted: usize,
+    line: impl Fn(&T) -> String,
+) -> io::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\n{title}")?;
+    let rows = capped(items, limit);
+    for item in rows {
+        writeln!(out, "  {}", line(item))?;
+    }
+    let left = omitted + items.len() - rows.len();
+    if left > 0 {
+        writeln!(
+            out,
+            "  … {left} more not shown (edgetrace {key} lists them all)"
+        )?;
+    }
+    Ok(())
+}
+
 /// The line under a capped table saying how many rows were left out.
 fn more_line(out: &mut dyn Write, total: usize, shown: usize, what: &str) -> io::Result<()> {
     if shown < total {
@@ -855,71 +885,62 @@ pub fn report(
         writeln!(out, "{t}")?;
         more_line(out, r.findings.len(), rows.len(), "findings")?;
     }
-    // the report lists at most MAX_LISTED per section (`omitted` counts the
-    // rest, which the per-analyzer command lists), the table at most `limit`
-    let section_end = |out: &mut dyn Write, key: &str, shown: usize, listed: usize| {
-        let left = r.omitted.get(key).copied().unwrap_or(0) + listed - shown;
-        if left > 0 {
-            writeln!(
-                out,
-                "  … {left} more not shown (edgetrace {key} lists them all)"
-            )?;
-        }
-        io::Result::Ok(())
-    };
-    if !r.turn.is_empty() {
-        writeln!(out, "\nTURN allocations")?;
-        let rows = capped(&r.turn, limit);
-        for a in rows {
-            writeln!(
-                out,
-                "  {} {} {} → {}: {} — {}",
+    let omitted = |key: &str| r.omitted.get(key).copied().unwrap_or(0);
+    report_section(
+        out,
+        "TURN allocations",
+        "turn",
+        &r.turn,
+        limit,
+        omitted("turn"),
+        |a| {
+            format!(
+                "{} {} {} → {}: {} — {}",
                 a.transport.name(),
                 a.stream,
                 a.client,
                 a.server,
                 a.outcome,
                 a.detail
-            )?;
-        }
-        section_end(out, "turn", rows.len(), r.turn.len())?;
-    }
-    if !r.ice.is_empty() {
-        writeln!(out, "\nICE sessions")?;
-        let rows = capped(&r.ice, limit);
-        for s in rows {
-            writeln!(
-                out,
-                "  {}: {} — {}",
-                s.ufrags.join("/"),
-                s.outcome,
-                s.detail
-            )?;
-        }
-        section_end(out, "ice", rows.len(), r.ice.len())?;
-    }
-    if !r.sip.is_empty() {
-        writeln!(out, "\nSIP dialogs")?;
-        let rows = capped(&r.sip, limit);
-        for d in rows {
-            writeln!(
-                out,
-                "  {} {} (frame {}): {}",
+            )
+        },
+    )?;
+    report_section(
+        out,
+        "ICE sessions",
+        "ice",
+        &r.ice,
+        limit,
+        omitted("ice"),
+        |s| format!("{}: {} — {}", s.ufrags.join("/"), s.outcome, s.detail),
+    )?;
+    report_section(
+        out,
+        "SIP dialogs",
+        "sip",
+        &r.sip,
+        limit,
+        omitted("sip"),
+        |d| {
+            format!(
+                "{} {} (frame {}): {}",
                 d.method.as_deref().unwrap_or("?"),
                 d.call_id,
                 d.first_frame,
                 d.final_status.as_deref().unwrap_or("no final response")
-            )?;
-        }
-        section_end(out, "sip", rows.len(), r.sip.len())?;
-    }
-    if !r.tls.is_empty() {
-        writeln!(out, "\nTLS connections")?;
-        let rows = capped(&r.tls, limit);
-        for t in rows {
-            writeln!(
-                out,
-                "  tcp {} {} → {}: {} {}, {} — {}",
+            )
+        },
+    )?;
+    report_section(
+        out,
+        "TLS connections",
+        "tls",
+        &r.tls,
+        limit,
+        omitted("tls"),
+        |t| {
+            format!(
+                "tcp {} {} → {}: {} {}, {} — {}",
                 t.stream,
                 t.tcp_client,
                 t.tcp_server,
@@ -927,9 +948,8 @@ pub fn report(
                 t.version.as_deref().unwrap_or("?"),
                 t.handshake,
                 t.ended
-            )?;
-        }
-        section_end(out, "tls", rows.len(), r.tls.len())?;
-    }
+            )
+        },
+    )?;
     Ok(())
 }
