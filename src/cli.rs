@@ -595,11 +595,10 @@ fn report(cli: &Cli, args: &ReportArgs) -> Result<i32> {
     };
     let reader = open(input)?;
     let opts = run_options(cli, &reader);
-    let analysis =
-        crate::analyze::all::analyze_for_report(reader, &opts, crate::model::report::MAX_LISTED)
-            .with_context(|| format!("reading {name}"))?;
+    let (analysis, sip) = crate::model::report::analyze(reader, &opts, &name, &options)
+        .with_context(|| format!("reading {name}"))?;
     let t = std::time::Instant::now();
-    let report = crate::model::report::Report::build(&analysis, &name, &options);
+    let report = crate::model::report::Report::build(&analysis, sip, &name, &options);
     let built = t.elapsed();
     emit(input, &report, |out, r| {
         render::table::report(out, r, table_style(), input.limit)
@@ -647,14 +646,13 @@ fn report_value(cli: &Cli, capture: &std::path::Path) -> Result<serde_json::Valu
     let name = capture.display().to_string();
     let reader = CaptureReader::open(capture).with_context(|| format!("cannot read {name}"))?;
     let opts = run_options(cli, &reader);
-    let analysis =
-        crate::analyze::all::analyze_for_report(reader, &opts, crate::model::report::MAX_LISTED)
-            .with_context(|| format!("reading {name}"))?;
     let options = crate::model::report::ReportOptions {
         roles: crate::roles::Roles::builtin(),
         ..Default::default()
     };
-    let report = crate::model::report::Report::build(&analysis, &name, &options);
+    let (analysis, sip) = crate::model::report::analyze(reader, &opts, &name, &options)
+        .with_context(|| format!("reading {name}"))?;
+    let report = crate::model::report::Report::build(&analysis, sip, &name, &options);
     let mut v = serde_json::to_value(&report)?;
     if let Some(o) = v.as_object_mut() {
         o.remove("meta");

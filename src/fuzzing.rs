@@ -140,14 +140,26 @@ pub fn analyzers_capture(data: &[u8]) {
     let Ok(reader) = CaptureReader::new(Source::from_bytes(data.to_vec())) else {
         return;
     };
-    // a report listing 2 allocations: the timeline trimming runs too
-    let Ok(a) = crate::analyze::all::analyze_for_report(reader, &RunOptions::default(), 2) else {
-        return;
-    };
     let r = crate::model::Redaction::default();
     let roles = crate::roles::Roles::builtin();
-    let report = crate::model::report::Report::build(&a, "fuzz", &Default::default());
+    // a report listing 2 allocations and 2 dialogs: the timeline trimming
+    // runs too; SIP dialogs are folded during the pass, as in `report`
+    let mut folder = crate::model::sip::DialogFolder::for_report(r, &roles);
+    let Ok(a) =
+        crate::analyze::all::analyze_for_report(reader, &RunOptions::default(), 2, &mut folder)
+    else {
+        return;
+    };
+    let sip = folder.finish(&a.run, &a.sip, "fuzz", 2);
+    let report = crate::model::report::Report::build(&a, sip, "fuzz", &Default::default());
     std::hint::black_box(serde_json::to_vec(&report).map(|v| v.len()).unwrap_or(0));
+    // the per-command models, from a pass that keeps every message
+    let Ok(reader) = CaptureReader::new(Source::from_bytes(data.to_vec())) else {
+        return;
+    };
+    let Ok(a) = crate::analyze::all::analyze(reader, &RunOptions::default()) else {
+        return;
+    };
     let sip = crate::model::sip::SipReport::build_with(
         &a.run,
         &a.sip,

@@ -129,6 +129,9 @@ struct Meta {
 struct Batch {
     metas: Vec<Meta>,
     arena: Vec<u8>,
+    /// Time of the capture's first frame ([`ReadStats::first_ts`]) when
+    /// the batch was sent.
+    first_ts: Option<i64>,
 }
 
 impl Batch {
@@ -375,12 +378,40 @@ pub fn run_sharded<S: ShardSink>(
     opts: &RunOptions,
     proto: S,
 ) -> Result<(RunResult, Vec<S>), CaptureError> {
+    run_sharded_with(reader, opts, proto, |_, _| (), |()| {})
+}
+
+/// Where a [`run_sharded_with`] barrier falls.
+#[derive(Debug, Clone, Copy)]
+pub struct Barrier {
+    /// Time of the capture's first frame (known from the first batch on).
+    pub first_ts: Option<i64>,
+    /// The last barrier: the shards have finished (streams flushed).
+    pub last: bool,
+}
+
+/// [`run_sharded`] with a barrier: `take` runs on this thread after each
+/// batch, and once more after the shards finished, with every shard (in
+/// shard order) at the same point of the capture; `fold` then gets what it
+/// took, in batch order, while the shards work on the next batch.  It lets a
+/// cross-flow analysis (SIP dialogs span flows and so shards) take what the
+/// shards found so far and fold it in capture order, instead of every shard
+/// keeping everything to the end.  Batches are cut by the reader alone, so
+/// what a barrier sees does not depend on the number of shards.
+pub fn run_sharded_with<S: ShardSink, W: Send>(
+    reader: CaptureReader,
+    opts: &RunOptions,
+    proto: S,
+    mut take: impl FnMut(&mut [S], Barrier) -> W,
+    mut fold: impl FnMut(W) + Send,
+) -> Result<(RunResult, Vec<S>), CaptureError> {
     use rayon::prelude::*;
     let n = rayon::current_num_threads().max(1);
     let copy = proto.wants_payload();
     let mut shards: Vec<S> = (1..n).map(|_| proto.fork()).collect();
     shards.insert(0, proto);
     let mut routed: Vec<Vec<Routed>> = vec![Vec::new(); n];
+    let mut taken: Option<W> = None;
     let result = drive(reader, opts, copy, |flows, batch| {
         for (i, m) in batch.metas.iter().enumerate() {
             let p = batch.packet(m);
@@ -392,21 +423,45 @@ pub fn run_sharded<S: ShardSink>(
             routed[shard].push((i as u32, f));
         }
         let flows: &FlowTable = flows;
-        shards
-            .par_iter_mut()
-            .zip(routed.par_iter())
-            .for_each(|(s, list)| {
-                for &(i, f) in list {
-                    let m = &batch.metas[i as usize];
-                    s.packet(&m.frame, &batch.packet(m), f, flows);
-                }
-            });
+        let previous = taken.take();
+        rayon::join(
+            || {
+                shards
+                    .par_iter_mut()
+                    .zip(routed.par_iter())
+                    .for_each(|(s, list)| {
+                        for &(i, f) in list {
+                            let m = &batch.metas[i as usize];
+                            s.packet(&m.frame, &batch.packet(m), f, flows);
+                        }
+                    })
+            },
+            || previous.map(&mut fold),
+        );
         for r in routed.iter_mut() {
             r.clear();
         }
+        taken = Some(take(
+            &mut shards,
+            Barrier {
+                first_ts: batch.first_ts,
+                last: false,
+            },
+        ));
     })?;
+    if let Some(w) = taken {
+        fold(w);
+    }
     let flows = &result.flows;
     shards.par_iter_mut().for_each(|s| s.finish(flows));
+    let last = take(
+        &mut shards,
+        Barrier {
+            first_ts: result.read.first_ts,
+            last: true,
+        },
+    );
+    fold(last);
     Ok((result, shards))
 }
 
@@ -469,6 +524,7 @@ fn read_and_decode(
             Decoded::Skip(reason) => *skipped.entry(reason).or_insert(0) += 1,
         }
         if batch.metas.len() >= BATCH || batch.arena.len() >= BATCH_BYTES {
+            batch.first_ts = reader.stats().first_ts;
             let next = recycle.try_recv().unwrap_or_default();
             if tx.send(std::mem::replace(&mut batch, next)).is_err() {
                 break; // stage 2 is gone (it failed); stop reading
@@ -476,6 +532,7 @@ fn read_and_decode(
         }
     }
     if !batch.metas.is_empty() {
+        batch.first_ts = reader.stats().first_ts;
         let _ = tx.send(batch);
     }
     drop(tx);

@@ -3,6 +3,11 @@
 //! by side in each rayon shard, then TURN allocations and ICE sessions are
 //! built from what they found.  The merge of each finder does not depend on
 //! the shard count, so the result is the same for any thread count.
+//!
+//! For `report`, SIP messages do not wait for the end: after each batch the
+//! shards' new messages are put in capture order and handed to a
+//! [`sip::MessageSink`] (the report's dialog fold) while the shards read the
+//! next batch, and the SDP that ICE needs is collected on the way.
 
 use crate::capture::{CaptureError, CaptureReader};
 use crate::pipeline::{self, RunOptions, RunResult};
@@ -15,7 +20,8 @@ pub struct Analysis {
     pub run: RunResult,
     /// STUN / TURN / MS-TURN messages.
     pub stun: stun::Core,
-    /// SIP messages.
+    /// SIP messages (none when they went to a [`sip::MessageSink`]: then
+    /// only the framing problems, keep-alives and the flows that carried SIP).
     pub sip: sip::Core,
     /// TLS connections.
     pub tls: tls::Core,
@@ -30,28 +36,62 @@ pub struct Analysis {
 
 /// Runs every analyzer over the capture.
 pub fn analyze(reader: CaptureReader, opts: &RunOptions) -> Result<Analysis, CaptureError> {
-    analyze_with(reader, opts, stun::StunFinder::default())
+    analyze_with(reader, opts, stun::StunFinder::default(), None)
 }
 
 /// Runs every analyzer for a report that lists `listed` allocations: the
 /// others are built and checked, but their timelines are not recorded.
+/// SIP messages go to `sip` in capture order as the pass finds them
+/// (batch by batch) and are not kept.
 pub fn analyze_for_report(
     reader: CaptureReader,
     opts: &RunOptions,
     listed: usize,
+    sip: &mut dyn sip::MessageSink,
 ) -> Result<Analysis, CaptureError> {
     let stun = stun::StunFinder::default().allocation_steps_for_first(listed);
-    analyze_with(reader, opts, stun)
+    analyze_with(reader, opts, stun, Some(sip))
 }
+
+type Finders = (stun::StunFinder, (sip::SipFinder, tls::TlsFinder));
 
 fn analyze_with(
     reader: CaptureReader,
     opts: &RunOptions,
     stun: stun::StunFinder,
+    mut sink: Option<&mut dyn sip::MessageSink>,
 ) -> Result<Analysis, CaptureError> {
-    let finders = (stun, (sip::SipFinder::default(), tls::TlsFinder::default()));
+    let sip_finder = match sink {
+        Some(_) => sip::SipFinder::streamed(),
+        None => sip::SipFinder::default(),
+    };
+    let finders: Finders = (stun, (sip_finder, tls::TlsFinder::default()));
     let t0 = std::time::Instant::now();
-    let (run, shards) = pipeline::run_sharded(reader, opts, finders)?;
+    let mut sdp = ice::SdpCollector::default();
+    let mut sip_flows = std::collections::BTreeSet::new();
+    let streamed = sink.is_some();
+    // each barrier takes the messages the shards found in the batch: capture
+    // order among them; they are folded while the shards read the next batch
+    let take = |shards: &mut [Finders], b: pipeline::Barrier| {
+        let mut batch: Vec<sip::Found> = Vec::new();
+        if streamed {
+            for s in shards.iter_mut() {
+                batch.append(&mut s.1 .0.take_found());
+            }
+            batch.sort_by_key(sip::capture_order);
+        }
+        (batch, b.first_ts.unwrap_or(0))
+    };
+    let fold = |(batch, t0): (Vec<sip::Found>, i64)| {
+        if let Some(sink) = sink.as_deref_mut() {
+            for f in batch {
+                sdp.push(&f);
+                sip_flows.insert(f.flow);
+                sink.message(f, t0);
+            }
+        }
+    };
+    let (run, shards) = pipeline::run_sharded_with(reader, opts, finders, take, fold)?;
     let t1 = std::time::Instant::now();
     let mut stun_shards = Vec::with_capacity(shards.len());
     let mut sip_shards = Vec::with_capacity(shards.len());
@@ -63,16 +103,22 @@ fn analyze_with(
     }
     // merges, then TURN and ICE, each pair side by side (they share nothing
     // but read-only inputs, so the result does not depend on the threads)
-    let (mut stun, (sip, tls)) = rayon::join(
+    let (mut stun, (mut sip, tls)) = rayon::join(
         || stun::merge(stun_shards, &run.flows),
         || rayon::join(|| sip::merge(sip_shards), || tls::merge(tls_shards)),
     );
     let t2 = std::time::Instant::now();
+    let sdp = if streamed {
+        sip.flows = sip_flows;
+        sdp.finish()
+    } else {
+        ice::sdp_media(&sip)
+    };
     let end = run.read.last_ts.unwrap_or(0);
     let trackers = stun.take_turn();
     let (allocations, ice) = rayon::join(
         || turn::allocations(trackers, &stun, &run.flows, end),
-        || ice::sessions(&stun, &ice::sdp_media(&sip)),
+        || ice::sessions(&stun, &sdp),
     );
     let t3 = std::time::Instant::now();
     let timings = vec![

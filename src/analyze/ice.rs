@@ -580,21 +580,41 @@ fn build_pairs(s: &mut Session) {
 /// distinct body once (proxies relay copies): an offer is carried by a
 /// request other than ACK, an answer by a response or an ACK.
 pub fn sdp_media(sip: &crate::analyze::sip::Core) -> Vec<SdpMedia> {
-    let mut out: Vec<SdpMedia> = Vec::new();
-    // (Call-ID, side, m-line, ufrag) already listed, and bodies already read
-    // for a (Call-ID, side): proxies relay the same body, and a capture of
-    // many calls must not compare every media line with every other
-    let mut listed: HashSet<(String, &'static str, usize, String)> = HashSet::new();
-    let mut bodies: HashSet<(&str, &'static str, &[u8])> = HashSet::new();
+    let mut c = SdpCollector::default();
     for f in &sip.found {
+        c.push(f);
+    }
+    c.finish()
+}
+
+/// [`sdp_media`] one message at a time, in capture order, for a pass that
+/// does not keep the messages.
+#[derive(Default)]
+pub struct SdpCollector {
+    out: Vec<SdpMedia>,
+    /// (Call-ID, side, m-line, ufrag) already listed
+    listed: HashSet<(String, &'static str, usize, String)>,
+    /// bodies already read for a (Call-ID, side): proxies relay the same
+    /// body, and a capture of many calls must not compare every media line
+    /// with every other
+    bodies: HashSet<(String, &'static str, std::sync::Arc<[u8]>)>,
+}
+
+impl SdpCollector {
+    /// The next SIP message.
+    pub fn push(&mut self, f: &crate::analyze::sip::Found) {
         let m = &f.msg;
-        let Some(call_id) = m.call_id() else { continue };
+        let Some(call_id) = m.call_id() else { return };
         let side = crate::proto::sdp::offer_or_answer(match &m.start {
             crate::proto::sip::StartLine::Request { method, .. } => Some(method.as_str()),
             crate::proto::sip::StartLine::Response { .. } => None,
         });
-        if m.body.is_empty() || !bodies.insert((call_id, side, &*m.body)) {
-            continue;
+        if m.body.is_empty()
+            || !self
+                .bodies
+                .insert((call_id.to_string(), side, std::sync::Arc::clone(&m.body)))
+        {
+            return;
         }
         for part in crate::proto::sdp::from_body(m.header("Content-Type"), &m.body) {
             for (i, media) in part.sdp.media.iter().enumerate() {
@@ -607,8 +627,11 @@ pub fn sdp_media(sip: &crate::analyze::sip::Core) -> Vec<SdpMedia> {
                     (Some(u), false) => u.clone(),
                     (None, false) => continue,
                 };
-                if listed.insert((call_id.to_string(), side, i, ufrag.clone())) {
-                    out.push(SdpMedia {
+                if self
+                    .listed
+                    .insert((call_id.to_string(), side, i, ufrag.clone()))
+                {
+                    self.out.push(SdpMedia {
                         call_id: call_id.to_string(),
                         frame: f.frame,
                         side,
@@ -622,7 +645,11 @@ pub fn sdp_media(sip: &crate::analyze::sip::Core) -> Vec<SdpMedia> {
             }
         }
     }
-    out
+
+    /// The media sections, in the order their messages came.
+    pub fn finish(self) -> Vec<SdpMedia> {
+        self.out
+    }
 }
 
 /// The SDP candidate at an address offered by the side with this ufrag.

@@ -6,7 +6,7 @@
 //! A TCP direction is recognised by a SIP start line; one that shows none in
 //! its first 4 KiB (TLS, STUN, media…) is left alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
@@ -75,6 +75,19 @@ pub struct Core {
     dirs: BTreeMap<(FlowId, usize), DirState>,
     /// Bodies kept, by content: a body relayed again shares the first copy.
     bodies: FxHashSet<Arc<[u8]>>,
+    /// Messages are taken at each barrier ([`SipFinder::streamed`]), so
+    /// bodies are not kept for sharing.
+    streamed: bool,
+    /// Flows that carried a message (filled by [`merge`] or, when streamed,
+    /// by whoever takes the messages).
+    pub flows: BTreeSet<FlowId>,
+}
+
+/// Takes SIP messages in capture order while the pass runs, so that they
+/// need not be kept to its end (the report's dialog fold implements it).
+pub trait MessageSink: Send {
+    /// The next message; `t0` is the time of the capture's first frame.
+    fn message(&mut self, found: Found, t0: i64);
 }
 
 /// Distinct bodies looked up for sharing (beyond, a body is kept as it is).
@@ -85,7 +98,7 @@ impl Core {
     /// an analyzer reads, stored once however many copies were relayed.
     fn keep(&mut self, mut found: Found) {
         found.msg.drop_unread_body();
-        if !found.msg.body.is_empty() {
+        if !found.msg.body.is_empty() && !self.streamed {
             if let Some(same) = self.bodies.get(&*found.msg.body) {
                 found.msg.body = Arc::clone(same);
             } else if self.bodies.len() < BODIES_SHARED {
@@ -347,8 +360,31 @@ impl PacketSink for SipFinder {
 
 impl ShardSink for SipFinder {
     fn fork(&self) -> Self {
-        SipFinder::default()
+        let mut s = SipFinder::default();
+        s.streams.consumer_mut().streamed = self.streams.consumer().streamed;
+        s
     }
+}
+
+impl SipFinder {
+    /// A finder whose messages are taken at each barrier with
+    /// [`SipFinder::take_found`] instead of kept to the end.
+    pub fn streamed() -> Self {
+        let mut s = SipFinder::default();
+        s.streams.consumer_mut().streamed = true;
+        s
+    }
+
+    /// The messages found since the last call, in the order found.
+    pub fn take_found(&mut self) -> Vec<Found> {
+        std::mem::take(&mut self.streams.consumer_mut().found)
+    }
+}
+
+/// The order of messages in a capture: by the frame that completes them
+/// (as Wireshark shows a reassembled message), then first frame and flow.
+pub fn capture_order(f: &Found) -> (u64, u64, FlowId) {
+    (f.end_frame, f.frame, f.flow)
 }
 
 /// Merges shards in frame order (independent of the shard count).
@@ -360,7 +396,8 @@ pub fn merge(shards: Vec<SipFinder>) -> Core {
         core.problems.extend(c.problems);
         core.keepalive_bytes += c.keepalive_bytes;
     }
-    core.found.sort_by_key(|f| (f.end_frame, f.frame, f.flow));
+    core.found.sort_by_key(capture_order);
+    core.flows = core.found.iter().map(|f| f.flow).collect();
     core.problems
         .sort_by(|a, b| (a.frame, a.stream, &a.what).cmp(&(b.frame, b.stream, &b.what)));
     core

@@ -104,8 +104,8 @@ fn flows_by_protocol(a: &Analysis) -> BTreeMap<String, ProtocolFlows> {
     for &f in &a.stun.stun_flows {
         proto.entry(f).or_insert("stun");
     }
-    for f in &a.sip.found {
-        proto.entry(f.flow).or_insert("sip");
+    for &f in &a.sip.flows {
+        proto.entry(f).or_insert("sip");
     }
     for (id, c) in &a.tls.conns {
         proto.insert(*id, if c.pseudo_tls { "pseudo-tls" } else { "tls" });
@@ -139,28 +139,29 @@ fn flows_by_protocol(a: &Analysis) -> BTreeMap<String, ProtocolFlows> {
         .collect()
 }
 
+/// Reads a capture for a report: every analyzer, with SIP dialogs folded
+/// as the pass finds their messages, so no SIP message is kept to the end.
+pub fn analyze(
+    reader: crate::capture::CaptureReader,
+    opts: &crate::pipeline::RunOptions,
+    input: &str,
+    o: &ReportOptions,
+) -> Result<(Analysis, SipReport), crate::capture::CaptureError> {
+    let mut folder = super::sip::DialogFolder::for_report(o.redaction, &o.roles);
+    let a = crate::analyze::all::analyze_for_report(reader, opts, MAX_LISTED, &mut folder)?;
+    let sip = folder.finish(&a.run, &a.sip, input, MAX_LISTED);
+    Ok((a, sip))
+}
+
 impl Report {
-    /// Builds the report from every analyzer's result.
-    pub fn build(a: &Analysis, input: &str, o: &ReportOptions) -> Report {
+    /// Builds the report from every analyzer's result and the SIP dialogs
+    /// folded during the pass ([`analyze`]).
+    pub fn build(a: &Analysis, sip: SipReport, input: &str, o: &ReportOptions) -> Report {
         let capture = CaptureSummary::from_run(&a.run);
         let listed = &a.allocations[..a.allocations.len().min(MAX_LISTED)];
         // the four models are independent: built side by side
-        let ((turn, sip), (ice, tls)) = rayon::join(
-            || {
-                rayon::join(
-                    || TurnReport::build(&a.run, listed, input, o.redaction.redact_usernames),
-                    || {
-                        SipReport::build_with(
-                            &a.run,
-                            &a.sip,
-                            input,
-                            o.redaction,
-                            &o.roles,
-                            super::sip::Messages::ForFindings,
-                        )
-                    },
-                )
-            },
+        let (turn, (ice, tls)) = rayon::join(
+            || TurnReport::build(&a.run, listed, input, o.redaction.redact_usernames),
             || {
                 rayon::join(
                     || IceReport::build(&a.run, &a.ice, input),
@@ -187,7 +188,7 @@ impl Report {
             stun_messages: a.stun.messages as usize,
             turn_allocations: a.allocations.len(),
             sip_messages: sip.summary.messages,
-            sip_dialogs: sip.dialogs.len(),
+            sip_dialogs: sip.summary.dialogs,
             ice_sessions: ice.sessions.len(),
             tls_connections: tls.connections.len(),
             findings: by_sev,
@@ -199,7 +200,7 @@ impl Report {
             }
         };
         cap("turn", a.allocations.len());
-        cap("sip", sip.dialogs.len());
+        cap("sip", sip.summary.dialogs);
         cap("ice", ice.sessions.len());
         cap("tls", tls.connections.len());
         let mut sessions = ice.sessions;

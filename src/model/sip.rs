@@ -916,72 +916,291 @@ impl<'r> DialogAcc<'r> {
 pub enum Messages {
     /// Every message (`edgetrace sip`).
     All,
-    /// Only the messages findings read (error responses, MRAS bodies), and
-    /// each dialog's ladder cut at [`REPORT_LADDER_STEPS`]; messages are
-    /// turned into output one at a time, so `report` never holds the output
-    /// of every message at once.
-    ForFindings,
     /// No message list, complete dialogs: for [`SipReport::stream`], which
     /// writes the messages as it turns them into output.
     Streamed,
 }
 
-/// Messages turned into output at once (in parallel) while a report folds dialogs.
-const OUTPUT_CHUNK: usize = 4096;
-
 /// Ladder steps a dialog shows in `report` (all of them in `edgetrace sip`);
 /// the rest are counted in `ladder_omitted`.
 pub const REPORT_LADDER_STEPS: usize = 200;
 
-/// One dialog (`idx`: its messages in `core.found`, in capture order) folded
-/// message by message: outputs are made in parallel a chunk at a time, with
-/// the fields dialogs read only, and handed to `each` after the fold.
-fn fold_dialog(
-    (core, t0, redaction, roles): (&Core, i64, Redaction, &Roles),
-    call_id: &str,
-    idx: &[usize],
+/// Messages of a dialog held while none of them is a request; beyond, the
+/// dialog is folded without a first request (as when a capture starts in
+/// the middle of a dialog and its requests never show).
+const WAIT_FOR_REQUEST: usize = 64;
+
+/// A dialog being folded.
+enum Open<'r> {
+    /// No request seen yet: the messages wait, so that responses are
+    /// matched against the first request's CSeq as when the whole capture
+    /// is known.
+    Waiting {
+        call_id: String,
+        start_ts: i64,
+        found: Vec<(u64, Found)>,
+    },
+    /// Folding; `bodies` are the (request method or none, body) already
+    /// read: the same body from the same side adds no media, so its SDP is
+    /// not parsed again.
+    Folding {
+        acc: Box<DialogAcc<'r>>,
+        bodies: HashSet<(Option<String>, std::sync::Arc<[u8]>)>,
+    },
+}
+
+/// SIP dialogs folded message by message, in capture order, as the pass
+/// finds the messages ([`crate::analyze::sip::MessageSink`]): `report`
+/// keeps no SIP message to the end of the capture, only each dialog's
+/// summary (its ladder cut at `ladder_cap` steps) and the messages
+/// findings read.  `edgetrace sip --json` folds its kept messages with it too,
+/// so there is one fold.
+pub struct DialogFolder<'r> {
+    redaction: Redaction,
+    roles: &'r Roles,
     ladder_cap: usize,
-    mut each: impl FnMut(usize, MessageOut),
-) -> DialogOut {
-    let first_req = idx
-        .iter()
-        .find(|&&i| matches!(core.found[i].msg.start, StartLine::Request { .. }))
-        .map(|&i| message_out(&core.found[i], t0, redaction, roles));
-    let start = core.found[idx[0]].ts_ns;
-    let mut d = DialogAcc::new(call_id, first_req, start, roles, ladder_cap);
-    // (request method or none for responses, body) already read: the same
-    // body from the same side adds no media
-    let mut bodies: HashSet<(Option<&str>, &[u8])> = HashSet::new();
-    let fresh: Vec<bool> = idx
-        .iter()
-        .map(|&i| {
-            let f = &core.found[i];
-            let method = match &f.msg.start {
-                StartLine::Request { method, .. } => Some(method.as_str()),
-                StartLine::Response { .. } => None,
-            };
-            f.msg.body.is_empty() || bodies.insert((method, &*f.msg.body))
-        })
-        .collect();
-    for (chunk, fresh) in idx.chunks(OUTPUT_CHUNK).zip(fresh.chunks(OUTPUT_CHUNK)) {
-        let outs: Vec<MessageOut> = chunk
-            .par_iter()
-            .zip(fresh.par_iter())
-            .map(|(&i, &fr)| {
-                let detail = if fr {
-                    Detail::Dialog
-                } else {
-                    Detail::DialogSeenBody
-                };
-                message_out_with(&core.found[i], t0, redaction, roles, detail)
-            })
-            .collect();
-        for (&i, m) in chunk.iter().zip(outs) {
-            d.push(&m, core.found[i].ts_ns);
-            each(i, m);
+    for_findings: bool,
+    /// Messages a dialog without a request holds ([`WAIT_FOR_REQUEST`] in `report`).
+    wait_cap: usize,
+    t0: i64,
+    /// Dialogs by first appearance.
+    dialogs: Vec<Open<'r>>,
+    index: HashMap<String, usize>,
+    /// Messages findings read, by arrival: error responses (the first per
+    /// Call-ID and status) and MRAS bodies.
+    errors: HashMap<(String, u16), (u64, MessageOut)>,
+    mras: Vec<(u64, MessageOut)>,
+    messages: u64,
+    requests: BTreeMap<String, u64>,
+    responses: BTreeMap<String, u64>,
+}
+
+/// True for a message findings read: an error response other than a
+/// challenge (401, 407) or the answer to a CANCEL (487), or an MRAS body.
+fn read_by_findings(m: &MessageOut) -> bool {
+    m.mras.is_some()
+        || m.status
+            .is_some_and(|s| s >= 400 && !matches!(s, 401 | 407 | 487))
+}
+
+impl<'r> DialogFolder<'r> {
+    /// The fold of `report`: ladders cut at [`REPORT_LADDER_STEPS`], and
+    /// the messages findings read kept.
+    pub fn for_report(redaction: Redaction, roles: &'r Roles) -> Self {
+        DialogFolder {
+            wait_cap: WAIT_FOR_REQUEST,
+            ..Self::new(redaction, roles, REPORT_LADDER_STEPS, true)
         }
     }
-    d.finish()
+
+    /// A fold that cuts nothing and keeps no message (the messages are all
+    /// in memory anyway).
+    fn new(redaction: Redaction, roles: &'r Roles, ladder_cap: usize, for_findings: bool) -> Self {
+        DialogFolder {
+            redaction,
+            roles,
+            ladder_cap,
+            for_findings,
+            wait_cap: usize::MAX,
+            t0: 0,
+            dialogs: Vec::new(),
+            index: HashMap::new(),
+            errors: HashMap::new(),
+            mras: Vec::new(),
+            messages: 0,
+            requests: BTreeMap::new(),
+            responses: BTreeMap::new(),
+        }
+    }
+
+    /// The next message in capture order; `t0` is the capture's first frame time.
+    pub fn push(&mut self, f: Found, t0: i64) {
+        self.t0 = t0;
+        let seq = self.messages;
+        self.messages += 1;
+        match &f.msg.start {
+            StartLine::Response { code, .. } => {
+                *self.responses.entry(code.to_string()).or_insert(0) += 1
+            }
+            StartLine::Request { method, .. } => {
+                *self.requests.entry(method.clone()).or_insert(0) += 1
+            }
+        }
+        let Some(call_id) = f.msg.call_id() else {
+            // belongs to no dialog
+            if self.for_findings {
+                let m = message_out(&f, t0, self.redaction, self.roles);
+                self.keep(seq, m);
+            }
+            return;
+        };
+        let i = match self.index.get(call_id) {
+            Some(&i) => i,
+            None => {
+                let i = self.dialogs.len();
+                self.index.insert(call_id.to_string(), i);
+                self.dialogs.push(Open::Waiting {
+                    call_id: call_id.to_string(),
+                    start_ts: f.ts_ns,
+                    found: Vec::new(),
+                });
+                i
+            }
+        };
+        match &mut self.dialogs[i] {
+            Open::Waiting { found, .. } => {
+                let request = matches!(f.msg.start, StartLine::Request { .. });
+                found.push((seq, f));
+                if request || found.len() >= self.wait_cap {
+                    self.start(i);
+                }
+            }
+            Open::Folding { .. } => self.fold(i, seq, f),
+        }
+    }
+
+    /// A waiting dialog starts folding: its first request (if any) is known.
+    fn start(&mut self, i: usize) {
+        let waiting = std::mem::replace(
+            &mut self.dialogs[i],
+            Open::Waiting {
+                call_id: String::new(),
+                start_ts: 0,
+                found: Vec::new(),
+            },
+        );
+        let Open::Waiting {
+            call_id,
+            start_ts,
+            found,
+        } = waiting
+        else {
+            self.dialogs[i] = waiting;
+            return;
+        };
+        let first_req = found
+            .iter()
+            .find(|(_, f)| matches!(f.msg.start, StartLine::Request { .. }))
+            .map(|(_, f)| message_out(f, self.t0, self.redaction, self.roles));
+        self.dialogs[i] = Open::Folding {
+            acc: Box::new(DialogAcc::new(
+                &call_id,
+                first_req,
+                start_ts,
+                self.roles,
+                self.ladder_cap,
+            )),
+            bodies: HashSet::new(),
+        };
+        for (seq, f) in found {
+            self.fold(i, seq, f);
+        }
+    }
+
+    fn fold(&mut self, i: usize, seq: u64, f: Found) {
+        let Open::Folding { acc, bodies } = &mut self.dialogs[i] else {
+            return;
+        };
+        let method = match &f.msg.start {
+            StartLine::Request { method, .. } => Some(method.clone()),
+            StartLine::Response { .. } => None,
+        };
+        let fresh =
+            f.msg.body.is_empty() || bodies.insert((method, std::sync::Arc::clone(&f.msg.body)));
+        let detail = if fresh {
+            Detail::Dialog
+        } else {
+            Detail::DialogSeenBody
+        };
+        let m = message_out_with(&f, self.t0, self.redaction, self.roles, detail);
+        acc.push(&m, f.ts_ns);
+        if self.for_findings {
+            self.keep(seq, m);
+        }
+    }
+
+    fn keep(&mut self, seq: u64, m: MessageOut) {
+        if !read_by_findings(&m) {
+            return;
+        }
+        if m.mras.is_some() {
+            self.mras.push((seq, m));
+        } else if let Some(status) = m.status {
+            // findings name each (Call-ID, status) once: the first
+            let e = self
+                .errors
+                .entry((m.call_id.clone().unwrap_or_default(), status));
+            match e {
+                std::collections::hash_map::Entry::Occupied(mut o) if seq < o.get().0 => {
+                    o.insert((seq, m));
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {}
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((seq, m));
+                }
+            }
+        }
+    }
+
+    /// The report: `listed` dialogs at most (all are counted), and the
+    /// messages findings read in capture order.
+    pub fn finish(mut self, run: &RunResult, core: &Core, input: &str, listed: usize) -> SipReport {
+        for i in 0..self.dialogs.len() {
+            if matches!(self.dialogs[i], Open::Waiting { .. }) {
+                self.start(i);
+            }
+        }
+        let total = self.dialogs.len();
+        let dialogs: Vec<DialogOut> = self
+            .dialogs
+            .into_iter()
+            .take(listed)
+            .filter_map(|d| match d {
+                Open::Folding { acc, .. } => Some(acc.finish()),
+                Open::Waiting { .. } => None,
+            })
+            .collect();
+        let mut kept: Vec<(u64, MessageOut)> = self.errors.into_values().collect();
+        kept.append(&mut self.mras);
+        kept.sort_by_key(|(seq, _)| *seq);
+        SipReport {
+            schema_version: SCHEMA_VERSION,
+            meta: Meta::new(input),
+            capture: CaptureSummary::from_run(run),
+            summary: SipSummary {
+                messages: self.messages as usize,
+                requests: self.requests,
+                responses: self.responses,
+                dialogs: total,
+                keepalive_bytes: core.keepalive_bytes,
+                problems: problems(core),
+            },
+            messages: kept.into_iter().map(|(_, m)| m).collect(),
+            dialogs,
+        }
+    }
+}
+
+impl crate::analyze::sip::MessageSink for DialogFolder<'_> {
+    fn message(&mut self, found: Found, t0: i64) {
+        self.push(found, t0);
+    }
+}
+
+/// The framing problems as output lines.
+fn problems(core: &Core) -> Vec<String> {
+    core.problems
+        .iter()
+        .map(|p| {
+            format!(
+                "frame {} ({} {}): {}",
+                p.frame,
+                p.l4.name(),
+                p.stream,
+                p.what
+            )
+        })
+        .collect()
 }
 
 /// Requests by method and responses by status, from the finder's messages.
@@ -1048,7 +1267,18 @@ impl SipReport {
         keep: Messages,
     ) -> SipReport {
         let t0 = run.read.first_ts.unwrap_or(0);
-        let out = |i: usize| message_out(&core.found[i], t0, redaction, roles);
+        if keep == Messages::Streamed {
+            let mut folder = DialogFolder::new(redaction, roles, usize::MAX, false);
+            for f in &core.found {
+                folder.push(f.clone(), t0);
+            }
+            return folder.finish(run, core, input, usize::MAX);
+        }
+        let messages: Vec<MessageOut> = core
+            .found
+            .par_iter()
+            .map(|f| message_out(f, t0, redaction, roles))
+            .collect();
         // dialogs by Call-ID, in order of first appearance
         let mut order: Vec<&str> = Vec::new();
         let mut by_call: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -1060,80 +1290,30 @@ impl SipReport {
             }
             e.push(i);
         }
-        let (requests, responses) = tallies(core);
-        let (messages, dialogs) = match keep {
-            Messages::All => {
-                let messages: Vec<MessageOut> = (0..core.found.len()).map(out).collect();
-                let dialogs = order
+        let dialogs: Vec<DialogOut> = order
+            .iter()
+            .map(|c| {
+                let idx = &by_call[c];
+                let first_req = idx
                     .iter()
-                    .map(|c| {
-                        let idx = &by_call[c];
-                        let first_req = idx
-                            .iter()
-                            .find(|&&i| messages[i].status.is_none())
-                            .map(|&i| messages[i].clone());
-                        let start = core.found[idx[0]].ts_ns;
-                        let mut d = DialogAcc::new(c, first_req, start, roles, usize::MAX);
-                        for &i in idx {
-                            d.push(&messages[i], core.found[i].ts_ns);
-                        }
-                        d.finish()
-                    })
-                    .collect();
-                (messages, dialogs)
-            }
-            Messages::ForFindings | Messages::Streamed => {
-                let (ladder_cap, for_findings) = match keep {
-                    Messages::ForFindings => (REPORT_LADDER_STEPS, true),
-                    _ => (usize::MAX, false),
-                };
-                let wanted = |m: &MessageOut| {
-                    for_findings && (m.mras.is_some() || m.status.is_some_and(|s| s >= 400))
-                };
-                let mut kept: Vec<(usize, MessageOut)> = Vec::new();
-                let dialogs: Vec<DialogOut> = order
-                    .iter()
-                    .map(|c| {
-                        let ctx = (core, t0, redaction, roles);
-                        fold_dialog(ctx, c, &by_call[c], ladder_cap, |i, m| {
-                            if wanted(&m) {
-                                kept.push((i, m));
-                            }
-                        })
-                    })
-                    .collect();
-                // messages without a Call-ID belong to no dialog
-                for (i, f) in core.found.iter().enumerate().filter(|_| for_findings) {
-                    if f.msg.call_id().is_none() {
-                        let m = out(i);
-                        if wanted(&m) {
-                            kept.push((i, m));
-                        }
-                    }
+                    .find(|&&i| messages[i].status.is_none())
+                    .map(|&i| messages[i].clone());
+                let start = core.found[idx[0]].ts_ns;
+                let mut d = DialogAcc::new(c, first_req, start, roles, usize::MAX);
+                for &i in idx {
+                    d.push(&messages[i], core.found[i].ts_ns);
                 }
-                kept.sort_by_key(|(i, _)| *i);
-                (kept.into_iter().map(|(_, m)| m).collect(), dialogs)
-            }
-        };
+                d.finish()
+            })
+            .collect();
+        let (requests, responses) = tallies(core);
         let summary = SipSummary {
             messages: core.found.len(),
             requests,
             responses,
             dialogs: dialogs.len(),
             keepalive_bytes: core.keepalive_bytes,
-            problems: core
-                .problems
-                .iter()
-                .map(|p| {
-                    format!(
-                        "frame {} ({} {}): {}",
-                        p.frame,
-                        p.l4.name(),
-                        p.stream,
-                        p.what
-                    )
-                })
-                .collect(),
+            problems: problems(core),
         };
         SipReport {
             schema_version: SCHEMA_VERSION,

@@ -591,3 +591,138 @@ fn streamed_json_is_the_built_report() {
         assert_eq!(a, b, "{name} --dialog {call}");
     }
 }
+
+/// `report` folds SIP dialogs during the pass, batch by batch, and keeps no
+/// message; `sip --json` folds them from every message at the end.  Both
+/// must give the same dialogs (the report's ladder cut at 200 steps), the
+/// same counts, on every sample and shared capture with SIP, and on a
+/// capture whose dialog shows a response before its request (the fold
+/// waits for the request) with another dialog's messages in between.
+#[test]
+fn report_dialogs_folded_during_the_pass_are_the_whole_capture_fold() {
+    use super::common::{udp_frame, PcapWriter};
+    let msg = |start: &str, call: &str, cseq: &str| {
+        format!(
+            "{start}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{call}\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: {call}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let (a, b) = (([10, 0, 0, 1], 5060), ([10, 0, 0, 2], 5060));
+    let mut w = PcapWriter::new(1);
+    // call "late": its 180 comes first (the capture started mid-call), then
+    // its INVITE retransmission, then 200; call "other" in between; then
+    // call "orphan" with responses only
+    let frames = [
+        (b, a, msg("SIP/2.0 180 Ringing", "late", "1 INVITE")),
+        (a, b, msg("INVITE sip:b@x SIP/2.0", "other", "1 INVITE")),
+        (a, b, msg("INVITE sip:b@x SIP/2.0", "late", "1 INVITE")),
+        (b, a, msg("SIP/2.0 200 OK", "late", "1 INVITE")),
+        (
+            b,
+            a,
+            msg("SIP/2.0 503 Service Unavailable", "other", "1 INVITE"),
+        ),
+        (
+            b,
+            a,
+            msg("SIP/2.0 481 Call Does Not Exist", "orphan", "7 BYE"),
+        ),
+        (
+            b,
+            a,
+            msg("SIP/2.0 481 Call Does Not Exist", "orphan", "7 BYE"),
+        ),
+    ];
+    for (i, (src, dst, m)) in frames.iter().enumerate() {
+        w.packet(
+            1_000_000 + i as u64 * 1000,
+            &udp_frame(*src, *dst, m.as_bytes()),
+        );
+    }
+    let mut captures = vec![temp_file("late-request.pcap", &w.bytes)];
+    for e in std::fs::read_dir(root().join("samples")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|e| e == "pcap" || e == "pcapng") {
+            captures.push(p);
+        }
+    }
+    if let Some(s) = shared() {
+        for dir in ["captures", "corpus/public/dev"] {
+            for e in std::fs::read_dir(s.join(dir)).unwrap() {
+                let p = e.unwrap().path();
+                let n = p.to_string_lossy().to_string();
+                let capture = n.ends_with(".pcap") || n.ends_with(".pcapng");
+                if capture && (n.contains("sip") || n.contains("session")) {
+                    captures.push(p);
+                }
+            }
+        }
+    }
+    captures.sort();
+    let mut with_dialogs = 0;
+    for c in &captures {
+        let report = {
+            let out = edgetrace()
+                .args(["report", "--json"])
+                .arg(c)
+                .output()
+                .unwrap();
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        };
+        let sip = sip_json(c);
+        let name = c.display();
+        assert_eq!(
+            report["counts"]["sip_messages"], sip["summary"]["messages"],
+            "{name}"
+        );
+        assert_eq!(
+            report["counts"]["sip_dialogs"], sip["summary"]["dialogs"],
+            "{name}"
+        );
+        let mut whole = sip["dialogs"].as_array().unwrap().clone();
+        for d in &mut whole {
+            let ladder = d["ladder"].as_array_mut().unwrap();
+            if ladder.len() > 200 {
+                let cut = ladder.len() - 200;
+                ladder.truncate(200);
+                d["ladder_omitted"] = (d["ladder_omitted"].as_u64().unwrap() + cut as u64).into();
+            }
+        }
+        assert_eq!(report["sip"].as_array().unwrap(), &whole, "{name}");
+        with_dialogs += usize::from(!whole.is_empty());
+    }
+    let late = &sip_json(
+        &captures[captures
+            .iter()
+            .position(|p| p.ends_with("late-request.pcap"))
+            .unwrap()],
+    );
+    let d = late["dialogs"].as_array().unwrap();
+    assert_eq!(d.len(), 3);
+    // the 180 before the INVITE is still the dialog's ringing answer
+    assert_eq!(d[0]["call_id"], "late");
+    assert_eq!(d[0]["method"], "INVITE");
+    assert_eq!(d[0]["final_status"], "200 OK");
+    assert!(d[0]["ringing_s"].as_f64().unwrap() < 0.0);
+    assert_eq!(d[2]["method"], Value::Null);
+    // the findings read the kept error responses: 503 once, 481 once for two copies
+    let report = {
+        let p = &captures[captures
+            .iter()
+            .position(|p| p.ends_with("late-request.pcap"))
+            .unwrap()];
+        let out = edgetrace()
+            .args(["report", "--json"])
+            .arg(p)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let errors: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "sip.error-response")
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(with_dialogs >= 3, "{with_dialogs} captures with dialogs");
+}
