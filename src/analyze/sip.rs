@@ -127,7 +127,11 @@ impl Core {
             let Some(ds) = self.dirs.get_mut(&(flow, d)) else {
                 return;
             };
-            if ds.seen.given_up() || ds.queue.is_empty() {
+            if ds.seen.given_up() {
+                ds.queue.release();
+                return;
+            }
+            if ds.queue.is_empty() {
                 return;
             }
             let ka = sip::keepalive_prefix(ds.queue.data());

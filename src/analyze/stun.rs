@@ -235,6 +235,26 @@ impl Ctx {
     }
 }
 
+/// The attributes of a kept message that are read after the pass: ICE
+/// checks and their answers (`analyze::ice`), RFC 6062 ConnectionBinds
+/// (`analyze::turn`) and transaction pairing (FINGERPRINT, kept by its
+/// value).  Unless every message is kept for `edgetrace stun`, the others
+/// (MESSAGE-INTEGRITY, SOFTWARE, …) are dropped once the message is
+/// accounted for: they were a third of a kept message's memory.
+const READ_AFTER_THE_PASS: [u16; 11] = [
+    a::USERNAME,
+    a::PRIORITY,
+    a::USE_CANDIDATE,
+    a::ICE_CONTROLLING,
+    a::ICE_CONTROLLED,
+    a::CANDIDATE_IDENTIFIER,
+    a::MS_IMPLEMENTATION_VERSION,
+    a::ERROR_CODE,
+    a::XOR_MAPPED_ADDRESS,
+    a::MAPPED_ADDRESS,
+    a::CONNECTION_ID,
+];
+
 impl Core {
     /// The TURN allocation trackers, in flow order (for [`super::turn::allocations`]).
     pub fn take_turn(&mut self) -> Vec<(FlowId, super::turn::Tracker)> {
@@ -283,6 +303,15 @@ impl Core {
             if !self.keep_all {
                 return;
             }
+        }
+        let mut found = found;
+        if !self.keep_all {
+            // only `edgetrace stun` shows every attribute
+            found.msg.attrs.retain(|x| {
+                READ_AFTER_THE_PASS.contains(&x.typ)
+                    || matches!(x.value, stun::Value::Fingerprint { .. })
+            });
+            found.msg.attrs.shrink_to_fit();
         }
         self.found.push(found);
     }
@@ -490,6 +519,10 @@ impl Core {
             let Some(ds) = self.dirs.get_mut(&(flow, d)) else {
                 return;
             };
+            if ds.seen.given_up() {
+                ds.queue.release();
+                return;
+            }
             let data = ds.queue.data();
             let start = ds.queue.start();
             let Some((unit, n)) = ds.framer.next(data, at_end) else {
@@ -681,8 +714,14 @@ impl crate::pipeline::ShardSink for StunFinder {
 /// transactions.
 pub fn merge(shards: Vec<StunFinder>, flows: &FlowTable) -> Core {
     let mut core = Core::default();
-    for s in shards {
-        let c = s.streams.into_consumer();
+    let shards: Vec<Core> = shards
+        .into_iter()
+        .map(|s| s.streams.into_consumer())
+        .collect();
+    // exactly the room needed: the shards' vectors and this one coexist here
+    core.found
+        .reserve_exact(shards.iter().map(|c| c.found.len()).sum());
+    for c in shards {
         core.keep_all = c.keep_all;
         core.found.extend(c.found);
         core.messages += c.messages;

@@ -214,7 +214,11 @@ impl Core {
             let Some(ds) = self.dirs.get_mut(&(flow, d)) else {
                 return;
             };
-            if ds.stopped || ds.seen.given_up() || ds.queue.is_empty() {
+            if ds.stopped || ds.seen.given_up() {
+                ds.queue.release();
+                return;
+            }
+            if ds.queue.is_empty() {
                 return;
             }
             let data = ds.queue.data();

@@ -18,7 +18,7 @@ use memmap2::Mmap;
 const STREAM_CHUNK: usize = 1 << 20;
 
 /// How far a mapped file is read before the pages behind are released.
-const RELEASE_EVERY: usize = 32 << 20;
+const RELEASE_EVERY: usize = 4 << 20;
 
 /// Drops already-read pages of a mapped file from this process's resident set.
 ///

@@ -318,6 +318,9 @@ impl Reassembler {
     }
 }
 
+/// Capacity an emptied [`ByteQueue`] keeps (more is freed).
+const KEEP_WHEN_EMPTY: usize = 4096;
+
 /// A consumer-side buffer of delivered bytes that remembers which frame each
 /// byte came from, for protocols whose messages span segments.
 #[derive(Debug, Default)]
@@ -348,6 +351,14 @@ impl ByteQueue {
             self.marks.push_back((offset, frame, ts_ns));
         }
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Drops everything and frees the buffer: the consumer will read no more
+    /// of this direction (it gave up on it), so nothing is held for it.
+    pub fn release(&mut self) {
+        self.buf = Vec::new();
+        self.marks = VecDeque::new();
+        self.head = 0;
     }
 
     /// Drops everything and restarts at `offset` (after a gap).
@@ -403,7 +414,14 @@ impl ByteQueue {
             self.marks.pop_front();
         }
         if self.head == self.buf.len() {
-            self.buf.clear();
+            // an idle connection must not hold the room its busiest moment
+            // needed: beyond a few KiB, give it back
+            if self.buf.capacity() > KEEP_WHEN_EMPTY {
+                self.buf = Vec::new();
+                self.marks = VecDeque::new();
+            } else {
+                self.buf.clear();
+            }
             self.head = 0;
         } else if self.head > 64 * 1024 && self.head * 2 > self.buf.len() {
             self.buf.drain(..self.head);
@@ -416,6 +434,24 @@ impl ByteQueue {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_emptied_or_released_queue_holds_no_large_buffer() {
+        let mut q = ByteQueue::new();
+        q.push(0, &[7; 100_000], 1, 0);
+        q.consume(99_000);
+        assert_eq!(q.len(), 1000);
+        q.consume(1000);
+        assert!(q.is_empty());
+        assert_eq!(q.buf.capacity(), 0, "emptied: the 100 kB buffer is freed");
+        q.push(100_000, &[1; 100], 2, 0);
+        q.consume(100);
+        assert!(q.buf.capacity() > 0, "small buffers are kept for reuse");
+        q.push(100_100, &[1; 10_000], 3, 0);
+        q.release();
+        assert_eq!((q.buf.capacity(), q.marks.capacity()), (0, 0));
+        assert!(q.is_empty());
+    }
 
     const ACK: TcpFlags = TcpFlags(TcpFlags::ACK);
 
