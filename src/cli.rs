@@ -545,14 +545,22 @@ fn ice(cli: &Cli, input: &InputArgs) -> Result<i32> {
     let opts = run_options(cli, &reader);
     let finders = (
         crate::analyze::stun::StunFinder::default(),
-        crate::analyze::sip::SipFinder::default(),
+        crate::analyze::sip::SipFinder::streamed(),
     );
-    let (result, shards) =
-        pipeline::run_sharded(reader, &opts, finders).with_context(|| format!("reading {name}"))?;
-    let (stun_shards, sip_shards): (Vec<_>, Vec<_>) = shards.into_iter().unzip();
+    // ICE reads only the SDP of SIP messages: collected batch by batch, in
+    // capture order, and the messages dropped
+    let mut sdp = crate::analyze::ice::SdpCollector::default();
+    let (result, shards) = pipeline::run_sharded_with(
+        reader,
+        &opts,
+        finders,
+        |shards, _| crate::analyze::sip::take_batch(shards.iter_mut().map(|s| &mut s.1)),
+        |batch| batch.iter().for_each(|f| sdp.push(f)),
+    )
+    .with_context(|| format!("reading {name}"))?;
+    let stun_shards: Vec<_> = shards.into_iter().map(|s| s.0).collect();
     let stun = crate::analyze::stun::merge(stun_shards, &result.flows);
-    let sip = crate::analyze::sip::merge(sip_shards);
-    let sdp = crate::analyze::ice::sdp_media(&sip);
+    let sdp = sdp.finish();
     let sessions = crate::analyze::ice::sessions(&stun, &sdp);
     let report = crate::model::ice::IceReport::build(&result, &sessions, &name);
     emit_with(
@@ -562,7 +570,7 @@ fn ice(cli: &Cli, input: &InputArgs) -> Result<i32> {
         Some(render::mermaid::ice),
     )?;
     let code = damage_exit(&name, &result.read);
-    exit_without_freeing((result, stun, sip, sessions, report));
+    exit_without_freeing((result, stun, sdp, sessions, report));
     Ok(code)
 }
 

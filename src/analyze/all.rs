@@ -73,13 +73,11 @@ fn analyze_with(
     // each barrier takes the messages the shards found in the batch: capture
     // order among them; they are folded while the shards read the next batch
     let take = |shards: &mut [Finders], b: pipeline::Barrier| {
-        let mut batch: Vec<sip::Found> = Vec::new();
-        if streamed {
-            for s in shards.iter_mut() {
-                batch.append(&mut s.1 .0.take_found());
-            }
-            batch.sort_by_key(sip::capture_order);
-        }
+        let batch = if streamed {
+            sip::take_batch(shards.iter_mut().map(|s| &mut s.1 .0))
+        } else {
+            Vec::new()
+        };
         (batch, b.first_ts.unwrap_or(0))
     };
     let fold = |(batch, t0): (Vec<sip::Found>, i64)| {

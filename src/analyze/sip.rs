@@ -385,6 +385,18 @@ impl SipFinder {
     }
 }
 
+/// The messages the shards of a [`crate::pipeline::run_sharded_with`] pass
+/// found since the last barrier, in capture order (they were found in the
+/// same batch, so this order does not depend on the shard count).
+pub fn take_batch<'a>(shards: impl Iterator<Item = &'a mut SipFinder>) -> Vec<Found> {
+    let mut batch: Vec<Found> = Vec::new();
+    for s in shards {
+        batch.append(&mut s.take_found());
+    }
+    batch.sort_by_key(capture_order);
+    batch
+}
+
 /// The order of messages in a capture: by the frame that completes them
 /// (as Wireshark shows a reassembled message), then first frame and flow.
 pub fn capture_order(f: &Found) -> (u64, u64, FlowId) {
