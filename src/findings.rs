@@ -20,7 +20,8 @@ use serde::Serialize;
 
 use crate::analyze::all::Analysis;
 use crate::flow::Endpoint;
-use crate::model::{ice::IceReport, sip::SipReport, tls::TlsReport, CaptureSummary};
+use crate::model::sip::{MessageOut, SipReport};
+use crate::model::{ice::IceReport, tls::TlsReport, CaptureSummary};
 
 /// How bad a finding is.  Ordered worst first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
@@ -97,8 +98,11 @@ pub struct Inputs<'a> {
     pub analysis: &'a Analysis,
     /// The capture summary.
     pub capture: &'a CaptureSummary,
-    /// SIP dialogs.
+    /// SIP dialogs, and the MRAS messages.
     pub sip: &'a SipReport,
+    /// `sip.error-response` findings, merged as the SIP fold made them
+    /// ([`sip_error`], [`Merging`]).
+    pub sip_errors: &'a [Finding],
     /// ICE sessions.
     pub ice: &'a IceReport,
     /// TLS connections.
@@ -504,67 +508,69 @@ fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn sip(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
-    let mut seen: std::collections::HashSet<(String, u16)> = Default::default();
-    for m in &inp.sip.messages {
-        let Some(status) = m.status else { continue };
-        // 401/407 are challenges, 487 answers a CANCEL: part of normal life
-        if status < 400 || matches!(status, 401 | 407 | 487) {
-            continue;
-        }
-        let call = m.call_id.clone().unwrap_or_default();
-        if !seen.insert((call.clone(), status)) {
-            continue;
-        }
-        let diag: Vec<String> = m
-            .diagnostics
-            .iter()
-            .map(|d| {
-                format!(
-                    "{} {} ({}){}",
-                    d.header,
-                    d.code,
-                    d.component,
-                    d.reason
-                        .as_deref()
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default()
-                )
-            })
-            .collect();
-        out.push(Finding {
-            count: 1,
-            group: format!(
-                "{status}|{}",
-                m.diagnostics
-                    .iter()
-                    .map(|d| d.code.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-            id: "sip.error-response",
-            severity: if status >= 500 {
-                Severity::Error
-            } else {
-                Severity::Warning
-            },
-            summary: format!(
-                "{} answered {} in dialog {call}{}",
-                m.src,
-                m.summary,
-                if diag.is_empty() {
-                    String::new()
-                } else {
-                    format!(" — {}", diag.join("; "))
-                }
-            ),
-            frames: vec![m.frame],
-            streams: vec![format!("{} {}", m.transport.name(), m.stream)],
-            addresses: vec![m.src.to_string(), m.dst.to_string()],
-            filter: format!("sip.Call-ID == \"{call}\" && sip.Status-Code == {status}"),
-            hint: None,
-        });
+/// The `sip.error-response` finding of one message, if it is an error
+/// response findings report (not a 401/407 challenge, not the 487 that
+/// answers a CANCEL: part of normal life).  Each (Call-ID, status) is
+/// reported once: the caller keeps the first.  The report's SIP fold makes
+/// these as it goes ([`Merging`]), so error responses are not kept.
+pub fn sip_error(m: &MessageOut) -> Option<Finding> {
+    let status = m.status?;
+    if status < 400 || matches!(status, 401 | 407 | 487) {
+        return None;
     }
+    let call = m.call_id.clone().unwrap_or_default();
+    let diag: Vec<String> = m
+        .diagnostics
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} ({}){}",
+                d.header,
+                d.code,
+                d.component,
+                d.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    Some(Finding {
+        count: 1,
+        group: format!(
+            "{status}|{}",
+            m.diagnostics
+                .iter()
+                .map(|d| d.code.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        id: "sip.error-response",
+        severity: if status >= 500 {
+            Severity::Error
+        } else {
+            Severity::Warning
+        },
+        summary: format!(
+            "{} answered {} in dialog {call}{}",
+            m.src,
+            m.summary,
+            if diag.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", diag.join("; "))
+            }
+        ),
+        frames: vec![m.frame],
+        streams: vec![format!("{} {}", m.transport.name(), m.stream)],
+        addresses: vec![m.src.to_string(), m.dst.to_string()],
+        filter: format!("sip.Call-ID == \"{call}\" && sip.Status-Code == {status}"),
+        hint: None,
+    })
+}
+
+fn sip(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
+    out.extend(inp.sip_errors.iter().cloned());
     for m in &inp.sip.messages {
         let Some(x) = &m.mras else { continue };
         if x.kind == "response" && x.relays.is_empty() || x.error.is_some() {
@@ -645,6 +651,133 @@ fn flow_table_full(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
     });
 }
 
+/// Findings merged as they are made, for a producer that must not keep
+/// what each stands for (the report's SIP fold meets one error response per
+/// dialog and status, and a capture may hold hundreds of thousands).  The
+/// result is what [`findings`] makes of the same findings: per id and group,
+/// the occurrence with the first frame speaks for all, `count` counts them,
+/// and the evidence is the first [`MAX_EVIDENCE`] frames, streams and
+/// addresses in frame order.  Memory is bounded by the groups.
+#[derive(Debug, Default)]
+pub struct Merging {
+    groups: std::collections::HashMap<(&'static str, String), Merged>,
+}
+
+#[derive(Debug)]
+struct Merged {
+    first: Finding,
+    count: usize,
+    frames: std::collections::BTreeSet<u64>,
+    streams: FirstSeen,
+    addresses: FirstSeen,
+}
+
+/// The [`MAX_EVIDENCE`] values first seen in the order [`findings`] sorts
+/// (first frame, words) and then by position in their finding; a value
+/// dropped can only come back earlier.  (Two findings of one group never
+/// share frame and words: the words name the dialog, and a dialog's status
+/// is reported once.)
+#[derive(Debug, Default)]
+struct FirstSeen(std::collections::HashMap<String, (u64, String, usize)>);
+
+impl FirstSeen {
+    fn add(&mut self, frame: u64, summary: &str, values: &[String]) {
+        for (pos, v) in values.iter().enumerate() {
+            let key = (frame, summary.to_string(), pos);
+            match self.0.get_mut(v) {
+                Some(k) if key < *k => *k = key,
+                Some(_) => {}
+                None => {
+                    self.0.insert(v.clone(), key);
+                }
+            }
+            if self.0.len() > MAX_EVIDENCE {
+                let last = self
+                    .0
+                    .iter()
+                    .max_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)))
+                    .map(|(v, _)| v.clone());
+                if let Some(v) = last {
+                    self.0.remove(&v);
+                }
+            }
+        }
+    }
+
+    /// The representative's own values as they are, then the others in
+    /// the order first seen, up to [`MAX_EVIDENCE`] (as [`findings`] merges).
+    fn after(self, first: &[String]) -> Vec<String> {
+        let mut v: Vec<(String, (u64, String, usize))> = self.0.into_iter().collect();
+        v.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+        let mut out = first.to_vec();
+        for (x, _) in v {
+            if out.len() < MAX_EVIDENCE && !out.contains(&x) {
+                out.push(x);
+            }
+        }
+        out
+    }
+}
+
+impl Merging {
+    /// One more finding, with one frame of evidence and a group (findings
+    /// with the same id and group merge).
+    pub fn add(&mut self, f: Finding) {
+        let frame = f.frames.first().copied().unwrap_or(0);
+        let key = (f.id, f.group.clone());
+        match self.groups.get_mut(&key) {
+            Some(m) => {
+                m.count += 1;
+                m.frames.extend(f.frames.iter().copied());
+                while m.frames.len() > MAX_EVIDENCE {
+                    m.frames.pop_last();
+                }
+                m.streams.add(frame, &f.summary, &f.streams);
+                m.addresses.add(frame, &f.summary, &f.addresses);
+                let earlier = (frame, &f.summary)
+                    < (
+                        m.first.frames.first().copied().unwrap_or(0),
+                        &m.first.summary,
+                    );
+                if earlier {
+                    m.first = f;
+                }
+            }
+            None => {
+                let mut streams = FirstSeen::default();
+                streams.add(frame, &f.summary, &f.streams);
+                let mut addresses = FirstSeen::default();
+                addresses.add(frame, &f.summary, &f.addresses);
+                let frames = f.frames.iter().copied().collect();
+                self.groups.insert(
+                    key,
+                    Merged {
+                        first: f,
+                        count: 1,
+                        frames,
+                        streams,
+                        addresses,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The merged findings, in no particular order ([`findings`] sorts).
+    pub fn finish(self) -> Vec<Finding> {
+        self.groups
+            .into_values()
+            .map(|m| Finding {
+                count: m.count,
+                frames: m.frames.into_iter().collect(),
+                streams: m.streams.after(&m.first.streams),
+                addresses: m.addresses.after(&m.first.addresses),
+                ..m.first
+            })
+            .collect()
+    }
+}
+
 /// Every finding, worst first, then by first frame and id.  The same
 /// problem on many allocations, connections or dialogs (same id and group)
 /// becomes one finding with a `count`, the first occurrence's words and the
@@ -658,6 +791,12 @@ pub fn findings(inp: &Inputs<'_>, o: &Options) -> Vec<Finding> {
     ice(inp, &mut out);
     tls(inp, &mut out);
     sip(inp, &mut out);
+    merge(out)
+}
+
+/// Sorts findings worst first, then by first frame, id and words, and
+/// merges those with the same id and group.
+fn merge(mut out: Vec<Finding>) -> Vec<Finding> {
     let order = |x: &Finding, y: &Finding| {
         (x.severity, x.frames.first(), x.id, &x.summary).cmp(&(
             y.severity,
@@ -677,7 +816,7 @@ pub fn findings(inp: &Inputs<'_>, o: &Options) -> Vec<Finding> {
         match index.get(&(f.id, f.group.clone())) {
             Some(&i) => {
                 let m = &mut merged[i];
-                m.count += 1;
+                m.count += f.count;
                 m.frames = frames(m.frames.iter().chain(&f.frames).copied().collect());
                 for x in f.streams {
                     if m.streams.len() < MAX_EVIDENCE && !m.streams.contains(&x) {
@@ -737,6 +876,40 @@ mod tests {
     #[test]
     fn severity_orders_worst_first() {
         assert!(Severity::Error < Severity::Warning && Severity::Warning < Severity::Info);
+    }
+
+    proptest::proptest! {
+        /// Merging as findings are made gives what merging them all at the
+        /// end gives: same representative, count and evidence.
+        #[test]
+        fn merging_as_made_is_merging_at_the_end(
+            items in proptest::collection::vec((0u64..400, 0u8..3, 0u8..30, 0u8..30), 1..120)
+        ) {
+            // the words name the dialog: never the same for two findings
+            let make = |(i, (frame, group, stream, addr)): (usize, (u64, u8, u8, u8))| Finding {
+                id: "sip.error-response",
+                severity: Severity::Warning,
+                summary: format!("answered in dialog {}", (i * 37) % 1009),
+                frames: vec![frame],
+                streams: vec![format!("udp {stream}")],
+                addresses: vec![format!("10.0.0.{addr}:5060"), format!("10.0.1.{}:5060", addr / 2)],
+                filter: format!("frame.number == {frame}"),
+                hint: None,
+                count: 1,
+                group: format!("48{group}|"),
+            };
+            let all: Vec<Finding> = items.iter().copied().enumerate().map(make).collect();
+            let mut m = Merging::default();
+            for f in all.clone() {
+                m.add(f);
+            }
+            let key = |v: Vec<Finding>| {
+                v.into_iter()
+                    .map(|f| (f.summary, f.frames, f.streams, f.addresses, f.filter, f.count, f.group))
+                    .collect::<Vec<_>>()
+            };
+            proptest::prop_assert_eq!(key(merge(all)), key(merge(m.finish())));
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::ice::{IceReport, SessionOut};
-use super::sip::{DialogOut, SipReport};
+use super::sip::{DialogOut, Folded};
 use super::tls::{ConnOut, Section8057, TlsReport};
 use super::turn::{AllocationOut, TurnReport};
 use super::{CaptureSummary, Meta, Redaction, SCHEMA_VERSION};
@@ -146,17 +146,21 @@ pub fn analyze(
     opts: &crate::pipeline::RunOptions,
     input: &str,
     o: &ReportOptions,
-) -> Result<(Analysis, SipReport), crate::capture::CaptureError> {
-    let mut folder = super::sip::DialogFolder::for_report(o.redaction, &o.roles);
+) -> Result<(Analysis, Folded), crate::capture::CaptureError> {
+    let mut folder = super::sip::DialogFolder::for_report(o.redaction, &o.roles, MAX_LISTED);
     let a = crate::analyze::all::analyze_for_report(reader, opts, MAX_LISTED, &mut folder)?;
-    let sip = folder.finish(&a.run, &a.sip, input, MAX_LISTED);
+    let sip = folder.finish(&a.run, &a.sip, input);
     Ok((a, sip))
 }
 
 impl Report {
     /// Builds the report from every analyzer's result and the SIP dialogs
     /// folded during the pass ([`analyze`]).
-    pub fn build(a: &Analysis, sip: SipReport, input: &str, o: &ReportOptions) -> Report {
+    pub fn build(a: &Analysis, sip: Folded, input: &str, o: &ReportOptions) -> Report {
+        let Folded {
+            report: sip,
+            error_findings: sip_errors,
+        } = sip;
         let capture = CaptureSummary::from_run(&a.run);
         let listed = &a.allocations[..a.allocations.len().min(MAX_LISTED)];
         // the four models are independent: built side by side
@@ -173,6 +177,7 @@ impl Report {
             analysis: a,
             capture: &capture,
             sip: &sip,
+            sip_errors: &sip_errors,
             ice: &ice,
             tls: &tls,
         };

@@ -947,6 +947,9 @@ enum Open<'r> {
         acc: Box<DialogAcc<'r>>,
         bodies: HashSet<(Option<String>, std::sync::Arc<[u8]>)>,
     },
+    /// Beyond the dialogs a report lists: counted, and its messages that
+    /// findings read kept, but no summary is built.
+    Counted,
 }
 
 /// SIP dialogs folded message by message, in capture order, as the pass
@@ -962,13 +965,17 @@ pub struct DialogFolder<'r> {
     for_findings: bool,
     /// Messages a dialog without a request holds ([`WAIT_FOR_REQUEST`] in `report`).
     wait_cap: usize,
+    /// Dialogs summarised (by first appearance); the rest are only counted.
+    listed: usize,
     t0: i64,
     /// Dialogs by first appearance.
     dialogs: Vec<Open<'r>>,
     index: HashMap<String, usize>,
-    /// Messages findings read, by arrival: error responses (the first per
-    /// Call-ID and status) and MRAS bodies.
-    errors: HashMap<(String, u16), (u64, MessageOut)>,
+    /// (Call-ID, status) of the error responses already reported.
+    errors_seen: HashSet<(String, u16)>,
+    /// Their findings, merged as they are made: error responses are not kept.
+    errors: crate::findings::Merging,
+    /// MRAS bodies, by arrival (findings read each).
     mras: Vec<(u64, MessageOut)>,
     messages: u64,
     requests: BTreeMap<String, u64>,
@@ -976,19 +983,28 @@ pub struct DialogFolder<'r> {
 }
 
 /// True for a message findings read: an error response other than a
-/// challenge (401, 407) or the answer to a CANCEL (487), or an MRAS body.
-fn read_by_findings(m: &MessageOut) -> bool {
-    m.mras.is_some()
-        || m.status
-            .is_some_and(|s| s >= 400 && !matches!(s, 401 | 407 | 487))
+/// challenge (401, 407) or the answer to a CANCEL (487), or an MRAS body;
+/// known before the message's output is made.
+fn maybe_read_by_findings(f: &Found) -> bool {
+    match &f.msg.start {
+        StartLine::Response { code, .. } if is_error_findings_read(*code) => true,
+        _ => mras::is_mras(f.msg.header("Content-Type")),
+    }
+}
+
+fn is_error_findings_read(status: u16) -> bool {
+    status >= 400 && !matches!(status, 401 | 407 | 487)
 }
 
 impl<'r> DialogFolder<'r> {
-    /// The fold of `report`: ladders cut at [`REPORT_LADDER_STEPS`], and
-    /// the messages findings read kept.
-    pub fn for_report(redaction: Redaction, roles: &'r Roles) -> Self {
+    /// The fold of `report`: the first `listed` dialogs summarised with
+    /// ladders cut at [`REPORT_LADDER_STEPS`], the others only counted, and
+    /// the messages findings read kept.  Memory grows with the listed
+    /// dialogs, not with every dialog of the capture.
+    pub fn for_report(redaction: Redaction, roles: &'r Roles, listed: usize) -> Self {
         DialogFolder {
             wait_cap: WAIT_FOR_REQUEST,
+            listed,
             ..Self::new(redaction, roles, REPORT_LADDER_STEPS, true)
         }
     }
@@ -1002,10 +1018,12 @@ impl<'r> DialogFolder<'r> {
             ladder_cap,
             for_findings,
             wait_cap: usize::MAX,
+            listed: usize::MAX,
             t0: 0,
             dialogs: Vec::new(),
             index: HashMap::new(),
-            errors: HashMap::new(),
+            errors_seen: HashSet::new(),
+            errors: Default::default(),
             mras: Vec::new(),
             messages: 0,
             requests: BTreeMap::new(),
@@ -1039,15 +1057,25 @@ impl<'r> DialogFolder<'r> {
             None => {
                 let i = self.dialogs.len();
                 self.index.insert(call_id.to_string(), i);
-                self.dialogs.push(Open::Waiting {
-                    call_id: call_id.to_string(),
-                    start_ts: f.ts_ns,
-                    found: Vec::new(),
+                self.dialogs.push(if i < self.listed {
+                    Open::Waiting {
+                        call_id: call_id.to_string(),
+                        start_ts: f.ts_ns,
+                        found: Vec::new(),
+                    }
+                } else {
+                    Open::Counted
                 });
                 i
             }
         };
         match &mut self.dialogs[i] {
+            Open::Counted => {
+                if self.for_findings && maybe_read_by_findings(&f) {
+                    let m = message_out_with(&f, t0, self.redaction, self.roles, Detail::Dialog);
+                    self.keep(seq, m);
+                }
+            }
             Open::Waiting { found, .. } => {
                 let request = matches!(f.msg.start, StartLine::Request { .. });
                 found.push((seq, f));
@@ -1119,32 +1147,28 @@ impl<'r> DialogFolder<'r> {
         }
     }
 
+    /// A message findings may read: an MRAS body is kept; an error
+    /// response becomes its finding at once, the first per Call-ID and
+    /// status (messages of a dialog come here in capture order).
     fn keep(&mut self, seq: u64, m: MessageOut) {
-        if !read_by_findings(&m) {
-            return;
-        }
         if m.mras.is_some() {
             self.mras.push((seq, m));
-        } else if let Some(status) = m.status {
-            // findings name each (Call-ID, status) once: the first
-            let e = self
-                .errors
-                .entry((m.call_id.clone().unwrap_or_default(), status));
-            match e {
-                std::collections::hash_map::Entry::Occupied(mut o) if seq < o.get().0 => {
-                    o.insert((seq, m));
-                }
-                std::collections::hash_map::Entry::Occupied(_) => {}
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert((seq, m));
-                }
+            return;
+        }
+        let Some(status) = m.status.filter(|&s| is_error_findings_read(s)) else {
+            return;
+        };
+        let key = (m.call_id.clone().unwrap_or_default(), status);
+        if self.errors_seen.insert(key) {
+            if let Some(f) = crate::findings::sip_error(&m) {
+                self.errors.add(f);
             }
         }
     }
 
-    /// The report: `listed` dialogs at most (all are counted), and the
-    /// messages findings read in capture order.
-    pub fn finish(mut self, run: &RunResult, core: &Core, input: &str, listed: usize) -> SipReport {
+    /// The report: the listed dialogs (all are counted), and the messages
+    /// findings read in capture order.
+    pub fn finish(mut self, run: &RunResult, core: &Core, input: &str) -> Folded {
         for i in 0..self.dialogs.len() {
             if matches!(self.dialogs[i], Open::Waiting { .. }) {
                 self.start(i);
@@ -1154,16 +1178,13 @@ impl<'r> DialogFolder<'r> {
         let dialogs: Vec<DialogOut> = self
             .dialogs
             .into_iter()
-            .take(listed)
             .filter_map(|d| match d {
                 Open::Folding { acc, .. } => Some(acc.finish()),
-                Open::Waiting { .. } => None,
+                Open::Waiting { .. } | Open::Counted => None,
             })
             .collect();
-        let mut kept: Vec<(u64, MessageOut)> = self.errors.into_values().collect();
-        kept.append(&mut self.mras);
-        kept.sort_by_key(|(seq, _)| *seq);
-        SipReport {
+        self.mras.sort_by_key(|(seq, _)| *seq);
+        let report = SipReport {
             schema_version: SCHEMA_VERSION,
             meta: Meta::new(input),
             capture: CaptureSummary::from_run(run),
@@ -1175,10 +1196,23 @@ impl<'r> DialogFolder<'r> {
                 keepalive_bytes: core.keepalive_bytes,
                 problems: problems(core),
             },
-            messages: kept.into_iter().map(|(_, m)| m).collect(),
+            messages: self.mras.into_iter().map(|(_, m)| m).collect(),
             dialogs,
+        };
+        Folded {
+            report,
+            error_findings: self.errors.finish(),
         }
     }
+}
+
+/// What [`DialogFolder::finish`] gives.
+pub struct Folded {
+    /// The dialogs (the listed ones), the counts, and as messages only the
+    /// MRAS bodies (`report` serialises none of them; findings read them).
+    pub report: SipReport,
+    /// The `sip.error-response` findings, merged as the fold made them.
+    pub error_findings: Vec<crate::findings::Finding>,
 }
 
 impl crate::analyze::sip::MessageSink for DialogFolder<'_> {
@@ -1272,7 +1306,7 @@ impl SipReport {
             for f in &core.found {
                 folder.push(f.clone(), t0);
             }
-            return folder.finish(run, core, input, usize::MAX);
+            return folder.finish(run, core, input).report;
         }
         let messages: Vec<MessageOut> = core
             .found

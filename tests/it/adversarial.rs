@@ -232,3 +232,40 @@ fn a_new_connection_on_a_full_table_is_not_counted_in_the_old_one() {
     let frames = p["to_server"].as_u64().unwrap() + p["to_client"].as_u64().unwrap();
     assert_eq!(frames, 4, "{}", flows[0]);
 }
+
+/// 100,000 calls each refused (486): every dialog is a new Call-ID with an
+/// error response.  The report lists 1,000 dialogs, counts them all, and
+/// merges the error findings as the fold makes them, so memory stays far
+/// below what keeping each dialog and each error would take (over 400 MiB
+/// before).
+#[test]
+fn many_failing_calls_keep_memory_bounded() {
+    let n: u32 = 100_000;
+    let (a, b) = (([10, 0, 0, 1], 5060), ([10, 0, 0, 2], 5060));
+    let mut w = PcapWriter::new(1);
+    for i in 0..n {
+        for (start, src, dst) in [
+            ("INVITE sip:b@x SIP/2.0", a, b),
+            ("SIP/2.0 486 Busy Here", b, a),
+        ] {
+            let m = format!(
+                "{start}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{i}\r\nFrom: <sip:a@x>;tag={i}\r\nTo: <sip:b@x>\r\nCall-ID: {i:08}-call@10.0.0.1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+            );
+            w.packet(u64::from(i) * 1000, &udp_frame(src, dst, m.as_bytes()));
+        }
+    }
+    let file = temp_file("failing-calls.pcap", &w.bytes);
+    let (code, v, rss) = run_measured(&["report", "--json"], &file);
+    assert_eq!(code, 0);
+    assert_eq!(v["counts"]["sip_dialogs"], n);
+    assert_eq!(v["sip"].as_array().unwrap().len(), 1000);
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "sip.error-response")
+        .expect("the 486 finding");
+    assert_eq!(f["count"], n);
+    assert_eq!(f["frames"].as_array().unwrap().len(), 20);
+    assert!(rss < 128.0, "peak RSS {rss:.0} MiB");
+}

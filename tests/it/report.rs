@@ -829,3 +829,41 @@ fn long_lists_are_capped_and_counted() {
     let small = report(&sample("turn-udp-channel.pcap"), &[]);
     assert!(small.get("omitted").is_none());
 }
+
+/// Past the 1,000 dialogs a report lists, dialogs are counted and their
+/// errors still reach the findings, but no summary is built for them.
+#[test]
+fn dialogs_past_the_listed_ones_are_counted_and_their_errors_found() {
+    let (a, b) = (([10, 0, 0, 1], 5060), ([10, 0, 0, 2], 5060));
+    let msg = |start: &str, call: u32| {
+        format!(
+            "{start}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{call}\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: call-{call}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let mut frames = Vec::new();
+    for call in 0..1003u32 {
+        frames.push(udp_frame(a, b, &msg("OPTIONS sip:b@x SIP/2.0", call)));
+        let answer = if call == 1001 {
+            "SIP/2.0 503 Service Unavailable"
+        } else {
+            "SIP/2.0 200 OK"
+        };
+        frames.push(udp_frame(b, a, &msg(answer, call)));
+    }
+    let v = report(&write("many-dialogs.pcap", &frames), &[]);
+    assert_eq!(v["counts"]["sip_dialogs"], 1003);
+    assert_eq!(v["counts"]["sip_messages"], 2006);
+    assert_eq!(v["omitted"]["sip"], 3);
+    let listed = v["sip"].as_array().unwrap();
+    assert_eq!(listed.len(), 1000);
+    assert_eq!(listed[999]["call_id"], "call-999");
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "sip.error-response")
+        .expect("the unlisted dialog's 503 is a finding");
+    assert_eq!(f["frames"], serde_json::json!([2004]));
+    assert!(f["summary"].as_str().unwrap().contains("call-1001"), "{f}");
+}
