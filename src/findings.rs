@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::analyze::all::Analysis;
 use crate::flow::Endpoint;
-use crate::model::sip::{MessageOut, SipReport};
+use crate::model::sip::MessageOut;
 use crate::model::{ice::IceReport, tls::TlsReport, CaptureSummary};
 
 /// How bad a finding is.  Ordered worst first.
@@ -98,11 +98,9 @@ pub struct Inputs<'a> {
     pub analysis: &'a Analysis,
     /// The capture summary.
     pub capture: &'a CaptureSummary,
-    /// SIP dialogs, and the MRAS messages.
-    pub sip: &'a SipReport,
-    /// `sip.error-response` findings, merged as the SIP fold made them
-    /// ([`sip_error`], [`Merging`]).
-    pub sip_errors: &'a [Finding],
+    /// The SIP findings, made as the report's SIP fold met the messages
+    /// ([`sip_error`] merged with [`Merging`], [`mras_no_relay`]).
+    pub sip: &'a [Finding],
     /// ICE sessions.
     pub ice: &'a IceReport,
     /// TLS connections.
@@ -569,30 +567,31 @@ pub fn sip_error(m: &MessageOut) -> Option<Finding> {
     })
 }
 
-fn sip(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
-    out.extend(inp.sip_errors.iter().cloned());
-    for m in &inp.sip.messages {
-        let Some(x) = &m.mras else { continue };
-        if x.kind == "response" && x.relays.is_empty() || x.error.is_some() {
-            out.push(Finding {
-                count: 1,
-                group: String::new(),
-                id: "mras.no-relay",
-                severity: Severity::Error,
-                summary: format!(
-                    "MRAS answer from {} (frame {}) gives no media relay{}: external media has no TURN server",
-                    m.src,
-                    m.frame,
-                    x.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
-                ),
-                frames: vec![m.frame],
-                streams: vec![format!("{} {}", m.transport.name(), m.stream)],
-                addresses: vec![m.src.to_string()],
-                filter: format!("frame.number == {}", m.frame),
-                hint: Some("Check the A/V Edge configuration the MRAS service publishes (the A/V Edge pool in the topology, the Edge's internal FQDN) and that the Front End can reach the Edge on 5062."),
-            });
-        }
+/// The `mras.no-relay` finding of one message, if it is an MRAS answer
+/// that names no media relay (or an MRAS error).  The report's SIP fold makes
+/// these as it goes, so MRAS messages are not kept.
+pub fn mras_no_relay(m: &MessageOut) -> Option<Finding> {
+    let x = m.mras.as_ref()?;
+    if !(x.kind == "response" && x.relays.is_empty() || x.error.is_some()) {
+        return None;
     }
+    Some(Finding {
+        count: 1,
+        group: String::new(),
+        id: "mras.no-relay",
+        severity: Severity::Error,
+        summary: format!(
+            "MRAS answer from {} (frame {}) gives no media relay{}: external media has no TURN server",
+            m.src,
+            m.frame,
+            x.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+        ),
+        frames: vec![m.frame],
+        streams: vec![format!("{} {}", m.transport.name(), m.stream)],
+        addresses: vec![m.src.to_string()],
+        filter: format!("frame.number == {}", m.frame),
+        hint: Some("Check the A/V Edge configuration the MRAS service publishes (the A/V Edge pool in the topology, the Edge's internal FQDN) and that the Front End can reach the Edge on 5062."),
+    })
 }
 
 fn capture(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
@@ -790,7 +789,7 @@ pub fn findings(inp: &Inputs<'_>, o: &Options) -> Vec<Finding> {
     stun(inp, &mut out);
     ice(inp, &mut out);
     tls(inp, &mut out);
-    sip(inp, &mut out);
+    out.extend(inp.sip.iter().cloned());
     merge(out)
 }
 

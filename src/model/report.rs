@@ -159,7 +159,7 @@ impl Report {
     pub fn build(a: &Analysis, sip: Folded, input: &str, o: &ReportOptions) -> Report {
         let Folded {
             report: sip,
-            error_findings: sip_errors,
+            findings: sip_findings,
         } = sip;
         let capture = CaptureSummary::from_run(&a.run);
         let listed = &a.allocations[..a.allocations.len().min(MAX_LISTED)];
@@ -176,8 +176,7 @@ impl Report {
         let inputs = findings::Inputs {
             analysis: a,
             capture: &capture,
-            sip: &sip,
-            sip_errors: &sip_errors,
+            sip: &sip_findings,
             ice: &ice,
             tls: &tls,
         };

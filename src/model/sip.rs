@@ -938,7 +938,7 @@ enum Open<'r> {
     Waiting {
         call_id: String,
         start_ts: i64,
-        found: Vec<(u64, Found)>,
+        found: Vec<Found>,
     },
     /// Folding; `bodies` are the (request method or none, body) already
     /// read: the same body from the same side adds no media, so its SDP is
@@ -975,8 +975,8 @@ pub struct DialogFolder<'r> {
     errors_seen: HashSet<(String, u16)>,
     /// Their findings, merged as they are made: error responses are not kept.
     errors: crate::findings::Merging,
-    /// MRAS bodies, by arrival (findings read each).
-    mras: Vec<(u64, MessageOut)>,
+    /// Findings of MRAS answers without a relay (MRAS messages are not kept).
+    mras: Vec<crate::findings::Finding>,
     messages: u64,
     requests: BTreeMap<String, u64>,
     responses: BTreeMap<String, u64>,
@@ -1034,7 +1034,6 @@ impl<'r> DialogFolder<'r> {
     /// The next message in capture order; `t0` is the capture's first frame time.
     pub fn push(&mut self, f: Found, t0: i64) {
         self.t0 = t0;
-        let seq = self.messages;
         self.messages += 1;
         match &f.msg.start {
             StartLine::Response { code, .. } => {
@@ -1048,7 +1047,7 @@ impl<'r> DialogFolder<'r> {
             // belongs to no dialog
             if self.for_findings {
                 let m = message_out(&f, t0, self.redaction, self.roles);
-                self.keep(seq, m);
+                self.keep(m);
             }
             return;
         };
@@ -1073,17 +1072,17 @@ impl<'r> DialogFolder<'r> {
             Open::Counted => {
                 if self.for_findings && maybe_read_by_findings(&f) {
                     let m = message_out_with(&f, t0, self.redaction, self.roles, Detail::Dialog);
-                    self.keep(seq, m);
+                    self.keep(m);
                 }
             }
             Open::Waiting { found, .. } => {
                 let request = matches!(f.msg.start, StartLine::Request { .. });
-                found.push((seq, f));
+                found.push(f);
                 if request || found.len() >= self.wait_cap {
                     self.start(i);
                 }
             }
-            Open::Folding { .. } => self.fold(i, seq, f),
+            Open::Folding { .. } => self.fold(i, f),
         }
     }
 
@@ -1108,8 +1107,8 @@ impl<'r> DialogFolder<'r> {
         };
         let first_req = found
             .iter()
-            .find(|(_, f)| matches!(f.msg.start, StartLine::Request { .. }))
-            .map(|(_, f)| message_out(f, self.t0, self.redaction, self.roles));
+            .find(|f| matches!(f.msg.start, StartLine::Request { .. }))
+            .map(|f| message_out(f, self.t0, self.redaction, self.roles));
         self.dialogs[i] = Open::Folding {
             acc: Box::new(DialogAcc::new(
                 &call_id,
@@ -1120,12 +1119,12 @@ impl<'r> DialogFolder<'r> {
             )),
             bodies: HashSet::new(),
         };
-        for (seq, f) in found {
-            self.fold(i, seq, f);
+        for f in found {
+            self.fold(i, f);
         }
     }
 
-    fn fold(&mut self, i: usize, seq: u64, f: Found) {
+    fn fold(&mut self, i: usize, f: Found) {
         let Open::Folding { acc, bodies } = &mut self.dialogs[i] else {
             return;
         };
@@ -1143,16 +1142,16 @@ impl<'r> DialogFolder<'r> {
         let m = message_out_with(&f, self.t0, self.redaction, self.roles, detail);
         acc.push(&m, f.ts_ns);
         if self.for_findings {
-            self.keep(seq, m);
+            self.keep(m);
         }
     }
 
-    /// A message findings may read: an MRAS body is kept; an error
-    /// response becomes its finding at once, the first per Call-ID and
+    /// A message findings may read becomes its finding at once: an MRAS
+    /// answer without a relay; an error response, the first per Call-ID and
     /// status (messages of a dialog come here in capture order).
-    fn keep(&mut self, seq: u64, m: MessageOut) {
+    fn keep(&mut self, m: MessageOut) {
         if m.mras.is_some() {
-            self.mras.push((seq, m));
+            self.mras.extend(crate::findings::mras_no_relay(&m));
             return;
         }
         let Some(status) = m.status.filter(|&s| is_error_findings_read(s)) else {
@@ -1183,7 +1182,6 @@ impl<'r> DialogFolder<'r> {
                 Open::Waiting { .. } | Open::Counted => None,
             })
             .collect();
-        self.mras.sort_by_key(|(seq, _)| *seq);
         let report = SipReport {
             schema_version: SCHEMA_VERSION,
             meta: Meta::new(input),
@@ -1196,23 +1194,22 @@ impl<'r> DialogFolder<'r> {
                 keepalive_bytes: core.keepalive_bytes,
                 problems: problems(core),
             },
-            messages: self.mras.into_iter().map(|(_, m)| m).collect(),
+            messages: Vec::new(),
             dialogs,
         };
-        Folded {
-            report,
-            error_findings: self.errors.finish(),
-        }
+        let mut findings = self.errors.finish();
+        findings.append(&mut self.mras);
+        Folded { report, findings }
     }
 }
 
 /// What [`DialogFolder::finish`] gives.
 pub struct Folded {
-    /// The dialogs (the listed ones), the counts, and as messages only the
-    /// MRAS bodies (`report` serialises none of them; findings read them).
+    /// The dialogs (the listed ones) and the counts; no message.
     pub report: SipReport,
-    /// The `sip.error-response` findings, merged as the fold made them.
-    pub error_findings: Vec<crate::findings::Finding>,
+    /// The SIP findings (`sip.error-response`, `mras.no-relay`), made as the
+    /// fold met the messages.
+    pub findings: Vec<crate::findings::Finding>,
 }
 
 impl crate::analyze::sip::MessageSink for DialogFolder<'_> {
