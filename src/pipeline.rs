@@ -386,8 +386,6 @@ pub fn run_sharded<S: ShardSink>(
 pub struct Barrier {
     /// Time of the capture's first frame (known from the first batch on).
     pub first_ts: Option<i64>,
-    /// The last barrier: the shards have finished (streams flushed).
-    pub last: bool,
 }
 
 /// [`run_sharded`] with a barrier: `take` runs on this thread after each
@@ -445,7 +443,6 @@ pub fn run_sharded_with<S: ShardSink, W: Send>(
             &mut shards,
             Barrier {
                 first_ts: batch.first_ts,
-                last: false,
             },
         ));
     })?;
@@ -458,7 +455,6 @@ pub fn run_sharded_with<S: ShardSink, W: Send>(
         &mut shards,
         Barrier {
             first_ts: result.read.first_ts,
-            last: true,
         },
     );
     fold(last);

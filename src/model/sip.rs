@@ -947,17 +947,23 @@ enum Open<'r> {
         acc: Box<DialogAcc<'r>>,
         bodies: HashSet<(Option<String>, std::sync::Arc<[u8]>)>,
     },
-    /// Beyond the dialogs a report lists: counted, and its messages that
-    /// findings read kept, but no summary is built.
+    /// Beyond the dialogs a report lists: counted, and its messages make
+    /// their findings, but no summary is built.
     Counted,
 }
 
 /// SIP dialogs folded message by message, in capture order, as the pass
 /// finds the messages ([`crate::analyze::sip::MessageSink`]): `report`
-/// keeps no SIP message to the end of the capture, only each dialog's
-/// summary (its ladder cut at `ladder_cap` steps) and the messages
-/// findings read.  `edgetrace sip --json` folds its kept messages with it too,
-/// so there is one fold.
+/// keeps no SIP message to the end of the capture, only each listed
+/// dialog's summary (its ladder cut at `ladder_cap` steps) and the findings
+/// the messages make.  `edgetrace sip --json` folds its kept messages with it
+/// too, so there is one fold.
+///
+/// "Capture order" is the order in which the pass completes messages: by
+/// the frame that completes them within a batch, batch after batch.  It is
+/// the frame order the whole-capture sort gives, except for a TCP message
+/// completed only when its stream is flushed at the end (it comes last);
+/// `tests/it/sip.rs` checks the two folds agree on every SIP capture.
 pub struct DialogFolder<'r> {
     redaction: Redaction,
     roles: &'r Roles,
