@@ -163,7 +163,8 @@ impl Report {
         } = sip;
         let capture = CaptureSummary::from_run(&a.run);
         let listed = &a.allocations[..a.allocations.len().min(MAX_LISTED)];
-        // the four models are independent: built side by side
+        // the three models are independent: built side by side (SIP was
+        // folded during the pass)
         let (turn, (ice, tls)) = rayon::join(
             || TurnReport::build(&a.run, listed, input, o.redaction.redact_usernames),
             || {
