@@ -571,3 +571,106 @@ fn progress_bar(enabled: bool, input_len: Option<u64>) -> Option<ProgressBar> {
     bar.enable_steady_tick(Duration::from_millis(200));
     Some(bar)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Source;
+
+    /// Records the frames its shard sees.
+    #[derive(Default)]
+    struct Recorder(Vec<u64>);
+
+    impl PacketSink for Recorder {
+        fn wants_payload(&self) -> bool {
+            false
+        }
+
+        fn packet(
+            &mut self,
+            f: &FrameInfo,
+            _: &Packet<'_>,
+            _: Option<(FlowId, Dir)>,
+            _: &FlowTable,
+        ) {
+            self.0.push(f.number);
+        }
+    }
+
+    impl ShardSink for Recorder {
+        fn fork(&self) -> Self {
+            Recorder::default()
+        }
+    }
+
+    /// A pcap of `n` UDP packets spread over 50 flows.
+    fn udp_capture(n: u16) -> Vec<u8> {
+        let mut b = Vec::new();
+        for x in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+        for i in 0..n {
+            let mut frame = Vec::new();
+            etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .udp(40_000 + i % 50, 3478)
+                .write(&mut frame, b"x")
+                .unwrap();
+            for x in [u32::from(i), 0, frame.len() as u32, frame.len() as u32] {
+                b.extend_from_slice(&x.to_le_bytes());
+            }
+            b.extend_from_slice(&frame);
+        }
+        b
+    }
+
+    /// Every batch reaches `take` once, then `fold`, in file order and one
+    /// batch behind, and a last time after the shards finished: the fold sees
+    /// every frame in order whatever the number of shards.
+    #[test]
+    fn barriers_hand_over_every_batch_in_order() {
+        let bytes = udp_capture(10_000);
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let (seen, takes) = pool.install(|| {
+                let reader = CaptureReader::new(Source::from_bytes(bytes.clone())).unwrap();
+                let mut seen: Vec<u64> = Vec::new();
+                let mut takes = 0;
+                let take = |shards: &mut [Recorder], _: Barrier| {
+                    takes += 1;
+                    let mut v: Vec<u64> = shards
+                        .iter_mut()
+                        .flat_map(|s| std::mem::take(&mut s.0))
+                        .collect();
+                    v.sort_unstable();
+                    v
+                };
+                let fold = |v: Vec<u64>| {
+                    if let (Some(a), Some(b)) = (seen.last(), v.first()) {
+                        assert!(a < b, "batches fold in order");
+                    }
+                    seen.extend(v)
+                };
+                run_sharded_with(
+                    reader,
+                    &RunOptions::default(),
+                    Recorder::default(),
+                    take,
+                    fold,
+                )
+                .unwrap();
+                (seen, takes)
+            });
+            assert_eq!(
+                seen,
+                (1..=10_000).collect::<Vec<u64>>(),
+                "{threads} threads"
+            );
+            // 4,096 + 4,096 + 1,808 packets, and the last barrier
+            assert_eq!(takes, 4, "{threads} threads");
+        }
+    }
+}
