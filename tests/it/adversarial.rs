@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::common::{edgetrace, stun_msg, tcp_frame, temp_file, udp_frame, PcapWriter};
+use super::common::{edgetrace, sip_msg, stun_msg, tcp_frame, temp_file, udp_frame, PcapWriter};
 
 /// Runs the binary with `args` and `file`; returns (exit code, stdout JSON,
 /// peak RSS in MiB as the binary itself measured it: `EDGETRACE_PEAK_RSS`).
@@ -248,10 +248,8 @@ fn many_failing_calls_keep_memory_bounded() {
             ("INVITE sip:b@x SIP/2.0", a, b),
             ("SIP/2.0 486 Busy Here", b, a),
         ] {
-            let m = format!(
-                "{start}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{i}\r\nFrom: <sip:a@x>;tag={i}\r\nTo: <sip:b@x>\r\nCall-ID: {i:08}-call@10.0.0.1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
-            );
-            w.packet(u64::from(i) * 1000, &udp_frame(src, dst, m.as_bytes()));
+            let m = sip_msg(start, &format!("{i:08}-call@10.0.0.1"), "1 INVITE");
+            w.packet(u64::from(i) * 1000, &udp_frame(src, dst, &m));
         }
     }
     let file = temp_file("failing-calls.pcap", &w.bytes);

@@ -217,6 +217,15 @@ pub fn udp_frame(src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) -> Ve
     v
 }
 
+/// A minimal SIP message (one Via, no body) of dialog `call_id`: `start` is
+/// its start line, `cseq` its CSeq value.
+pub fn sip_msg(start: &str, call_id: &str, cseq: &str) -> Vec<u8> {
+    format!(
+        "{start}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{call_id}\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
 /// Writes bytes to a fresh temporary file and returns its path.
 pub fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("edgetrace-test-{}", std::process::id()));

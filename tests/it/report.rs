@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::common::{
-    edgetrace, sample, shared, stun_addr, stun_error, stun_msg, tcp_frame, temp_file, udp_frame,
-    PcapWriter,
+    edgetrace, sample, shared, sip_msg, stun_addr, stun_error, stun_msg, tcp_frame, temp_file,
+    udp_frame, PcapWriter,
 };
 
 fn report(path: &Path, extra: &[&str]) -> Value {
@@ -835,12 +835,7 @@ fn long_lists_are_capped_and_counted() {
 #[test]
 fn dialogs_past_the_listed_ones_are_counted_and_their_errors_found() {
     let (a, b) = (([10, 0, 0, 1], 5060), ([10, 0, 0, 2], 5060));
-    let msg = |start: &str, call: u32| {
-        format!(
-            "{start}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{call}\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: call-{call}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-        )
-        .into_bytes()
-    };
+    let msg = |start: &str, call: u32| sip_msg(start, &format!("call-{call}"), "1 OPTIONS");
     let mut frames = Vec::new();
     for call in 0..1003u32 {
         frames.push(udp_frame(a, b, &msg("OPTIONS sip:b@x SIP/2.0", call)));

@@ -600,12 +600,7 @@ fn streamed_json_is_the_built_report() {
 /// waits for the request) with another dialog's messages in between.
 #[test]
 fn report_dialogs_folded_during_the_pass_are_the_whole_capture_fold() {
-    use super::common::{udp_frame, PcapWriter};
-    let msg = |start: &str, call: &str, cseq: &str| {
-        format!(
-            "{start}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{call}\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: {call}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
-        )
-    };
+    use super::common::{sip_msg as msg, udp_frame, PcapWriter};
     let (a, b) = (([10, 0, 0, 1], 5060), ([10, 0, 0, 2], 5060));
     let mut w = PcapWriter::new(1);
     // call "late": its 180 comes first (the capture started mid-call), then
@@ -633,12 +628,18 @@ fn report_dialogs_folded_during_the_pass_are_the_whole_capture_fold() {
         ),
     ];
     for (i, (src, dst, m)) in frames.iter().enumerate() {
-        w.packet(
-            1_000_000 + i as u64 * 1000,
-            &udp_frame(*src, *dst, m.as_bytes()),
-        );
+        w.packet(1_000_000 + i as u64 * 1000, &udp_frame(*src, *dst, m));
     }
-    let mut captures = vec![temp_file("late-request.pcap", &w.bytes)];
+    let late = temp_file("late-request.pcap", &w.bytes);
+    let report_json = |p: &std::path::Path| {
+        let out = edgetrace()
+            .args(["report", "--json"])
+            .arg(p)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let mut captures = vec![late.clone()];
     for e in std::fs::read_dir(root().join("samples")).unwrap() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|e| e == "pcap" || e == "pcapng") {
@@ -660,14 +661,7 @@ fn report_dialogs_folded_during_the_pass_are_the_whole_capture_fold() {
     captures.sort();
     let mut with_dialogs = 0;
     for c in &captures {
-        let report = {
-            let out = edgetrace()
-                .args(["report", "--json"])
-                .arg(c)
-                .output()
-                .unwrap();
-            serde_json::from_slice::<Value>(&out.stdout).unwrap()
-        };
+        let report = report_json(c);
         let sip = sip_json(c);
         let name = c.display();
         assert_eq!(
@@ -690,13 +684,8 @@ fn report_dialogs_folded_during_the_pass_are_the_whole_capture_fold() {
         assert_eq!(report["sip"].as_array().unwrap(), &whole, "{name}");
         with_dialogs += usize::from(!whole.is_empty());
     }
-    let late = &sip_json(
-        &captures[captures
-            .iter()
-            .position(|p| p.ends_with("late-request.pcap"))
-            .unwrap()],
-    );
-    let d = late["dialogs"].as_array().unwrap();
+    let v = sip_json(&late);
+    let d = v["dialogs"].as_array().unwrap();
     assert_eq!(d.len(), 3);
     // the 180 before the INVITE is still the dialog's ringing answer
     assert_eq!(d[0]["call_id"], "late");
@@ -704,25 +693,21 @@ fn report_dialogs_folded_during_the_pass_are_the_whole_capture_fold() {
     assert_eq!(d[0]["final_status"], "200 OK");
     assert!(d[0]["ringing_s"].as_f64().unwrap() < 0.0);
     assert_eq!(d[2]["method"], Value::Null);
-    // the findings read the kept error responses: 503 once, 481 once for two copies
-    let report = {
-        let p = &captures[captures
-            .iter()
-            .position(|p| p.ends_with("late-request.pcap"))
-            .unwrap()];
-        let out = edgetrace()
-            .args(["report", "--json"])
-            .arg(p)
-            .output()
-            .unwrap();
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
-    let errors: Vec<&Value> = report["findings"]
+    // the fold made the error findings: the 503 (frame 5), and the 481 once
+    // for its two copies (frames 6 and 7)
+    let report = report_json(&late);
+    let errors: Vec<(u64, u64)> = report["findings"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|f| f["id"] == "sip.error-response")
+        .map(|f| {
+            (
+                f["frames"][0].as_u64().unwrap(),
+                f["count"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors, [(5, 1), (6, 1)], "{report}");
     assert!(with_dialogs >= 3, "{with_dialogs} captures with dialogs");
 }
