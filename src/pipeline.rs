@@ -3,7 +3,8 @@
 //! 1. **read + decode** (a scoped thread): frames are read, decoded and
 //!    defragmented; each IP packet becomes a compact `Meta` record in a
 //!    batch (payload bytes are copied into the batch only when a consumer
-//!    asked for them);
+//!    asked for them, and of a UDP payload no consumer reads, such as RTP,
+//!    only the first byte: [`PacketSink::wants_udp_payload`]);
 //! 2. **flows + consumers** (the calling thread): batches are taken in order,
 //!    every packet is accounted to its flow and handed to the [`PacketSink`].
 //!
@@ -33,6 +34,14 @@ pub trait PacketSink {
     /// True when the sink reads payload bytes (else payloads arrive empty,
     /// with their wire length, and stage 1 copies nothing).
     fn wants_payload(&self) -> bool;
+    /// True when the sink reads a UDP payload that starts with byte `first`.
+    /// Stage 1 copies only the first byte of a UDP payload no sink wants, so
+    /// media (RTP and RTCP, first byte 128–191 by RFC 7983 §7, most of an
+    /// Edge capture's bytes) is not copied for finders that would look at
+    /// that byte and stop.  The default follows [`Self::wants_payload`].
+    fn wants_udp_payload(&self, _first: u8) -> bool {
+        self.wants_payload()
+    }
     /// Called once per IP packet (reassembled datagrams once, in their last frame).
     fn packet(
         &mut self,
@@ -125,6 +134,35 @@ struct Meta {
     payload_len: u32,
 }
 
+/// What stage 1 copies of each payload: nothing (`flows`), or everything
+/// but the UDP payloads no sink wants (their first byte only).
+#[derive(Clone, Copy)]
+struct CopyRule {
+    payload: bool,
+    /// By first byte: the UDP payload is wanted.
+    udp: [bool; 256],
+}
+
+impl CopyRule {
+    fn of(sink: &(impl PacketSink + ?Sized)) -> CopyRule {
+        CopyRule {
+            payload: sink.wants_payload(),
+            udp: std::array::from_fn(|b| sink.wants_udp_payload(b as u8)),
+        }
+    }
+
+    /// The part of `payload` (of a packet with this transport) to copy.
+    fn cut<'a>(&self, t: &Transport<'_>, payload: &'a [u8]) -> &'a [u8] {
+        if !self.payload {
+            return &[];
+        }
+        match (t, payload.first()) {
+            (Transport::Udp(_), Some(&b)) if !self.udp[b as usize] => &payload[..1],
+            _ => payload,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Batch {
     metas: Vec<Meta>,
@@ -135,7 +173,7 @@ struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, frame: FrameInfo, p: &Packet<'_>, copy: bool) {
+    fn push(&mut self, frame: FrameInfo, p: &Packet<'_>, copy: &CopyRule) {
         let (kind, payload): (Kind, &[u8]) = match p.transport {
             Transport::Tcp(t) => (
                 Kind::Tcp {
@@ -169,12 +207,9 @@ impl Batch {
             Transport::Other(n) => (Kind::Other(n), &[]),
         };
         let start = self.arena.len() as u32;
-        let len = if copy {
-            self.arena.extend_from_slice(payload);
-            payload.len() as u32
-        } else {
-            0
-        };
+        let payload = copy.cut(&p.transport, payload);
+        self.arena.extend_from_slice(payload);
+        let len = payload.len() as u32;
         self.metas.push(Meta {
             frame,
             src: p.src,
@@ -255,7 +290,7 @@ struct Stage1 {
 fn drive(
     reader: CaptureReader,
     opts: &RunOptions,
-    copy_payload: bool,
+    copy: CopyRule,
     mut on_batch: impl FnMut(&mut FlowTable, &Batch),
 ) -> Result<RunResult, CaptureError> {
     let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
@@ -263,8 +298,7 @@ fn drive(
     let bar = progress_bar(opts.progress, reader.input_len());
     let max_flows = opts.max_flows.unwrap_or(FlowTable::DEFAULT_LIMIT);
     std::thread::scope(|scope| {
-        let stage1 =
-            scope.spawn(move || read_and_decode(reader, copy_payload, tx, recycle_rx, bar));
+        let stage1 = scope.spawn(move || read_and_decode(reader, copy, tx, recycle_rx, bar));
         let mut flows = FlowTable::with_limit(max_flows);
         for mut batch in rx.iter() {
             on_batch(&mut flows, &batch);
@@ -294,7 +328,7 @@ pub fn run(
     opts: &RunOptions,
     sink: &mut dyn PacketSink,
 ) -> Result<RunResult, CaptureError> {
-    let result = drive(reader, opts, sink.wants_payload(), |flows, batch| {
+    let result = drive(reader, opts, CopyRule::of(sink), |flows, batch| {
         for m in &batch.metas {
             let p = batch.packet(m);
             let f = flows.observe(&m.frame, &p);
@@ -323,6 +357,10 @@ pub trait ShardSink: PacketSink + Send {
 impl<A: PacketSink, B: PacketSink> PacketSink for (A, B) {
     fn wants_payload(&self) -> bool {
         self.0.wants_payload() || self.1.wants_payload()
+    }
+
+    fn wants_udp_payload(&self, first: u8) -> bool {
+        self.0.wants_udp_payload(first) || self.1.wants_udp_payload(first)
     }
 
     fn packet(
@@ -405,7 +443,7 @@ pub fn run_sharded_with<S: ShardSink, W: Send>(
 ) -> Result<(RunResult, Vec<S>), CaptureError> {
     use rayon::prelude::*;
     let n = rayon::current_num_threads().max(1);
-    let copy = proto.wants_payload();
+    let copy = CopyRule::of(&proto);
     let mut shards: Vec<S> = (1..n).map(|_| proto.fork()).collect();
     shards.insert(0, proto);
     let mut routed: Vec<Vec<Routed>> = vec![Vec::new(); n];
@@ -463,7 +501,7 @@ pub fn run_sharded_with<S: ShardSink, W: Send>(
 
 fn read_and_decode(
     mut reader: CaptureReader,
-    copy: bool,
+    copy: CopyRule,
     tx: SyncSender<Batch>,
     recycle: Receiver<Batch>,
     bar: Option<ProgressBar>,
@@ -498,7 +536,7 @@ fn read_and_decode(
                 if p.ip_truncated && info.cap_len >= info.orig_len {
                     decode.ip_length_exceeds_frame += 1;
                 }
-                batch.push(info, &p, copy);
+                batch.push(info, &p, &copy);
             }
             Decoded::Fragment(frag) => {
                 decode.ip_fragments += 1;
@@ -506,7 +544,7 @@ fn read_and_decode(
                     match r.decode() {
                         Decoded::Packet(p) => {
                             count(&mut decode, &p);
-                            batch.push(info, &p, copy);
+                            batch.push(info, &p, &copy);
                         }
                         Decoded::Skip(reason) => *skipped.entry(reason).or_insert(0) += 1,
                         // a fragment inside a reassembled tunnel payload: rare, not followed
@@ -605,16 +643,21 @@ mod tests {
 
     /// A pcap of `n` UDP packets spread over 50 flows.
     fn udp_capture(n: u16) -> Vec<u8> {
+        udp_capture_of(&(0..n).map(|_| b"x".to_vec()).collect::<Vec<_>>())
+    }
+
+    /// A pcap of one UDP packet per payload, spread over 50 flows.
+    fn udp_capture_of(payloads: &[Vec<u8>]) -> Vec<u8> {
         let mut b = Vec::new();
         for x in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
             b.extend_from_slice(&x.to_le_bytes());
         }
-        for i in 0..n {
+        for (i, payload) in (0u16..).zip(payloads) {
             let mut frame = Vec::new();
             etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
                 .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
                 .udp(40_000 + i % 50, 3478)
-                .write(&mut frame, b"x")
+                .write(&mut frame, payload)
                 .unwrap();
             for x in [u32::from(i), 0, frame.len() as u32, frame.len() as u32] {
                 b.extend_from_slice(&x.to_le_bytes());
@@ -672,5 +715,45 @@ mod tests {
             // 4,096 + 4,096 + 1,808 packets, and the last barrier
             assert_eq!(takes, 4, "{threads} threads");
         }
+    }
+
+    /// Records the UDP payloads it is given.
+    struct Payloads(Vec<Vec<u8>>);
+
+    impl PacketSink for Payloads {
+        fn wants_payload(&self) -> bool {
+            true
+        }
+
+        fn wants_udp_payload(&self, first: u8) -> bool {
+            first < 0x80
+        }
+
+        fn packet(
+            &mut self,
+            _: &FrameInfo,
+            p: &Packet<'_>,
+            _: Option<(FlowId, Dir)>,
+            _: &FlowTable,
+        ) {
+            if let Transport::Udp(u) = &p.transport {
+                self.0.push(u.payload.to_vec());
+            }
+        }
+    }
+
+    /// A UDP payload no sink wants arrives as its first byte, with its wire
+    /// length and flow accounting intact; the others arrive whole.
+    #[test]
+    fn unwanted_udp_payloads_are_cut_to_their_first_byte() {
+        let rtp = [0x80u8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10].to_vec();
+        let stun = [0x00u8, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42].to_vec();
+        let bytes = udp_capture_of(&[rtp.clone(), stun.clone(), vec![]]);
+        let reader = CaptureReader::new(Source::from_bytes(bytes)).unwrap();
+        let mut sink = Payloads(Vec::new());
+        let run = run(reader, &RunOptions::default(), &mut sink).unwrap();
+        assert_eq!(sink.0, vec![vec![0x80], stun, vec![]]);
+        let flow = run.flows.get(0);
+        assert_eq!(flow.payload_bytes.iter().sum::<u64>(), rtp.len() as u64);
     }
 }

@@ -314,6 +314,12 @@ impl PacketSink for SipFinder {
         true
     }
 
+    /// A SIP start line begins with a method or `SIP/2.0` (RFC 3261 §7.1,
+    /// upper case on the wire): the UDP branch below reads nothing else.
+    fn wants_udp_payload(&self, first: u8) -> bool {
+        first.is_ascii_uppercase()
+    }
+
     fn packet(
         &mut self,
         frame: &FrameInfo,

@@ -799,6 +799,12 @@ impl PacketSink for StunFinder {
         true
     }
 
+    /// STUN (first two bits 0, RFC 5389 §6) or ChannelData (RFC 8656 §12,
+    /// and MS-TURN's multiplexed 0xFF10); [`Core::udp`] reads nothing else.
+    fn wants_udp_payload(&self, first: u8) -> bool {
+        first & 0xC0 == 0 || channel::may_start_with(first)
+    }
+
     fn packet(
         &mut self,
         frame: &FrameInfo,

@@ -546,6 +546,11 @@ impl PacketSink for TlsFinder {
         true
     }
 
+    /// TLS is read on TCP only.
+    fn wants_udp_payload(&self, _first: u8) -> bool {
+        false
+    }
+
     fn packet(
         &mut self,
         frame: &FrameInfo,

@@ -243,6 +243,11 @@ impl<C: StreamConsumer> PacketSink for TcpStreams<C> {
         true
     }
 
+    /// Streams are TCP only.
+    fn wants_udp_payload(&self, _first: u8) -> bool {
+        false
+    }
+
     fn packet(
         &mut self,
         frame: &FrameInfo,

@@ -27,6 +27,12 @@ pub fn valid_channel(c: u16) -> bool {
     (0x4000..=0x7FFF).contains(&c) || c == MS_MULTIPLEXED
 }
 
+/// True when a ChannelData frame can start with this byte (the channel
+/// number's high byte): stage 1 uses it to skip copying UDP media.
+pub fn may_start_with(b: u8) -> bool {
+    (0x40..=0x7F).contains(&b) || b == (MS_MULTIPLEXED >> 8) as u8
+}
+
 /// Parses a frame at the start of `b`.  `stream` selects TCP rules
 /// (padding to 4 required, trailing bytes allowed: the next frame follows);
 /// for UDP the datagram must be exactly the frame, with or without padding.
@@ -75,6 +81,17 @@ pub fn parse(b: &[u8], stream: bool) -> Option<ChannelData<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_valid_channel_starts_with_a_byte_stage_1_keeps() {
+        for c in 0..=u16::MAX {
+            if valid_channel(c) {
+                assert!(may_start_with((c >> 8) as u8), "{c:#06x}");
+            }
+        }
+        // RTP and RTCP (RFC 7983 §7) are not kept
+        assert!((128..=191).all(|b| !may_start_with(b)));
+    }
 
     #[test]
     fn udp_with_and_without_padding() {
