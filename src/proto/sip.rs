@@ -64,53 +64,82 @@ pub struct Message {
     pub problems: Vec<String>,
 }
 
+/// Header names as written (any case) and their canonical form: RFC 3261
+/// §7.3.3 compact forms and the names analyzers read.
+const NAMES: &[(&str, &str)] = &[
+    ("v", "Via"),
+    ("via", "Via"),
+    ("f", "From"),
+    ("from", "From"),
+    ("t", "To"),
+    ("to", "To"),
+    ("i", "Call-ID"),
+    ("call-id", "Call-ID"),
+    ("m", "Contact"),
+    ("contact", "Contact"),
+    ("l", "Content-Length"),
+    ("content-length", "Content-Length"),
+    ("c", "Content-Type"),
+    ("content-type", "Content-Type"),
+    ("e", "Content-Encoding"),
+    ("content-encoding", "Content-Encoding"),
+    ("k", "Supported"),
+    ("supported", "Supported"),
+    ("s", "Subject"),
+    ("subject", "Subject"),
+    ("o", "Event"),
+    ("event", "Event"),
+    ("u", "Allow-Events"),
+    ("allow-events", "Allow-Events"),
+    ("r", "Refer-To"),
+    ("refer-to", "Refer-To"),
+    ("b", "Referred-By"),
+    ("referred-by", "Referred-By"),
+    ("x", "Session-Expires"),
+    ("session-expires", "Session-Expires"),
+    ("a", "Accept-Contact"),
+    ("accept-contact", "Accept-Contact"),
+    ("j", "Reject-Contact"),
+    ("reject-contact", "Reject-Contact"),
+    ("d", "Request-Disposition"),
+    ("request-disposition", "Request-Disposition"),
+    ("y", "Identity"),
+    ("identity", "Identity"),
+    ("cseq", "CSeq"),
+    ("record-route", "Record-Route"),
+    ("route", "Route"),
+    ("user-agent", "User-Agent"),
+    ("server", "Server"),
+    ("ms-diagnostics", "ms-diagnostics"),
+    ("ms-diagnostics-public", "ms-diagnostics-public"),
+    ("ms-client-diagnostics", "ms-client-diagnostics"),
+];
+
 /// Expands compact header names and gives the usual capitalisation
 /// (borrowed for the names we know, so most headers cost no allocation).
 pub fn canonical_name(name: &str) -> Cow<'static, str> {
     let n = name.trim();
-    let full = match n.to_ascii_lowercase().as_str() {
-        "v" | "via" => "Via",
-        "f" | "from" => "From",
-        "t" | "to" => "To",
-        "i" | "call-id" => "Call-ID",
-        "m" | "contact" => "Contact",
-        "l" | "content-length" => "Content-Length",
-        "c" | "content-type" => "Content-Type",
-        "e" | "content-encoding" => "Content-Encoding",
-        "k" | "supported" => "Supported",
-        "s" | "subject" => "Subject",
-        "o" | "event" => "Event",
-        "u" | "allow-events" => "Allow-Events",
-        "r" | "refer-to" => "Refer-To",
-        "b" | "referred-by" => "Referred-By",
-        "x" | "session-expires" => "Session-Expires",
-        "a" | "accept-contact" => "Accept-Contact",
-        "j" | "reject-contact" => "Reject-Contact",
-        "d" | "request-disposition" => "Request-Disposition",
-        "y" | "identity" => "Identity",
-        "cseq" => "CSeq",
-        "record-route" => "Record-Route",
-        "route" => "Route",
-        "user-agent" => "User-Agent",
-        "server" => "Server",
-        "ms-diagnostics" => "ms-diagnostics",
-        "ms-diagnostics-public" => "ms-diagnostics-public",
-        "ms-client-diagnostics" => "ms-client-diagnostics",
-        _ => return Cow::Owned(n.to_string()),
-    };
-    Cow::Borrowed(full)
+    match NAMES.iter().find(|(alias, _)| alias.eq_ignore_ascii_case(n)) {
+        Some((_, full)) => Cow::Borrowed(full),
+        None => Cow::Owned(n.to_string()),
+    }
 }
 
 /// Splits a header value on commas outside `<…>` and double quotes.
 pub fn split_commas(v: &str) -> Vec<String> {
     let mut out = Vec::new();
+    comma_parts(v, |p| out.push(p.to_string()));
+    out
+}
+
+/// [`split_commas`] without allocating: each non-empty trimmed part in turn.
+fn comma_parts<'a>(v: &'a str, mut part: impl FnMut(&'a str)) {
     let mut depth = 0i32;
     let mut quoted = false;
     let mut escaped = false;
-    let mut cur = String::new();
-    for c in v.chars() {
+    let mut start = 0;
+    for (i, c) in v.char_indices() {
         if quoted {
-            cur.push(c);
             if escaped {
                 escaped = false;
             } else if c == '\\' {
@@ -121,33 +150,23 @@ pub fn split_commas(v: &str) -> Vec<String> {
             continue;
         }
         match c {
-            '"' => {
-                quoted = true;
-                cur.push(c);
-            }
-            '<' => {
-                depth += 1;
-                cur.push(c);
-            }
-            '>' => {
-                depth = (depth - 1).max(0);
-                cur.push(c);
-            }
+            '"' => quoted = true,
+            '<' => depth += 1,
+            '>' => depth = (depth - 1).max(0),
             ',' if depth == 0 => {
-                let t = cur.trim();
+                let t = v[start..i].trim();
                 if !t.is_empty() {
-                    out.push(t.to_string());
+                    part(t);
                 }
-                cur.clear();
+                start = i + 1;
             }
-            _ => cur.push(c),
+            _ => {}
         }
     }
-    let t = cur.trim();
+    let t = v[start..].trim();
     if !t.is_empty() {
-        out.push(t.to_string());
+        part(t);
     }
-    out
 }
 
 /// Headers whose values are comma lists.
@@ -226,7 +245,7 @@ impl Message {
         for (n, v) in self.headers() {
             if n.eq_ignore_ascii_case(name) {
                 if list {
-                    out.extend(split_commas(v));
+                    comma_parts(v, |p| out.push(p.to_string()));
                 } else {
                     out.push(v.to_string());
                 }
@@ -250,7 +269,13 @@ impl Message {
 
     /// The Via list, top (most recent hop) first.
     pub fn vias(&self) -> Vec<Via> {
-        self.values("Via").iter().map(|v| Via::parse(v)).collect()
+        let mut out = Vec::new();
+        for (n, v) in self.headers() {
+            if n.eq_ignore_ascii_case("Via") {
+                comma_parts(v, |p| out.push(Via::parse(p)));
+            }
+        }
+        out
     }
 
     /// A header parameter (e.g. `tag` of From/To).
@@ -286,26 +311,10 @@ fn params_after_uri(v: &str) -> Vec<(String, Option<String>)> {
 /// `;a=b;c` → [(a, Some(b)), (c, None)], quotes removed.
 pub fn parse_params(s: &str) -> Vec<(String, Option<String>)> {
     let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut parts = Vec::new();
-    for c in s.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                cur.push(c);
-            }
-            ';' if !quoted => {
-                parts.push(std::mem::take(&mut cur));
-            }
-            _ => cur.push(c),
-        }
-    }
-    parts.push(cur);
-    for p in parts {
+    let mut param = |p: &str| {
         let p = p.trim();
         if p.is_empty() {
-            continue;
+            return;
         }
         match p.split_once('=') {
             Some((k, v)) => out.push((
@@ -314,7 +323,20 @@ pub fn parse_params(s: &str) -> Vec<(String, Option<String>)> {
             )),
             None => out.push((p.to_string(), None)),
         }
+    };
+    let mut quoted = false;
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b';' if !quoted => {
+                param(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
     }
+    param(&s[start..]);
     out
 }
 
@@ -599,6 +621,90 @@ pub fn parse(b: &[u8], datagram: bool) -> Option<Message> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The character-by-character splitters these replaced (they built every
+    /// part in a fresh String): the slicing versions must agree with them.
+    fn split_commas_by_char(v: &str) -> Vec<String> {
+        let (mut out, mut cur) = (Vec::new(), String::new());
+        let (mut depth, mut quoted, mut escaped) = (0i32, false, false);
+        for c in v.chars() {
+            if quoted {
+                cur.push(c);
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == '"' {
+                    quoted = false;
+                }
+                continue;
+            }
+            match c {
+                '"' => quoted = true,
+                '<' => depth += 1,
+                '>' => depth = (depth - 1).max(0),
+                ',' if depth == 0 => {
+                    if !cur.trim().is_empty() {
+                        out.push(cur.trim().to_string());
+                    }
+                    cur.clear();
+                    continue;
+                }
+                _ => {}
+            }
+            cur.push(c);
+        }
+        if !cur.trim().is_empty() {
+            out.push(cur.trim().to_string());
+        }
+        out
+    }
+
+    fn parse_params_by_char(s: &str) -> Vec<(String, Option<String>)> {
+        let (mut parts, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+        for c in s.chars() {
+            match c {
+                '"' => {
+                    quoted = !quoted;
+                    cur.push(c);
+                }
+                ';' if !quoted => parts.push(std::mem::take(&mut cur)),
+                _ => cur.push(c),
+            }
+        }
+        parts.push(cur);
+        parts
+            .iter()
+            .map(|p| p.trim())
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => (
+                    k.trim().to_string(),
+                    Some(v.trim().trim_matches('"').to_string()),
+                ),
+                None => (p.to_string(), None),
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn splitting_by_slices_is_splitting_by_chars(v in "[a-z=;,<>\"\\\\ \té]{0,40}") {
+            proptest::prop_assert_eq!(split_commas(&v), split_commas_by_char(&v));
+            proptest::prop_assert_eq!(parse_params(&v), parse_params_by_char(&v));
+        }
+
+        #[test]
+        fn canonical_names_ignore_case(i in 0usize..NAMES.len(), upper in proptest::collection::vec(proptest::bool::ANY, 32)) {
+            let (alias, full) = NAMES[i];
+            let mixed: String = alias
+                .chars()
+                .zip(upper.iter().cycle())
+                .map(|(c, &u)| if u { c.to_ascii_uppercase() } else { c })
+                .collect();
+            proptest::prop_assert_eq!(canonical_name(&format!(" {mixed} ")), full);
+        }
+    }
 
     const INVITE: &[u8] = b"INVITE sip:bob@lab.example SIP/2.0\r\n\
 v: SIP/2.0/UDP 127.20.3.2:5060;branch=z9hG4bK-2;received=10.0.0.9, SIP/2.0/UDP 127.20.3.1:5060;branch=z9hG4bK-1;rport=5060\r\n\
