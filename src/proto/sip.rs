@@ -64,65 +64,72 @@ pub struct Message {
     pub problems: Vec<String>,
 }
 
-/// Header names as written (any case) and their canonical form: RFC 3261
-/// §7.3.3 compact forms and the names analyzers read.
+/// Header names in lower case, sorted (looked up by binary search), and
+/// their canonical form: RFC 3261 §7.3.3 compact forms and the names
+/// analyzers read.
 const NAMES: &[(&str, &str)] = &[
-    ("v", "Via"),
-    ("via", "Via"),
-    ("f", "From"),
-    ("from", "From"),
-    ("t", "To"),
-    ("to", "To"),
-    ("i", "Call-ID"),
-    ("call-id", "Call-ID"),
-    ("m", "Contact"),
-    ("contact", "Contact"),
-    ("l", "Content-Length"),
-    ("content-length", "Content-Length"),
-    ("c", "Content-Type"),
-    ("content-type", "Content-Type"),
-    ("e", "Content-Encoding"),
-    ("content-encoding", "Content-Encoding"),
-    ("k", "Supported"),
-    ("supported", "Supported"),
-    ("s", "Subject"),
-    ("subject", "Subject"),
-    ("o", "Event"),
-    ("event", "Event"),
-    ("u", "Allow-Events"),
-    ("allow-events", "Allow-Events"),
-    ("r", "Refer-To"),
-    ("refer-to", "Refer-To"),
-    ("b", "Referred-By"),
-    ("referred-by", "Referred-By"),
-    ("x", "Session-Expires"),
-    ("session-expires", "Session-Expires"),
     ("a", "Accept-Contact"),
     ("accept-contact", "Accept-Contact"),
-    ("j", "Reject-Contact"),
-    ("reject-contact", "Reject-Contact"),
-    ("d", "Request-Disposition"),
-    ("request-disposition", "Request-Disposition"),
-    ("y", "Identity"),
-    ("identity", "Identity"),
+    ("allow-events", "Allow-Events"),
+    ("b", "Referred-By"),
+    ("c", "Content-Type"),
+    ("call-id", "Call-ID"),
+    ("contact", "Contact"),
+    ("content-encoding", "Content-Encoding"),
+    ("content-length", "Content-Length"),
+    ("content-type", "Content-Type"),
     ("cseq", "CSeq"),
-    ("record-route", "Record-Route"),
-    ("route", "Route"),
-    ("user-agent", "User-Agent"),
-    ("server", "Server"),
+    ("d", "Request-Disposition"),
+    ("e", "Content-Encoding"),
+    ("event", "Event"),
+    ("f", "From"),
+    ("from", "From"),
+    ("i", "Call-ID"),
+    ("identity", "Identity"),
+    ("j", "Reject-Contact"),
+    ("k", "Supported"),
+    ("l", "Content-Length"),
+    ("m", "Contact"),
+    ("ms-client-diagnostics", "ms-client-diagnostics"),
     ("ms-diagnostics", "ms-diagnostics"),
     ("ms-diagnostics-public", "ms-diagnostics-public"),
-    ("ms-client-diagnostics", "ms-client-diagnostics"),
+    ("o", "Event"),
+    ("r", "Refer-To"),
+    ("record-route", "Record-Route"),
+    ("refer-to", "Refer-To"),
+    ("referred-by", "Referred-By"),
+    ("reject-contact", "Reject-Contact"),
+    ("request-disposition", "Request-Disposition"),
+    ("route", "Route"),
+    ("s", "Subject"),
+    ("server", "Server"),
+    ("session-expires", "Session-Expires"),
+    ("subject", "Subject"),
+    ("supported", "Supported"),
+    ("t", "To"),
+    ("to", "To"),
+    ("u", "Allow-Events"),
+    ("user-agent", "User-Agent"),
+    ("v", "Via"),
+    ("via", "Via"),
+    ("x", "Session-Expires"),
+    ("y", "Identity"),
 ];
 
 /// Expands compact header names and gives the usual capitalisation
 /// (borrowed for the names we know, so most headers cost no allocation).
 pub fn canonical_name(name: &str) -> Cow<'static, str> {
     let n = name.trim();
-    match NAMES.iter().find(|(alias, _)| alias.eq_ignore_ascii_case(n)) {
-        Some((_, full)) => Cow::Borrowed(full),
-        None => Cow::Owned(n.to_string()),
+    let mut lower = [0u8; 24];
+    if let Some(buf) = lower.get_mut(..n.len()) {
+        for (d, c) in buf.iter_mut().zip(n.bytes()) {
+            *d = c.to_ascii_lowercase();
+        }
+        if let Ok(i) = NAMES.binary_search_by(|(alias, _)| alias.as_bytes().cmp(buf)) {
+            return Cow::Borrowed(NAMES[i].1);
+        }
     }
+    Cow::Owned(n.to_string())
 }
 
 /// Splits a header value on commas outside `<…>` and double quotes.
@@ -558,7 +565,11 @@ pub fn parse(b: &[u8], datagram: bool) -> Option<Message> {
             body_start = next;
             break;
         }
-        let line = String::from_utf8_lossy(&b[pos..e]);
+        // from_utf8 checks ASCII a word at a time; lossy only when needed
+        let line = match std::str::from_utf8(&b[pos..e]) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(&b[pos..e]),
+        };
         if line.starts_with(' ') || line.starts_with('\t') {
             // folded continuation (RFC 3261 §7.3.1): the last value is the
             // last text, so it grows in place
@@ -695,6 +706,13 @@ mod tests {
         }
 
         #[test]
+        fn unknown_names_keep_their_spelling(n in "[A-Za-z-]{0,30}") {
+            let known = NAMES.iter().find(|(a, _)| a.eq_ignore_ascii_case(&n));
+            let want = known.map_or(n.as_str(), |(_, full)| full);
+            proptest::prop_assert_eq!(canonical_name(&n), want);
+        }
+
+        #[test]
         fn canonical_names_ignore_case(i in 0usize..NAMES.len(), upper in proptest::collection::vec(proptest::bool::ANY, 32)) {
             let (alias, full) = NAMES[i];
             let mixed: String = alias
@@ -736,6 +754,14 @@ c: application/sdp\r\nl: 5\r\n\r\nv=0\r\n";
             &*invite.body, b"v=0\r\n",
             "SDP is read by the SIP model and ICE"
         );
+    }
+
+    #[test]
+    fn header_names_are_sorted_lower_case_for_binary_search() {
+        assert!(NAMES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(NAMES
+            .iter()
+            .all(|(a, _)| a.len() <= 24 && *a == a.to_ascii_lowercase()));
     }
 
     #[test]
