@@ -120,15 +120,34 @@ pub struct ChannelCount {
 #[derive(Default)]
 struct FlowState {
     turn_seen: bool,
+    /// XOR-RELAYED-ADDRESS of this allocation (client 5-tuple = this flow).
+    relayed: Option<SocketAddr>,
+    /// This TCP connection is an RFC 6062 data connection for this CONNECTION-ID.
+    data_connection: Option<u32>,
+    /// Channel and connection bindings, boxed: most STUN flows (ICE checks)
+    /// never bind, and every STUN flow has a state to the end of the pass.
+    binds: Option<Box<Binds>>,
+}
+
+/// What ChannelBind and ConnectionBind teach about a flow.
+#[derive(Default)]
+struct Binds {
     /// channel → peer, from ChannelBind requests (confirmed by success).
     channels: HashMap<u16, Option<SocketAddr>>,
     pending_bind: HashMap<[u8; 16], (u16, Option<SocketAddr>)>,
-    /// XOR-RELAYED-ADDRESS of this allocation (client 5-tuple = this flow).
-    relayed: Option<SocketAddr>,
     /// ConnectionBind request tid → connection id (RFC 6062 data connection).
     pending_connbind: HashMap<[u8; 16], u32>,
-    /// This TCP connection is an RFC 6062 data connection for this CONNECTION-ID.
-    data_connection: Option<u32>,
+}
+
+impl FlowState {
+    /// The peer bound to a channel (`Some(None)`: bound, peer unknown).
+    fn channel(&self, c: u16) -> Option<Option<SocketAddr>> {
+        self.binds.as_ref()?.channels.get(&c).copied()
+    }
+
+    fn binds(&mut self) -> &mut Binds {
+        self.binds.get_or_insert_with(Box::default)
+    }
 }
 
 struct DirState {
@@ -166,7 +185,9 @@ pub struct Core {
     /// Success responses with MAPPED-ADDRESS ≠ XOR-MAPPED-ADDRESS (frame order after merge).
     pub mapped_mismatch: Vec<MappedMismatch>,
     /// TURN allocation trackers per control flow.
-    turn: FxHashMap<FlowId, super::turn::Tracker>,
+    /// (boxed: a tracker is 600 bytes, and a table of them inline would hold
+    /// that much per empty slot and copy it all when it grows).
+    turn: FxHashMap<FlowId, Box<super::turn::Tracker>>,
     /// Keep every message in `found`.
     keep_all: bool,
     /// Record allocation steps only for the allocations that can be among
@@ -258,7 +279,10 @@ const READ_AFTER_THE_PASS: [u16; 11] = [
 impl Core {
     /// The TURN allocation trackers, in flow order (for [`super::turn::allocations`]).
     pub fn take_turn(&mut self) -> Vec<(FlowId, super::turn::Tracker)> {
-        let mut v: Vec<_> = std::mem::take(&mut self.turn).into_iter().collect();
+        let mut v: Vec<_> = std::mem::take(&mut self.turn)
+            .into_iter()
+            .map(|(id, t)| (id, *t))
+            .collect();
         v.sort_unstable_by_key(|(id, _)| *id);
         v
     }
@@ -419,13 +443,16 @@ impl Core {
                 if let Some(stun::Value::Channel(c)) =
                     m.attr(a::CHANNEL_NUMBER).map(|x| x.value.clone())
                 {
-                    st.pending_bind
+                    st.binds()
+                        .pending_bind
                         .insert(m.tid, (c, m.address(a::XOR_PEER_ADDRESS)));
                 }
             }
             ("ChannelBind", Class::Success) => {
-                if let Some((c, peer)) = st.pending_bind.remove(&m.tid) {
-                    st.channels.insert(c, peer);
+                if let Some(b) = st.binds.as_deref_mut() {
+                    if let Some((c, peer)) = b.pending_bind.remove(&m.tid) {
+                        b.channels.insert(c, peer);
+                    }
                 }
             }
             ("Allocate", Class::Success) => {
@@ -439,11 +466,15 @@ impl Core {
                 if let Some(stun::Value::ConnectionId(c)) =
                     m.attr(a::CONNECTION_ID).map(|x| x.value.clone())
                 {
-                    st.pending_connbind.insert(m.tid, c);
+                    st.binds().pending_connbind.insert(m.tid, c);
                 }
             }
             ("ConnectionBind", Class::Success) => {
-                if let Some(c) = st.pending_connbind.remove(&m.tid) {
+                let bound = st
+                    .binds
+                    .as_deref_mut()
+                    .and_then(|b| b.pending_connbind.remove(&m.tid));
+                if let Some(c) = bound {
                     st.data_connection = Some(c);
                     // RFC 6062 §5.3: from now on the connection carries the peer's bytes.
                     for d in 0..2 {
@@ -481,7 +512,7 @@ impl Core {
             return;
         };
         let st = self.flows.get(&ctx.flow);
-        let bound = st.and_then(|s| s.channels.get(&cd.channel).copied());
+        let bound = st.and_then(|s| s.channel(cd.channel));
         let turn_flow = st.is_some_and(|s| s.turn_seen);
         let inner_is_stun = stun::parse(cd.data).is_ok();
         if bound.is_none() && !turn_flow && !inner_is_stun {
@@ -593,11 +624,7 @@ impl Core {
                         self.message(ctx, &bytes, Carrier::Direct, None);
                     }
                     1 => {
-                        let peer = self
-                            .flows
-                            .get(&flow)
-                            .and_then(|f| f.channels.get(&ch).copied())
-                            .flatten();
+                        let peer = self.flows.get(&flow).and_then(|f| f.channel(ch)).flatten();
                         let cd = channel::ChannelData {
                             channel: ch,
                             session,
