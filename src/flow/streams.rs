@@ -101,11 +101,29 @@ pub struct StreamStats {
 }
 
 struct Conn {
-    dirs: [Reassembler; 2],
+    /// Reassembly per direction, `None` once the consumer no longer wants the
+    /// direction ([`StreamConsumer::wants`]).  Boxed: the bulk direction of
+    /// a download is given up at once, and a connection that never closes
+    /// then costs a few bytes here, not a reassembler, until its idle timeout.
+    dirs: [Option<Box<Reassembler>>; 2],
     last_ts: i64,
     fin: [bool; 2],
-    /// Directions the consumer no longer wants ([`StreamConsumer::wants`]).
-    ignored: [bool; 2],
+}
+
+impl Conn {
+    /// Out-of-order bytes buffered in direction `d`.
+    fn pending(&self, d: usize) -> usize {
+        self.dirs[d].as_ref().map_or(0, |r| r.pending_bytes())
+    }
+
+    /// Delivers what direction `d` buffered (with gaps), as at its end.
+    fn flush(&mut self, id: FlowId, consumer: &mut impl StreamConsumer) {
+        for (d, dir) in [(0, Dir::ToServer), (1, Dir::ToClient)] {
+            if let Some(r) = self.dirs[d].as_mut() {
+                r.finish(&mut |e| consumer.event(id, dir, e));
+            }
+        }
+    }
 }
 
 /// TCP reassembly for every connection of a capture, feeding a consumer.
@@ -167,11 +185,8 @@ impl<C: StreamConsumer> TcpStreams<C> {
 
     fn close(&mut self, id: FlowId, reason: CloseReason) {
         if let Some(mut c) = self.conns.remove(&id) {
-            for (d, dir) in [(0, Dir::ToServer), (1, Dir::ToClient)] {
-                self.pending_total -= c.dirs[d].pending_bytes();
-                let consumer = &mut self.consumer;
-                c.dirs[d].finish(&mut |e| consumer.event(id, dir, e));
-            }
+            self.pending_total -= c.pending(0) + c.pending(1);
+            c.flush(id, &mut self.consumer);
             let s = &mut self.stats;
             match reason {
                 CloseReason::Reset => s.closed_reset += 1,
@@ -217,23 +232,15 @@ impl<C: StreamConsumer> TcpStreams<C> {
             let Some(id) = self
                 .conns
                 .iter()
-                .max_by_key(|(&id, c)| {
-                    (
-                        c.dirs[0].pending_bytes() + c.dirs[1].pending_bytes(),
-                        std::cmp::Reverse(id),
-                    )
-                })
+                .max_by_key(|(&id, c)| (c.pending(0) + c.pending(1), std::cmp::Reverse(id)))
                 .map(|(&id, _)| id)
             else {
                 break;
             };
             self.stats.global_flushes += 1;
             let c = self.conns.get_mut(&id).expect("present");
-            for (d, dir) in [(0, Dir::ToServer), (1, Dir::ToClient)] {
-                self.pending_total -= c.dirs[d].pending_bytes();
-                let consumer = &mut self.consumer;
-                c.dirs[d].finish(&mut |e| consumer.event(id, dir, e));
-            }
+            self.pending_total -= c.pending(0) + c.pending(1);
+            c.flush(id, &mut self.consumer);
         }
     }
 }
@@ -280,10 +287,12 @@ impl<C: StreamConsumer> PacketSink for TcpStreams<C> {
             self.conns.insert(
                 id,
                 Conn {
-                    dirs: [Reassembler::new(per_dir), Reassembler::new(per_dir)],
+                    dirs: [
+                        Some(Box::new(Reassembler::new(per_dir))),
+                        Some(Box::new(Reassembler::new(per_dir))),
+                    ],
                     last_ts: frame.ts_ns,
                     fin: [false; 2],
-                    ignored: [false; 2],
                 },
             );
             self.stats.peak_connections = self.stats.peak_connections.max(self.conns.len() as u64);
@@ -291,16 +300,15 @@ impl<C: StreamConsumer> PacketSink for TcpStreams<C> {
         let c = self.conns.get_mut(&id).expect("just inserted");
         c.last_ts = frame.ts_ns;
         let d = dir.idx();
-        if !c.ignored[d] && !self.consumer.wants(id, dir) {
+        if c.dirs[d].is_some() && !self.consumer.wants(id, dir) {
             // never read again: free the direction's buffers and stop copying
-            self.pending_total -= c.dirs[d].pending_bytes();
-            c.dirs[d] = Reassembler::new(self.limits.max_pending_per_dir);
-            c.ignored[d] = true;
+            self.pending_total -= c.pending(d);
+            c.dirs[d] = None;
         }
-        if !c.ignored[d] {
-            let before = c.dirs[d].pending_bytes();
+        if let Some(r) = c.dirs[d].as_mut() {
+            let before = r.pending_bytes();
             let consumer = &mut self.consumer;
-            c.dirs[d].segment(
+            r.segment(
                 t.seq,
                 t.flags,
                 t.payload,
@@ -309,7 +317,7 @@ impl<C: StreamConsumer> PacketSink for TcpStreams<C> {
                 frame.ts_ns,
                 &mut |e| consumer.event(id, dir, e),
             );
-            let after = c.dirs[d].pending_bytes();
+            let after = r.pending_bytes();
             self.pending_total = self.pending_total + after - before;
         }
         if t.flags.has(TcpFlags::FIN) {
