@@ -84,16 +84,16 @@ struct Seg {
 }
 
 /// Reassembles one direction of a TCP connection.
+///
+/// A direction that never carries a byte (the request side of a download,
+/// which only ACKs) stays this small: its first sequence number and its
+/// bound.  The reassembly state is made with the first byte, so a capture of
+/// many long downloads does not hold a reassembler per silent direction.
 pub struct Reassembler {
+    /// Stream start (the sequence number after the SYN) until `live` exists.
     base: Option<u32>,
-    next: u64,
-    pending: BTreeMap<u64, Seg>,
-    pending_bytes: usize,
     max_pending: usize,
-    tail: VecDeque<u8>,
-    last_frame: u64,
-    /// Counters.
-    pub stats: ReassemblyStats,
+    live: Option<Box<Live>>,
 }
 
 impl Default for Reassembler {
@@ -107,24 +107,26 @@ impl Reassembler {
     pub fn new(max_pending: usize) -> Self {
         Reassembler {
             base: None,
-            next: 0,
-            pending: BTreeMap::new(),
-            pending_bytes: 0,
             max_pending,
-            tail: VecDeque::new(),
-            last_frame: 0,
-            stats: ReassemblyStats::default(),
+            live: None,
         }
     }
 
     /// Bytes currently buffered out of order.
     pub fn pending_bytes(&self) -> usize {
-        self.pending_bytes
+        self.live.as_ref().map_or(0, |l| l.pending_bytes())
     }
 
     /// Next stream offset to be delivered.
     pub fn next_offset(&self) -> u64 {
-        self.next
+        self.live.as_ref().map_or(0, |l| l.next_offset())
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ReassemblyStats {
+        self.live
+            .as_ref()
+            .map_or_else(ReassemblyStats::default, |l| l.stats.clone())
     }
 
     /// Feeds one segment of this direction.  `payload` is what was captured,
@@ -140,7 +142,78 @@ impl Reassembler {
         ts_ns: i64,
         out: &mut dyn FnMut(Event<'_>),
     ) {
-        self.last_frame = frame;
+        let live = match &mut self.live {
+            Some(l) => l,
+            None if wire_len.max(payload.len() as u32) == 0 => {
+                // what the reassembly does with a segment before any byte:
+                // a SYN sets the stream start, a bare ACK nothing
+                if self.base.is_none() && flags.has(TcpFlags::SYN) {
+                    self.base = Some(seq.wrapping_add(1));
+                }
+                return;
+            }
+            None => self
+                .live
+                .insert(Box::new(Live::new(self.max_pending, self.base))),
+        };
+        live.segment(seq, flags, payload, wire_len, frame, ts_ns, out);
+    }
+
+    /// Ends the stream: everything buffered is delivered, with gaps where bytes are missing.
+    pub fn finish(&mut self, out: &mut dyn FnMut(Event<'_>)) {
+        if let Some(l) = &mut self.live {
+            l.finish(out);
+        }
+    }
+}
+
+/// A direction's reassembly once its first byte arrived.
+struct Live {
+    base: Option<u32>,
+    next: u64,
+    pending: BTreeMap<u64, Seg>,
+    pending_bytes: usize,
+    max_pending: usize,
+    tail: VecDeque<u8>,
+    stats: ReassemblyStats,
+}
+
+impl Live {
+    fn new(max_pending: usize, base: Option<u32>) -> Self {
+        Live {
+            base,
+            next: 0,
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            max_pending,
+            tail: VecDeque::new(),
+            stats: ReassemblyStats::default(),
+        }
+    }
+
+    /// Bytes currently buffered out of order.
+    fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// Next stream offset to be delivered.
+    fn next_offset(&self) -> u64 {
+        self.next
+    }
+
+    /// Feeds one segment of this direction.  `payload` is what was captured,
+    /// `wire_len` what the IP header says was sent (≥ `payload.len()`).
+    #[allow(clippy::too_many_arguments)]
+    fn segment(
+        &mut self,
+        seq: u32,
+        flags: TcpFlags,
+        payload: &[u8],
+        wire_len: u32,
+        frame: u64,
+        ts_ns: i64,
+        out: &mut dyn FnMut(Event<'_>),
+    ) {
         let wire_len = wire_len.max(payload.len() as u32);
         let data_seq = if flags.has(TcpFlags::SYN) {
             seq.wrapping_add(1)
@@ -178,7 +251,7 @@ impl Reassembler {
     }
 
     /// Ends the stream: everything buffered is delivered, with gaps where bytes are missing.
-    pub fn finish(&mut self, out: &mut dyn FnMut(Event<'_>)) {
+    fn finish(&mut self, out: &mut dyn FnMut(Event<'_>)) {
         while !self.pending.is_empty() {
             self.skip_to_first_pending(out);
             self.drain(out);
@@ -512,8 +585,8 @@ mod tests {
         let s = run(&mut r, &segs, Some(100), stream);
         assert_eq!(s.bytes, stream);
         assert!(s.gaps.is_empty());
-        assert_eq!(r.stats.conflicting_overlaps, 1);
-        assert_eq!(r.stats.first_conflict_frame, Some(4));
+        assert_eq!(r.stats().conflicting_overlaps, 1);
+        assert_eq!(r.stats().first_conflict_frame, Some(4));
     }
 
     #[test]
@@ -523,7 +596,7 @@ mod tests {
         let mut cb = |e: Event<'_>| got.push(format!("{e:?}"));
         r.segment(0, ACK, b"aa", 2, 1, 0, &mut cb);
         r.segment(100, ACK, &[1; 10], 10, 2, 0, &mut cb);
-        assert_eq!(r.stats.buffer_overflows, 1);
+        assert_eq!(r.stats().buffer_overflows, 1);
         assert!(got[1].contains("Gap { offset: 2, len: 98"), "{got:?}");
         assert_eq!(r.pending_bytes(), 0);
     }
@@ -604,8 +677,58 @@ mod tests {
         segs
     }
 
+    /// An event as a comparable value: (offset, bytes or gap length, frame, gap).
+    type Seen = (u64, Vec<u8>, u64, bool);
+
+    /// What a reassembler call is given to hand its events to.
+    type Out<'a> = &'a mut dyn FnMut(Event<'_>);
+
+    /// Every event `r` hands out.
+    fn events(r: &mut dyn FnMut(Out<'_>)) -> Vec<Seen> {
+        let mut v = Vec::new();
+        r(&mut |e| match e {
+            Event::Data {
+                offset,
+                bytes,
+                frame,
+                ..
+            } => v.push((offset, bytes.to_vec(), frame, false)),
+            Event::Gap { offset, len, frame } => v.push((offset, vec![len as u8], frame, true)),
+        });
+        v
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// A reassembler made at the first byte (bare ACKs and SYNs before
+        /// it only remembered) gives exactly what one made at the first
+        /// segment gives.
+        #[test]
+        fn made_at_the_first_byte_is_made_at_the_first_segment(
+            segs in proptest::collection::vec(
+                (0u32..400, any::<bool>(), 0usize..40, any::<bool>()), 1..40),
+            isn in any::<u32>(),
+        ) {
+            let mut lazy = Reassembler::new(256);
+            let mut eager = Live::new(256, None);
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            for (i, &(rel, syn, len, bare)) in segs.iter().enumerate() {
+                let seq = isn.wrapping_add(rel);
+                let flags = TcpFlags(if syn { TcpFlags::SYN } else { 0 } | TcpFlags::ACK);
+                let payload: Vec<u8> = (0..if bare { 0 } else { len }).map(|b| b as u8).collect();
+                let frame = i as u64 + 1;
+                let n = payload.len() as u32;
+                got.extend(events(&mut |o| lazy.segment(seq, flags, &payload, n, frame, 0, o)));
+                want.extend(events(&mut |o| eager.segment(seq, flags, &payload, n, frame, 0, o)));
+                prop_assert_eq!(lazy.pending_bytes(), eager.pending_bytes());
+                prop_assert_eq!(lazy.next_offset(), eager.next_offset());
+            }
+            got.extend(events(&mut |o| lazy.finish(o)));
+            want.extend(events(&mut |o| eager.finish(o)));
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(lazy.stats(), eager.stats.clone());
+        }
 
         /// Re-segmenting, reordering and duplicating must not change the
         /// delivered bytes nor the gaps.
@@ -652,7 +775,7 @@ mod tests {
             prop_assert_eq!(&sink.bytes, &expected);
             let gaps: Vec<(u64, u64)> = merged.iter().map(|&(a, b)| (a as u64, (b - a) as u64)).collect();
             prop_assert_eq!(&sink.gaps, &gaps);
-            prop_assert_eq!(r.stats.conflicting_overlaps, 0);
+            prop_assert_eq!(r.stats().conflicting_overlaps, 0);
         }
     }
 }

@@ -102,10 +102,11 @@ pub struct StreamStats {
 
 struct Conn {
     /// Reassembly per direction, `None` once the consumer no longer wants the
-    /// direction ([`StreamConsumer::wants`]).  Boxed: the bulk direction of
-    /// a download is given up at once, and a connection that never closes
-    /// then costs a few bytes here, not a reassembler, until its idle timeout.
-    dirs: [Option<Box<Reassembler>>; 2],
+    /// direction ([`StreamConsumer::wants`]).  The bulk direction of a
+    /// download is given up at once and its silent direction holds no
+    /// reassembly state (see [`Reassembler`]), so a connection that never
+    /// closes costs a few bytes until its idle timeout.
+    dirs: [Option<Reassembler>; 2],
     last_ts: i64,
     fin: [bool; 2],
 }
@@ -288,8 +289,8 @@ impl<C: StreamConsumer> PacketSink for TcpStreams<C> {
                 id,
                 Conn {
                     dirs: [
-                        Some(Box::new(Reassembler::new(per_dir))),
-                        Some(Box::new(Reassembler::new(per_dir))),
+                        Some(Reassembler::new(per_dir)),
+                        Some(Reassembler::new(per_dir)),
                     ],
                     last_ts: frame.ts_ns,
                     fin: [false; 2],
