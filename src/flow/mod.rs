@@ -254,7 +254,7 @@ pub type FlowId = u32;
 /// Wireshark's for every tracked flow, because untracked flows come after them.
 pub struct FlowTable {
     map: FxHashMap<Key, FlowId>,
-    flows: Vec<Flow>,
+    flows: Records,
     next_stream: [u32; 2],
     limit: usize,
     /// Packets that found the table full.
@@ -293,7 +293,7 @@ impl FlowTable {
     pub fn with_limit(limit: usize) -> Self {
         FlowTable {
             map: FxHashMap::default(),
-            flows: Vec::new(),
+            flows: Records::default(),
             next_stream: [0; 2],
             limit: limit.max(1),
             untracked: Untracked::default(),
@@ -338,7 +338,7 @@ impl FlowTable {
         let (key, src_is_lo) = Key::new(l4, src, dst);
         let mut id = match self.map.get(&key) {
             Some(&id) => id,
-            None if self.flows.len() >= self.limit => return self.untrack(frame),
+            None if self.flows.len >= self.limit => return self.untrack(frame),
             None => self.create(key, src_is_lo, src, dst, frame, tcp.map(|t| t.flags)),
         };
         // Wireshark splits a TCP conversation when a new SYN reuses the 4-tuple.
@@ -348,7 +348,7 @@ impl FlowTable {
                 let d = if f.client_is_lo == src_is_lo { 0 } else { 1 };
                 let base = f.tcp.as_ref().and_then(|x| x.base_seq[d]);
                 if matches!(base, Some(b) if b != t.seq) {
-                    if self.flows.len() >= self.limit {
+                    if self.flows.len >= self.limit {
                         // the new connection is not tracked, and its packets
                         // must not be counted in the old one either
                         self.map.remove(&key);
@@ -431,7 +431,7 @@ impl FlowTable {
         };
         let stream = self.next_stream[slot];
         self.next_stream[slot] += 1;
-        let id = self.flows.len() as FlowId;
+        let id = self.flows.len as FlowId;
         self.flows.push(Flow {
             l4,
             stream,
@@ -477,22 +477,100 @@ impl FlowTable {
     }
 
     /// All flows in creation order (TCP and UDP interleaved).
-    pub fn flows(&self) -> &[Flow] {
-        &self.flows
+    pub fn flows(&self) -> impl Iterator<Item = &Flow> + '_ {
+        self.flows.chunks.iter().flatten()
     }
 
     /// Consumes the table, returning the flows in creation order.
-    pub fn into_flows(self) -> Vec<Flow> {
-        self.flows
+    pub fn into_flows(self) -> impl Iterator<Item = Flow> {
+        self.flows.chunks.into_iter().flatten()
     }
 
     /// Number of flows.
     pub fn len(&self) -> usize {
-        self.flows.len()
+        self.flows.len
     }
 
     /// True when no flow was seen.
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
+        self.flows.len == 0
+    }
+}
+
+/// Flow records in chunks of [`Records::CHUNK`]: the table grows a chunk at
+/// a time instead of doubling one vector, so it never holds twice the room
+/// its flows need, nor copies them all (two copies at once) when it grows.
+#[derive(Default)]
+struct Records {
+    chunks: Vec<Vec<Flow>>,
+    len: usize,
+}
+
+impl Records {
+    const CHUNK: usize = 4096;
+
+    fn push(&mut self, f: Flow) {
+        if self.len % Self::CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(Self::CHUNK));
+        }
+        self.chunks.last_mut().expect("a chunk with room").push(f);
+        self.len += 1;
+    }
+}
+
+impl std::ops::Index<usize> for Records {
+    type Output = Flow;
+    fn index(&self, i: usize) -> &Flow {
+        &self.chunks[i / Self::CHUNK][i % Self::CHUNK]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Records {
+    fn index_mut(&mut self, i: usize) -> &mut Flow {
+        &mut self.chunks[i / Self::CHUNK][i % Self::CHUNK]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{Transport, Udp};
+
+    /// Flows past a chunk boundary keep their ids, records and order.
+    #[test]
+    fn records_cross_chunk_boundaries() {
+        let mut t = FlowTable::new();
+        let n = 2 * Records::CHUNK + 5;
+        for i in 0..n {
+            let frame = FrameInfo {
+                number: i as u64 + 1,
+                ts_ns: i as i64,
+                orig_len: 60,
+                cap_len: 60,
+            };
+            let pkt = Packet {
+                src: "10.0.0.1".parse().unwrap(),
+                dst: "10.0.0.2".parse().unwrap(),
+                transport: Transport::Udp(Udp {
+                    src_port: 10_000 + i as u16,
+                    dst_port: 3478,
+                    payload: &[],
+                    wire_len: 0,
+                }),
+                ip_truncated: false,
+            };
+            assert_eq!(t.observe(&frame, &pkt), Some((i as FlowId, Dir::ToServer)));
+        }
+        assert_eq!(t.len(), n);
+        for id in [0, Records::CHUNK - 1, Records::CHUNK, n - 1] {
+            let f = t.get(id as FlowId);
+            assert_eq!(
+                (f.stream as usize, f.client.port as usize),
+                (id, 10_000 + id)
+            );
+        }
+        let streams: Vec<u32> = t.flows().map(|f| f.stream).collect();
+        assert_eq!(streams, (0..n as u32).collect::<Vec<_>>());
+        assert_eq!(t.into_flows().count(), n);
     }
 }

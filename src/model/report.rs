@@ -111,7 +111,7 @@ fn flows_by_protocol(a: &Analysis) -> BTreeMap<String, ProtocolFlows> {
         proto.insert(*id, if c.pseudo_tls { "pseudo-tls" } else { "tls" });
     }
     let mut out: BTreeMap<String, (usize, BTreeSet<(L4, u32)>)> = BTreeMap::new();
-    for (id, f) in a.run.flows.flows().iter().enumerate() {
+    for (id, f) in a.run.flows.flows().enumerate() {
         let id = id as FlowId;
         let p = proto.get(&id).copied().unwrap_or(match f.l4 {
             L4::Tcp => "other-tcp",

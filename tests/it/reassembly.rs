@@ -56,7 +56,7 @@ fn delivered_bytes_match_flow_payload_on_every_sample() {
     ] {
         let (c, r) = reassemble(&sample(name));
         assert_eq!(c.gap_bytes, 0, "{name}");
-        for (id, f) in r.flows.flows().iter().enumerate() {
+        for (id, f) in r.flows.flows().enumerate() {
             let Some(t) = &f.tcp else { continue };
             for d in 0..2 {
                 let got = c
@@ -76,7 +76,7 @@ fn delivered_bytes_match_flow_payload_on_every_sample() {
 #[test]
 fn edge_sends_first_tls_record_on_8057() {
     let (c, r) = reassemble(&sample("tls-8057-idle-rst-reconnect.pcap"));
-    let f0 = &r.flows.flows()[0];
+    let f0 = r.flows.get(0);
     assert_eq!(f0.server.port, 8057);
     let from_server = &c.bytes[&(0, Dir::ToClient.idx())];
     assert_eq!(
