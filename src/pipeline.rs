@@ -173,6 +173,17 @@ struct Batch {
 }
 
 impl Batch {
+    /// An empty batch with room for a full one: a batch is cut once its
+    /// arena passes [`BATCH_BYTES`], so one IP packet more (64 KiB) fits
+    /// without the arena doubling to 2 MiB, in each of the batches in flight.
+    fn new() -> Batch {
+        Batch {
+            metas: Vec::with_capacity(BATCH),
+            arena: Vec::with_capacity(BATCH_BYTES + (1 << 16)),
+            first_ts: None,
+        }
+    }
+
     fn push(&mut self, frame: FrameInfo, p: &Packet<'_>, copy: &CopyRule) {
         let (kind, payload): (Kind, &[u8]) = match p.transport {
             Transport::Tcp(t) => (
@@ -509,7 +520,7 @@ fn read_and_decode(
     let mut defrag = Defragmenter::new();
     let mut decode = DecodeCounts::default();
     let mut skipped: BTreeMap<SkipReason, u64> = BTreeMap::new();
-    let mut batch = Batch::default();
+    let mut batch = Batch::new();
     let mut n: u64 = 0;
     loop {
         n += 1;
@@ -559,7 +570,7 @@ fn read_and_decode(
         }
         if batch.metas.len() >= BATCH || batch.arena.len() >= BATCH_BYTES {
             batch.first_ts = reader.stats().first_ts;
-            let next = recycle.try_recv().unwrap_or_default();
+            let next = recycle.try_recv().unwrap_or_else(|_| Batch::new());
             if tx.send(std::mem::replace(&mut batch, next)).is_err() {
                 break; // stage 2 is gone (it failed); stop reading
             }
