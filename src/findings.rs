@@ -101,7 +101,8 @@ pub struct Inputs<'a> {
     /// The SIP findings, made as the report's SIP fold met the messages
     /// ([`sip_error`] merged with [`Merging`], [`mras_no_relay`]).
     pub sip: &'a [Finding],
-    /// ICE sessions.
+    /// ICE sessions, in the order of `analysis.ice` (their `checks` lists
+    /// may be empty: evidence frames are read from `analysis.ice`).
     pub ice: &'a IceReport,
     /// TLS connections.
     pub tls: &'a TlsReport,
@@ -295,7 +296,9 @@ fn stun(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
 }
 
 fn ice(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
-    for s in &inp.ice.sessions {
+    // evidence frames come from the analysis' checks: the report's sessions
+    // do not list them (one line per check of a long capture)
+    for (s, a) in inp.ice.sessions.iter().zip(&inp.analysis.ice) {
         let label = format!(
             "ICE session {}{}",
             s.ufrags.join("/"),
@@ -309,11 +312,13 @@ fn ice(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
             .iter()
             .filter(|p| p.verdict == crate::analyze::ice::Verdict::OneWay)
         {
-            let fr: Vec<u64> = s
+            let pair = &a.pairs[p.index];
+            let fr: Vec<u64> = pair
+                .a_to_b
                 .checks
                 .iter()
-                .filter(|c| c.pair == p.index)
-                .map(|c| c.frame)
+                .chain(&pair.b_to_a.checks)
+                .map(|&c| a.checks[c].frame)
                 .collect();
             out.push(Finding {
                 count: 1,
@@ -339,7 +344,7 @@ fn ice(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
             } else {
                 Severity::Error
             };
-            let fr: Vec<u64> = s.checks.iter().map(|c| c.frame).collect();
+            let fr: Vec<u64> = a.checks.iter().map(|c| c.frame).collect();
             out.push(Finding {
                 count: 1,
                 group: String::new(),

@@ -41,6 +41,7 @@ pub fn analyze(reader: CaptureReader, opts: &RunOptions) -> Result<Analysis, Cap
 
 /// Runs every analyzer for a report that lists `listed` allocations: the
 /// others are built and checked, but their timelines are not recorded.
+/// The STUN messages (`stun.found`) are dropped once TURN and ICE are built.
 /// SIP messages go to `sip` in capture order as the pass finds them
 /// (batch by batch) and are not kept.
 pub fn analyze_for_report(
@@ -50,7 +51,11 @@ pub fn analyze_for_report(
     sip: &mut dyn sip::MessageSink,
 ) -> Result<Analysis, CaptureError> {
     let stun = stun::StunFinder::default().allocation_steps_for_first(listed);
-    analyze_with(reader, opts, stun, Some(sip))
+    let mut a = analyze_with(reader, opts, stun, Some(sip))?;
+    // a report reads none of the STUN messages once TURN and ICE are built:
+    // freed before the report's models take their room
+    a.stun.found = Vec::new();
+    Ok(a)
 }
 
 type Finders = (stun::StunFinder, (sip::SipFinder, tls::TlsFinder));

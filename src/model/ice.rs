@@ -414,7 +414,7 @@ fn pair_filter(s: &Session, p: &Pair) -> String {
         .join(" || ")
 }
 
-fn session_out(s: &Session, t0: i64) -> SessionOut {
+fn session_out(s: &Session, t0: i64, with_checks: bool) -> SessionOut {
     let pairs: Vec<PairOut> = s
         .pairs
         .iter()
@@ -441,21 +441,24 @@ fn session_out(s: &Session, t0: i64) -> SessionOut {
         })
         .collect();
     // per check: its pair and direction
-    let mut where_: Vec<(usize, bool)> = vec![(0, true); s.checks.len()];
-    for (i, p) in s.pairs.iter().enumerate() {
-        for &c in &p.a_to_b.checks {
-            where_[c] = (i, true);
+    let checks: Vec<CheckOut> = if with_checks {
+        let mut where_: Vec<(usize, bool)> = vec![(0, true); s.checks.len()];
+        for (i, p) in s.pairs.iter().enumerate() {
+            for &c in &p.a_to_b.checks {
+                where_[c] = (i, true);
+            }
+            for &c in &p.b_to_a.checks {
+                where_[c] = (i, false);
+            }
         }
-        for &c in &p.b_to_a.checks {
-            where_[c] = (i, false);
-        }
-    }
-    let checks: Vec<CheckOut> = s
-        .checks
-        .iter()
-        .zip(&where_)
-        .map(|(c, &(p, fwd))| check_out(c, t0, p, fwd))
-        .collect();
+        s.checks
+            .iter()
+            .zip(&where_)
+            .map(|(c, &(p, fwd))| check_out(c, t0, p, fwd))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let first_ts = s.checks.first().map(|c| c.ts_ns).unwrap_or(0);
     let last_frame = s
         .checks
@@ -583,8 +586,19 @@ fn sdp_ref(m: &SdpMedia) -> SdpRef {
 impl IceReport {
     /// Builds the report.
     pub fn build(run: &RunResult, sessions: &[Session], input: &str) -> IceReport {
+        Self::build_with(run, sessions, input, true)
+    }
+
+    /// The report without the per-check lists (`checks` empty in every
+    /// session; the summary still counts them): what `edgetrace report`
+    /// shows, without building a line per check of a long capture.
+    pub fn build_without_checks(run: &RunResult, sessions: &[Session], input: &str) -> IceReport {
+        Self::build_with(run, sessions, input, false)
+    }
+
+    fn build_with(run: &RunResult, all: &[Session], input: &str, checks: bool) -> IceReport {
         let t0 = run.read.first_ts.unwrap_or(0);
-        let sessions: Vec<SessionOut> = sessions.iter().map(|s| session_out(s, t0)).collect();
+        let sessions: Vec<SessionOut> = all.iter().map(|s| session_out(s, t0, checks)).collect();
         let mut verdicts = BTreeMap::new();
         for p in sessions.iter().flat_map(|s| &s.pairs) {
             let k = serde_json::to_value(p.verdict)
@@ -599,7 +613,7 @@ impl IceReport {
             capture: CaptureSummary::from_run(run),
             summary: IceSummary {
                 sessions: sessions.len(),
-                checks: sessions.iter().map(|s| s.checks.len()).sum(),
+                checks: all.iter().map(|s| s.checks.len()).sum(),
                 pairs: sessions.iter().map(|s| s.pairs.len()).sum(),
                 verdicts,
                 nominated_sessions: sessions.iter().filter(|s| s.nominated.is_some()).count(),

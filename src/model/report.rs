@@ -169,7 +169,7 @@ impl Report {
             || TurnReport::build(&a.run, listed, input, o.redaction.redact_usernames),
             || {
                 rayon::join(
-                    || IceReport::build(&a.run, &a.ice, input),
+                    || IceReport::build_without_checks(&a.run, &a.ice, input),
                     || TlsReport::build(&a.run, &a.tls, input),
                 )
             },
@@ -210,9 +210,6 @@ impl Report {
         cap("tls", tls.connections.len());
         let mut sessions = ice.sessions;
         sessions.truncate(MAX_LISTED);
-        for s in &mut sessions {
-            s.checks.clear();
-        }
         let mut dialogs = sip.dialogs;
         dialogs.truncate(MAX_LISTED);
         let mut connections = tls.connections;
