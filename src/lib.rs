@@ -22,6 +22,7 @@
 //! - [`model`] is the output model every renderer reads;
 //! - [`render`] prints tables and JSON; [`cli`] is the command line;
 //! - [`roles`] labels addresses with deployment roles (`--roles`, Microsoft 365 ranges).
+//! - [`memory`] hands freed heap pages back to the OS between phases.
 //!
 //! Parsers never print; renderers never parse.
 
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod findings;
 pub mod flow;
 pub mod fuzzing;
+pub mod memory;
 pub mod model;
 pub mod packet;
 pub mod pipeline;

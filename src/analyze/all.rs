@@ -55,6 +55,7 @@ pub fn analyze_for_report(
     // a report reads none of the STUN messages once TURN and ICE are built:
     // freed before the report's models take their room
     a.stun.found = Vec::new();
+    crate::memory::give_back_freed();
     Ok(a)
 }
 

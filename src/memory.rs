@@ -1,0 +1,29 @@
+//! Handing freed heap memory back to the operating system.
+//!
+//! The pass ends holding its largest state (flow records, per-flow finder
+//! state, kept messages); the merges then free most of it, and the report's
+//! models allocate anew.  glibc keeps freed chunks in the arena of the
+//! thread that allocated them, and the pass allocated on the reader, the
+//! driver and every shard thread, so the models' allocations mostly take
+//! fresh pages while the freed ones stay resident: the peak RSS of a report
+//! was reached at the end, tens of MB above the heap in use.
+//! `malloc_trim(0)` (glibc 2.8+) returns the free pages of every arena, so the
+//! peak is the pass's own.
+
+/// Returns the pages of freed heap memory to the OS (glibc's `malloc_trim`),
+/// once, where a run has just freed much of its state.  Costs a walk over the
+/// free lists (about a millisecond for a few hundred MB); nothing on other
+/// platforms or allocators.
+pub fn give_back_freed() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: malloc_trim only releases memory the allocator holds free;
+        // it takes the allocator's own locks and touches no live allocation.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
