@@ -116,6 +116,9 @@ pub struct ChannelCount {
     pub first_frame: u64,
 }
 
+/// Capture time between sweeps of the allocation trackers' old requests.
+const TURN_SWEEP_EVERY_NS: i64 = 10_000_000_000;
+
 /// Per-flow knowledge the finder builds as it goes (TURN state it needs to decode).
 #[derive(Default)]
 struct FlowState {
@@ -188,6 +191,8 @@ pub struct Core {
     /// (boxed: a tracker is 600 bytes, and a table of them inline would hold
     /// that much per empty slot and copy it all when it grows).
     turn: FxHashMap<FlowId, Box<super::turn::Tracker>>,
+    /// Capture time of the next sweep of the trackers' old requests.
+    next_turn_sweep_ns: i64,
     /// Keep every message in `found`.
     keep_all: bool,
     /// Record allocation steps only for the allocations that can be among
@@ -299,6 +304,13 @@ impl Core {
     /// `stun` command); everything else is kept for pairing, ICE and binds.
     fn account(&mut self, found: Found) {
         self.messages += 1;
+        if found.ts_ns >= self.next_turn_sweep_ns {
+            // memory only: an answer meets its request by age, not by sweeps
+            for t in self.turn.values_mut() {
+                t.forget_old_requests(found.ts_ns);
+            }
+            self.next_turn_sweep_ns = found.ts_ns.saturating_add(TURN_SWEEP_EVERY_NS);
+        }
         self.stun_flows.insert(found.flow);
         let m = &found.msg;
         if m.class == Class::Success && m.dialect != Dialect::MsTurn {

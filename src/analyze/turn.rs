@@ -217,7 +217,12 @@ struct AllocateTx {
 
 /// Requests older than this (capture time) are forgotten: a STUN transaction
 /// gives up after 39.5 s (RFC 5389 §7.2.1), so no answer can come later.
+/// An answer is matched to a request of its transaction sent at most this
+/// long before it, however many requests the flow made in between.
 const PENDING_FOR_NS: i64 = 60_000_000_000;
+
+/// Requests remembered before the first clean-up of old ones.
+const PENDING_PRUNE_AT: usize = 16;
 
 /// One control flow's allocation in the making.  The STUN finder feeds it
 /// every direct TURN message of the flow in the order it finds them
@@ -239,6 +244,9 @@ pub struct Tracker {
     dealloc_frame: Option<u64>,
     last_refresh_ts: Option<i64>,
     pending: FxHashMap<[u8; 16], Pending>,
+    /// Size of `pending` that triggers the next clean-up (twice what the
+    /// last one kept: amortised constant time per request).
+    prune_at: usize,
     allocates: Vec<AllocateTx>,
     /// Record the steps (a report leaves them out for allocations it will not list).
     keep_steps: bool,
@@ -286,6 +294,7 @@ impl Default for Tracker {
             dealloc_frame: None,
             last_refresh_ts: None,
             pending: FxHashMap::default(),
+            prune_at: PENDING_PRUNE_AT,
             allocates: Vec::new(),
             keep_steps: true,
         }
@@ -335,10 +344,39 @@ impl Tracker {
                 },
             },
         );
-        if self.pending.len() > 64 {
+        if self.pending.len() > self.prune_at {
             let horizon = f.ts_ns - PENDING_FOR_NS;
             self.pending.retain(|_, p| p.ts_ns >= horizon);
+            if self.pending.capacity() > 4 * self.pending.len().max(PENDING_PRUNE_AT) {
+                self.pending.shrink_to_fit();
+            }
+            self.prune_at = (2 * self.pending.len()).max(PENDING_PRUNE_AT);
         }
+    }
+
+    /// Forgets the requests no answer at `now` or later can match (a quiet
+    /// allocation would otherwise hold its last requests to the end).
+    pub(crate) fn forget_old_requests(&mut self, now: i64) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let horizon = now - PENDING_FOR_NS;
+        self.pending.retain(|_, p| p.ts_ns >= horizon);
+        if self.pending.is_empty() {
+            self.pending = FxHashMap::default();
+        } else if self.pending.capacity() > 4 * self.pending.len().max(PENDING_PRUNE_AT) {
+            self.pending.shrink_to_fit();
+        }
+        self.prune_at = (2 * self.pending.len()).max(PENDING_PRUNE_AT);
+    }
+
+    /// The request an answer at `ts_ns` answers, if sent at most
+    /// [`PENDING_FOR_NS`] before (whether or not a clean-up ran since).
+    fn request(&self, tid: &[u8; 16], ts_ns: i64) -> Option<Pending> {
+        self.pending
+            .get(tid)
+            .filter(|p| p.ts_ns >= ts_ns - PENDING_FOR_NS)
+            .cloned()
     }
 
     /// An Allocate request: a new transaction, a retransmission, or the MS-ICE2
@@ -419,7 +457,7 @@ impl Tracker {
                 }
             }
             Class::Success => {
-                let req = self.pending.get(&m.tid).cloned();
+                let req = self.request(&m.tid, f.ts_ns);
                 match m.method {
                     "Allocate" => {
                         self.al.relayed = m.address(a::XOR_RELAYED_ADDRESS).or_else(|| {
@@ -485,7 +523,7 @@ impl Tracker {
                     .error_code()
                     .map(|(c, r)| (c, r.to_string()))
                     .unwrap_or((0, String::new()));
-                let req = self.pending.get(&m.tid).cloned();
+                let req = self.request(&m.tid, f.ts_ns);
                 let authenticated = req.as_ref().is_some_and(|r| r.username);
                 if let Some(r) = m.realm() {
                     self.al.realm = Some(r.to_string());
@@ -806,4 +844,94 @@ pub fn allocations(
         .into_iter()
         .filter_map(|(flow, t)| t.finish(flow, flows.get(flow), &binds, core, capture_end_ns))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Refresh (request or success) with an optional LIFETIME.
+    fn refresh(success: bool, tid: u8, lifetime: Option<u32>) -> Vec<u8> {
+        let mut attrs = Vec::new();
+        if let Some(l) = lifetime {
+            attrs.extend([0x00, 0x0d, 0x00, 0x04]);
+            attrs.extend(l.to_be_bytes());
+        }
+        let typ: u16 = if success { 0x0104 } else { 0x0004 };
+        let mut b = typ.to_be_bytes().to_vec();
+        b.extend((attrs.len() as u16).to_be_bytes());
+        b.extend([0x21, 0x12, 0xA4, 0x42]);
+        b.extend([tid; 12]);
+        b.extend(attrs);
+        b
+    }
+
+    fn found(bytes: &[u8], frame: u64, ts_ns: i64) -> Found {
+        let ep = Endpoint {
+            ip: "10.0.0.1".parse().unwrap(),
+            port: 3478,
+        };
+        Found {
+            frame,
+            end_frame: frame,
+            ts_ns,
+            flow: 0,
+            l4: L4::Udp,
+            stream: 0,
+            src: ep,
+            dst: ep,
+            framing: "udp",
+            carrier: Carrier::Direct,
+            relay_leg: None,
+            msg: crate::proto::stun::parse(bytes).unwrap(),
+            answer_frame: None,
+            rtt_ns: None,
+            retransmission: false,
+            ms_duplicate: false,
+            request_frame: None,
+        }
+    }
+
+    /// An answer takes what it needs from its request (here: LIFETIME 0
+    /// only in the request makes the success a deallocation) when the
+    /// request was sent at most 60 s before, whatever the clean-ups did in
+    /// between; a later answer is not matched.
+    #[test]
+    fn answers_meet_requests_of_the_last_60_seconds() {
+        const S: i64 = 1_000_000_000;
+        for (late_s, dealloc) in [(59, true), (61, false)] {
+            let mut t = Tracker::default();
+            t.push(&found(&refresh(false, 200, Some(0)), 1, 0));
+            // many other requests (answered or not) in between: clean-ups run
+            for i in 0..100u8 {
+                t.push(&found(&refresh(false, i, Some(600)), 2 + u64::from(i), S));
+            }
+            t.push(&found(&refresh(true, 200, None), 500, late_s * S));
+            assert_eq!(
+                t.dealloc_frame.is_some(),
+                dealloc,
+                "answer {late_s} s later"
+            );
+        }
+    }
+
+    /// A flow that sends a request a second for an hour remembers about a
+    /// minute of them, not the hour.
+    #[test]
+    fn remembered_requests_stay_about_a_minute() {
+        let mut t = Tracker::default();
+        for i in 0..3600u64 {
+            let tid = (i % 251) as u8;
+            t.push(&found(
+                &refresh(false, tid, Some(600)),
+                i + 1,
+                i as i64 * 1_000_000_000,
+            ));
+            assert!(
+                t.pending.len() <= 2 * 61 + 1,
+                "{} at {i} s",
+                t.pending.len()
+            );
+        }
+    }
 }
