@@ -14,7 +14,7 @@ use crate::flow::{Endpoint, L4};
 use crate::pipeline::RunResult;
 use crate::proto::mras::{self, Mras};
 use crate::proto::sdp::{self, Candidate, CandidateForm, Media};
-use crate::proto::sip::{parse_params, StartLine, Via};
+use crate::proto::sip::{parse_params, StartLine, ViaRef};
 use crate::roles::Roles;
 
 /// A Via hop as output.
@@ -588,17 +588,32 @@ pub fn diagnostics(header: &str, v: &str) -> Diagnostics {
     }
 }
 
-fn via_out(v: &Via) -> ViaOut {
-    let p = |k: &str| v.param(k).map(|s| s.to_string());
+fn via_out(v: &ViaRef<'_>) -> ViaOut {
+    const KEYS: [&str; 5] = [
+        "received",
+        "rport",
+        "branch",
+        "ms-received-port",
+        "ms-received-cid",
+    ];
+    // one pass over the parameters; the first of each name counts
+    let mut found: [Option<&str>; 5] = [None; 5];
+    v.params(|n, val| {
+        if let Some(i) = KEYS.iter().position(|k| k.eq_ignore_ascii_case(n)) {
+            found[i].get_or_insert(val);
+        }
+    });
+    let [received, rport, branch, ms_received_port, ms_received_cid] =
+        found.map(|x| x.map(str::to_string));
     ViaOut {
-        raw: shorten(&v.raw),
-        transport: v.transport.clone(),
-        sent_by: v.sent_by.clone(),
-        received: p("received"),
-        rport: p("rport"),
-        branch: p("branch"),
-        ms_received_port: p("ms-received-port"),
-        ms_received_cid: p("ms-received-cid"),
+        raw: shorten(v.raw),
+        transport: v.transport.to_ascii_uppercase(),
+        sent_by: v.sent_by.to_string(),
+        received,
+        rport,
+        branch,
+        ms_received_port,
+        ms_received_cid,
     }
 }
 
@@ -663,7 +678,7 @@ fn message_out_with(f: &Found, t0: i64, r: Redaction, roles: &Roles, detail: Det
         cseq: m.header("CSeq").map(str::to_string),
         from: m.header("From").map(str::to_string),
         to: m.header("To").map(str::to_string),
-        via: m.vias().iter().map(via_out).collect(),
+        via: m.via_refs().iter().map(via_out).collect(),
         record_route: m
             .values("Record-Route")
             .iter()

@@ -276,10 +276,15 @@ impl Message {
 
     /// The Via list, top (most recent hop) first.
     pub fn vias(&self) -> Vec<Via> {
+        self.via_refs().iter().map(|v| Via::parse(v.raw)).collect()
+    }
+
+    /// [`Message::vias`] as slices of the message.
+    pub fn via_refs(&self) -> Vec<ViaRef<'_>> {
         let mut out = Vec::new();
         for (n, v) in self.headers() {
             if n.eq_ignore_ascii_case("Via") {
-                comma_parts(v, |p| out.push(Via::parse(p)));
+                comma_parts(v, |p| out.push(ViaRef::parse(p)));
             }
         }
         out
@@ -318,17 +323,21 @@ fn params_after_uri(v: &str) -> Vec<(String, Option<String>)> {
 /// `;a=b;c` → [(a, Some(b)), (c, None)], quotes removed.
 pub fn parse_params(s: &str) -> Vec<(String, Option<String>)> {
     let mut out = Vec::new();
-    let mut param = |p: &str| {
+    params(s, |k, v| out.push((k.to_string(), v.map(str::to_string))));
+    out
+}
+
+/// [`parse_params`] without allocating: each (name, value) in turn, as
+/// slices of `s`.
+fn params<'a>(s: &'a str, mut param: impl FnMut(&'a str, Option<&'a str>)) {
+    let mut one = |p: &'a str| {
         let p = p.trim();
         if p.is_empty() {
             return;
         }
         match p.split_once('=') {
-            Some((k, v)) => out.push((
-                k.trim().to_string(),
-                Some(v.trim().trim_matches('"').to_string()),
-            )),
-            None => out.push((p.to_string(), None)),
+            Some((k, v)) => param(k.trim(), Some(v.trim().trim_matches('"'))),
+            None => param(p, None),
         }
     };
     let mut quoted = false;
@@ -337,14 +346,13 @@ pub fn parse_params(s: &str) -> Vec<(String, Option<String>)> {
         match b {
             b'"' => quoted = !quoted,
             b';' if !quoted => {
-                param(&s[start..i]);
+                one(&s[start..i]);
                 start = i + 1;
             }
             _ => {}
         }
     }
-    param(&s[start..]);
-    out
+    one(&s[start..]);
 }
 
 /// One Via hop.
@@ -360,22 +368,66 @@ pub struct Via {
     pub params: Vec<(String, Option<String>)>,
 }
 
-impl Via {
+/// One Via hop as slices of its message: [`Via`] without allocating, for
+/// callers that read a few parameters of every hop of every message.
+#[derive(Debug, Clone, Copy)]
+pub struct ViaRef<'a> {
+    /// The value as on the wire (trimmed).
+    pub raw: &'a str,
+    /// UDP, TCP, TLS… as written (compare ignoring case).
+    pub transport: &'a str,
+    /// `host[:port]` the hop sent from.
+    pub sent_by: &'a str,
+    /// The parameters, from the first `;`.
+    params: &'a str,
+}
+
+impl<'a> ViaRef<'a> {
     /// Parses `SIP/2.0/UDP host:port;params` (lenient).
-    pub fn parse(v: &str) -> Via {
+    pub fn parse(v: &'a str) -> ViaRef<'a> {
         let v = v.trim();
         let (proto, rest) = v.split_once(char::is_whitespace).unwrap_or((v, ""));
-        let transport = proto.rsplit('/').next().unwrap_or("").to_ascii_uppercase();
+        let transport = proto.rsplit('/').next().unwrap_or("");
         let rest = rest.trim_start();
         let (sent_by, params) = match rest.find(';') {
-            Some(i) => (rest[..i].trim().to_string(), parse_params(&rest[i..])),
-            None => (rest.trim().to_string(), Vec::new()),
+            Some(i) => (rest[..i].trim(), &rest[i..]),
+            None => (rest.trim(), ""),
         };
-        Via {
-            raw: v.to_string(),
+        ViaRef {
+            raw: v,
             transport,
             sent_by,
             params,
+        }
+    }
+
+    /// A parameter's value (`Some("")` for a flag such as `rport`).
+    pub fn param(&self, k: &str) -> Option<&'a str> {
+        let mut found = None;
+        self.params(|n, v| {
+            if found.is_none() && n.eq_ignore_ascii_case(k) {
+                found = Some(v);
+            }
+        });
+        found
+    }
+
+    /// Every parameter in order: name, and value (`""` for a flag).  One
+    /// pass, for a caller that reads several.
+    pub fn params(&self, mut f: impl FnMut(&'a str, &'a str)) {
+        params(self.params, |n, v| f(n, v.unwrap_or("")));
+    }
+}
+
+impl Via {
+    /// Parses `SIP/2.0/UDP host:port;params` (lenient).
+    pub fn parse(v: &str) -> Via {
+        let r = ViaRef::parse(v);
+        Via {
+            raw: r.raw.to_string(),
+            transport: r.transport.to_ascii_uppercase(),
+            sent_by: r.sent_by.to_string(),
+            params: parse_params(r.params),
         }
     }
 
@@ -698,7 +750,38 @@ mod tests {
             .collect()
     }
 
+    /// Via parsing as it was, on owned parameters from the splitter above.
+    fn via_by_char(v: &str) -> Via {
+        let v = v.trim();
+        let (proto, rest) = v.split_once(char::is_whitespace).unwrap_or((v, ""));
+        let rest = rest.trim_start();
+        let (sent_by, params) = match rest.find(';') {
+            Some(i) => (
+                rest[..i].trim().to_string(),
+                parse_params_by_char(&rest[i..]),
+            ),
+            None => (rest.trim().to_string(), Vec::new()),
+        };
+        Via {
+            raw: v.to_string(),
+            transport: proto.rsplit('/').next().unwrap_or("").to_ascii_uppercase(),
+            sent_by,
+            params,
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn borrowed_vias_read_as_owned_ones(v in "(SIP/2.0/(udp|TLS) )?[a-z0-9.:]{0,12}(;[a-zA-Z-]{1,6}(=\"?[a-z0-9.; ]{0,6}\"?)?){0,5}") {
+            let want = via_by_char(&v);
+            proptest::prop_assert_eq!(&Via::parse(&v), &want);
+            let r = ViaRef::parse(&v);
+            proptest::prop_assert_eq!(r.transport.to_ascii_uppercase(), want.transport.clone());
+            for k in ["branch", "received", "rport", "ms-received-port", "x", "BRANCH"] {
+                proptest::prop_assert_eq!(r.param(k), want.param(k), "{}", k);
+            }
+        }
+
         #[test]
         fn splitting_by_slices_is_splitting_by_chars(v in "[a-z=;,<>\"\\\\ \té]{0,40}") {
             proptest::prop_assert_eq!(split_commas(&v), split_commas_by_char(&v));
