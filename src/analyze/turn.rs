@@ -229,7 +229,7 @@ const PENDING_PRUNE_AT: usize = 16;
 /// ([`Tracker::push`]), so the messages need not be kept until the end of the
 /// run; [`allocations`] finishes the trackers once every flow is known
 /// (RFC 6062 binds arrive on other connections).  Memory per allocation is
-/// its steps plus the requests still unanswered.
+/// its steps (listed allocations only) plus its requests of the last 60 s.
 #[derive(Debug, Clone)]
 pub struct Tracker {
     al: Allocation,
@@ -320,7 +320,7 @@ impl Tracker {
         self.al.steps = Vec::new();
     }
 
-    /// Remembers a request until its answer (what the answer needs of it).
+    /// Remembers what an answer will need of a request, for [`PENDING_FOR_NS`].
     fn remember(&mut self, f: &Found) {
         let m = &f.msg;
         self.pending.insert(
