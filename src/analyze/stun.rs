@@ -839,7 +839,7 @@ impl PacketSink for StunFinder {
     }
 
     /// STUN (first two bits 0, RFC 5389 §6) or ChannelData (RFC 8656 §12,
-    /// and MS-TURN's multiplexed 0xFF10); [`Core::udp`] reads nothing else.
+    /// and MS-TURN's multiplexed 0xFF10); the finder's UDP path reads nothing else.
     fn wants_udp_payload(&self, first: u8) -> bool {
         first & 0xC0 == 0 || channel::may_start_with(first)
     }
