@@ -938,7 +938,7 @@ fn pair_transactions(found: &mut [Found]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::proto::stun::crc;
 
@@ -957,7 +957,9 @@ mod tests {
         b
     }
 
-    fn found(bytes: &[u8], frame: u64, ts: i64) -> Found {
+    /// A direct UDP message on flow 0, as the finder would record it (also
+    /// used by the TURN tracker's tests).
+    pub(crate) fn found(bytes: &[u8], frame: u64, ts: i64) -> Found {
         let ep = Endpoint {
             ip: "10.0.0.1".parse().unwrap(),
             port: 1,

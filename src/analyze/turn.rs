@@ -850,6 +850,7 @@ pub fn allocations(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyze::stun::tests::found;
 
     /// A Refresh (request or success) with an optional LIFETIME.
     fn refresh(success: bool, tid: u8, lifetime: Option<u32>) -> Vec<u8> {
@@ -865,32 +866,6 @@ mod tests {
         b.extend([tid; 12]);
         b.extend(attrs);
         b
-    }
-
-    fn found(bytes: &[u8], frame: u64, ts_ns: i64) -> Found {
-        let ep = Endpoint {
-            ip: "10.0.0.1".parse().unwrap(),
-            port: 3478,
-        };
-        Found {
-            frame,
-            end_frame: frame,
-            ts_ns,
-            flow: 0,
-            l4: L4::Udp,
-            stream: 0,
-            src: ep,
-            dst: ep,
-            framing: "udp",
-            carrier: Carrier::Direct,
-            relay_leg: None,
-            msg: crate::proto::stun::parse(bytes).unwrap(),
-            answer_frame: None,
-            rtt_ns: None,
-            retransmission: false,
-            ms_duplicate: false,
-            request_frame: None,
-        }
     }
 
     /// An answer takes what it needs from its request (here: LIFETIME 0
