@@ -549,19 +549,30 @@ fn ice(cli: &Cli, input: &InputArgs) -> Result<i32> {
     );
     // ICE reads only the SDP of SIP messages: collected batch by batch, in
     // capture order, and the messages dropped
+    // and the checks are folded from each batch's STUN messages, which are
+    // dropped too
     let mut sdp = crate::analyze::ice::SdpCollector::default();
+    let mut checks = crate::analyze::ice::CheckFold::default();
     let (result, shards) = pipeline::run_sharded_with(
         reader,
         &opts,
         finders,
-        |shards, _| crate::analyze::sip::take_batch(shards.iter_mut().map(|s| &mut s.1)),
-        |batch| batch.iter().for_each(|f| sdp.push(f)),
+        |shards, _| {
+            (
+                crate::analyze::sip::take_batch(shards.iter_mut().map(|s| &mut s.1)),
+                crate::analyze::stun::take_batch(shards.iter_mut().map(|s| &mut s.0)),
+            )
+        },
+        |(sip, stun)| {
+            sip.iter().for_each(|f| sdp.push(f));
+            stun.iter().for_each(|f| checks.push(f));
+        },
     )
     .with_context(|| format!("reading {name}"))?;
     let stun_shards: Vec<_> = shards.into_iter().map(|s| s.0).collect();
     let stun = crate::analyze::stun::merge(stun_shards, &result.flows);
     let sdp = sdp.finish();
-    let sessions = crate::analyze::ice::sessions(&stun, &sdp);
+    let sessions = checks.finish(&sdp, &stun, &result.flows);
     let report = crate::model::ice::IceReport::build(&result, &sessions, &name);
     emit_with(
         input,

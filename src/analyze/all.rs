@@ -79,19 +79,29 @@ fn analyze_with(
     // each barrier takes the messages the shards found in the batch: capture
     // order among them; they are folded while the shards read the next batch
     let take = |shards: &mut [Finders], b: pipeline::Barrier| {
-        let batch = if streamed {
-            sip::take_batch(shards.iter_mut().map(|s| &mut s.1 .0))
-        } else {
-            Vec::new()
-        };
-        (batch, b.first_ts.unwrap_or(0))
+        if !streamed {
+            return (Vec::new(), 0, Vec::new());
+        }
+        let sip = sip::take_batch(shards.iter_mut().map(|s| &mut s.1 .0));
+        let stun = stun::take_batch(shards.iter_mut().map(|s| &mut s.0));
+        (sip, b.first_ts.unwrap_or(0), stun)
     };
-    let fold = |(batch, t0): (Vec<sip::Found>, i64)| {
+    // ICE checks are folded at the barriers too; the RFC 6062 ConnectionBinds
+    // (few) are kept for the TURN allocations, every other message dropped
+    let mut checks = ice::CheckFold::default();
+    let mut binds: Vec<stun::Found> = Vec::new();
+    let fold = |(batch, t0, stun_batch): (Vec<sip::Found>, i64, Vec<stun::Found>)| {
         if let Some(sink) = sink.as_deref_mut() {
             for f in batch {
                 sdp.push(&f);
                 sip_flows.insert(f.flow);
                 sink.message(f, t0);
+            }
+        }
+        for f in stun_batch {
+            checks.push(&f);
+            if turn::is_connection_bind(&f) {
+                binds.push(f);
             }
         }
     };
@@ -114,6 +124,9 @@ fn analyze_with(
     let t2 = std::time::Instant::now();
     let sdp = if streamed {
         sip.flows = sip_flows;
+        // the same order as a merge of every message would give them
+        binds.sort_by_key(stun::capture_order);
+        stun.found = binds;
         sdp.finish()
     } else {
         ice::sdp_media(&sip)
@@ -122,7 +135,13 @@ fn analyze_with(
     let trackers = stun.take_turn();
     let (allocations, ice) = rayon::join(
         || turn::allocations(trackers, &stun, &run.flows, end),
-        || ice::sessions(&stun, &sdp),
+        || {
+            if streamed {
+                checks.finish(&sdp, &stun, &run.flows)
+            } else {
+                ice::sessions(&stun, &sdp, &run.flows)
+            }
+        },
     );
     let t3 = std::time::Instant::now();
     let timings = vec![

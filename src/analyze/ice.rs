@@ -26,8 +26,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 
-use crate::analyze::stun::{Carrier, Core as StunCore, Found};
-use crate::flow::L4;
+use crate::analyze::stun::{Carrier, Core as StunCore, Found, Pairing, RelayLeg};
+use crate::flow::{FlowTable, L4};
 use crate::proto::sdp::Candidate;
 use crate::proto::stun::names::attr as a;
 use crate::proto::stun::{hex, Class, Value};
@@ -259,21 +259,38 @@ pub struct Session {
     pub sdp: Vec<SdpMedia>,
 }
 
-fn username(f: &Found, sdp: &[SdpMedia]) -> Option<(String, Option<String>, Option<String>)> {
-    let at = f.msg.attr(a::USERNAME)?;
-    match &at.value {
-        Value::Text(s) => {
-            let s = s.trim_end_matches('\0').to_string();
-            match s.split_once(':') {
-                Some((r, snd)) => Some((s.clone(), Some(r.to_string()), Some(snd.to_string()))),
-                None => Some((s, None, None)),
+/// A check's USERNAME as the wire had it: text, or the binary MS-ICE v1
+/// form, whose sides are only known from the SDP (read at the end).
+#[derive(Debug, Clone)]
+enum RawUser {
+    Text(String),
+    Opaque(Vec<u8>),
+}
+
+impl RawUser {
+    fn of(f: &Found) -> Option<RawUser> {
+        match &f.msg.attr(a::USERNAME)?.value {
+            Value::Text(s) => Some(RawUser::Text(s.trim_end_matches('\0').to_string())),
+            Value::Opaque(b) => Some(RawUser::Opaque(b.clone())),
+            _ => None,
+        }
+    }
+
+    /// (USERNAME as shown, receiver's ufrag, sender's ufrag).
+    fn resolve(self, sdp: &[SdpMedia]) -> (String, Option<String>, Option<String>) {
+        match self {
+            RawUser::Text(s) => match s.split_once(':') {
+                Some((r, snd)) => {
+                    let (r, snd) = (Some(r.to_string()), Some(snd.to_string()));
+                    (s, r, snd)
+                }
+                None => (s, None, None),
+            },
+            RawUser::Opaque(b) => {
+                let (r, snd) = draft6_sides(&b, sdp).unzip();
+                (format!("hex:{}", hex(&b)), r, snd)
             }
         }
-        Value::Opaque(b) => {
-            let (r, snd) = draft6_sides(b, sdp).unzip();
-            Some((format!("hex:{}", hex(b)), r, snd))
-        }
-        _ => None,
     }
 }
 
@@ -339,21 +356,51 @@ fn draft6_sides(user: &[u8], sdp: &[SdpMedia]) -> Option<(String, String)> {
     }
 }
 
-fn path(f: &Found) -> (SocketAddr, SocketAddr, &'static str) {
+/// A check's path before the shards are merged: known, or on an RFC 6062
+/// data connection, whose peer is announced on another flow.
+#[derive(Debug, Clone, Copy)]
+enum PathSrc {
+    Known(SocketAddr, SocketAddr),
+    Rfc6062 {
+        conn: u32,
+        flow: crate::flow::FlowId,
+        src: crate::flow::Endpoint,
+        outer: (SocketAddr, SocketAddr),
+    },
+}
+
+/// Puts the relay↔peer leg over the outer addresses it knows.
+fn over(outer: (SocketAddr, SocketAddr), leg: Option<RelayLeg>) -> (SocketAddr, SocketAddr) {
+    match leg {
+        None => outer,
+        Some((s, d)) => (s.unwrap_or(outer.0), d.unwrap_or(outer.1)),
+    }
+}
+
+fn path(f: &Found) -> (PathSrc, &'static str) {
     let outer = (
         SocketAddr::new(f.src.ip, f.src.port),
         SocketAddr::new(f.dst.ip, f.dst.port),
     );
-    let (from, to) = match (&f.carrier, f.relay_leg.as_deref().copied()) {
-        (Carrier::Direct, _) | (_, None) => outer,
-        (_, Some((s, d))) => (s.unwrap_or(outer.0), d.unwrap_or(outer.1)),
+    let src = match (&f.carrier, f.relay_leg.as_deref().copied()) {
+        (Carrier::Rfc6062Data(Some(conn)), _) => PathSrc::Rfc6062 {
+            conn: *conn,
+            flow: f.flow,
+            src: f.src,
+            outer,
+        },
+        (Carrier::Direct, _) => PathSrc::Known(outer.0, outer.1),
+        (_, leg) => {
+            let (a, b) = over(outer, leg);
+            PathSrc::Known(a, b)
+        }
     };
     let transport = match f.carrier {
         Carrier::Direct | Carrier::IcmpQuoted(_) => f.l4.name(),
         Carrier::Rfc6062Data(_) => "tcp",
         _ => "udp",
     };
-    (from, to, transport)
+    (src, transport)
 }
 
 fn role(f: &Found) -> Option<(bool, u64)> {
@@ -371,101 +418,110 @@ fn is_check(f: &Found) -> bool {
         && f.msg.attr(a::USERNAME).is_some()
 }
 
-/// Builds the ICE sessions from the STUN finder's messages and the SDP of
-/// the capture's SIP dialogs.
-pub fn sessions(stun: &StunCore, sdp: &[SdpMedia]) -> Vec<Session> {
-    let mut sessions: Vec<Session> = Vec::new();
-    let mut by_key: HashMap<Vec<String>, usize> = HashMap::new();
-    let mut by_tid: HashMap<[u8; 16], (usize, usize)> = HashMap::new();
-    // requests first (the finder lists messages in frame order)
-    for f in stun.found.iter().filter(|f| is_check(f)) {
-        if let Some(&(s, c)) = by_tid.get(&f.msg.tid) {
-            let ch = &mut sessions[s].checks[c];
-            if f.retransmission || f.ms_duplicate {
-                if f.retransmission {
+/// Builds the ICE sessions from the STUN finder's messages (merged, in
+/// capture order) and the SDP of the capture's SIP dialogs.
+pub fn sessions(stun: &StunCore, sdp: &[SdpMedia], flows: &FlowTable) -> Vec<Session> {
+    let mut fold = CheckFold::default();
+    for f in &stun.found {
+        fold.push(f);
+    }
+    fold.finish(sdp, stun, flows)
+}
+
+/// A check while the capture is read: what the end needs to place it.
+struct Pending {
+    check: Check,
+    user: RawUser,
+    path: PathSrc,
+    /// Order of the copy whose round trip `check.rtt_ns` is (the first copy
+    /// that has one wins, as in capture order).
+    rtt_from: Option<u64>,
+}
+
+/// ICE checks folded one STUN message at a time, in capture order, so that
+/// a pass need not keep the messages (`report` and `ice` hand it each
+/// batch's messages at the pipeline's barrier; [`sessions`] the merged
+/// list).  What needs the whole capture waits for [`CheckFold::finish`]:
+/// the sides of MS-ICE v1 binary usernames (from SDP) and the peers of RFC
+/// 6062 data connections (from the control connections, other flows).
+///
+/// Requests and answers are paired per flow by [`Pairing`], with the
+/// horizon TURN transactions have: a transaction ends 60 s after its last
+/// request copy (STUN gives up after 39.5 s, RFC 5389 §7.2.1), so an answer
+/// later than that is still listed with its check but gives no round trip,
+/// and a copy later than that starts a new transaction on its flow.
+pub struct CheckFold {
+    checks: Vec<Pending>,
+    by_tid: HashMap<[u8; 16], usize>,
+    pairing: Pairing,
+    seq: u64,
+}
+
+impl Default for CheckFold {
+    fn default() -> Self {
+        CheckFold {
+            checks: Vec::new(),
+            by_tid: HashMap::new(),
+            pairing: Pairing::within(crate::analyze::turn::PENDING_FOR_NS),
+            seq: 0,
+        }
+    }
+}
+
+/// Tag of a request copy that is not a check.
+const NOT_A_CHECK: usize = usize::MAX;
+
+impl CheckFold {
+    /// The next STUN message, in capture order.
+    pub fn push(&mut self, f: &Found) {
+        let seq = self.seq;
+        self.seq += 1;
+        let check = is_check(f);
+        let known = self.by_tid.get(&f.msg.tid).copied();
+        let user = if check && known.is_none() {
+            RawUser::of(f)
+        } else {
+            None
+        };
+        let tag = match (check, known, &user) {
+            (true, Some(i), _) => i,
+            (true, None, Some(_)) => self.checks.len(),
+            _ => NOT_A_CHECK,
+        };
+        let p = self.pairing.push(f, seq, tag);
+        let (retransmission, ms_duplicate) = (p.retransmission, p.ms_duplicate);
+        if let (Some(j), Some((_, rtt))) = (p.request, p.first_answer) {
+            if let Some(c) = self.checks.get_mut(j.tag) {
+                if c.rtt_from.is_none_or(|s| j.seq < s) {
+                    c.rtt_from = Some(j.seq);
+                    c.check.rtt_ns = Some(rtt);
+                }
+            }
+        }
+        if check {
+            if let Some(i) = known {
+                let ch = &mut self.checks[i].check;
+                if retransmission {
                     ch.retransmissions += 1;
                     ch.retransmit_frames.push((f.frame, f.ts_ns - ch.ts_ns));
+                } else if !ms_duplicate {
+                    ch.also_seen.push(f.frame);
                 }
-            } else {
-                ch.also_seen.push(f.frame);
+            } else if let Some(user) = user {
+                self.new_check(f, user);
             }
-            if ch.rtt_ns.is_none() {
-                ch.rtt_ns = f.rtt_ns;
-            }
-            continue;
+            return;
         }
-        let Some((user, receiver, sender)) = username(f, sdp) else {
-            continue;
-        };
-        let mut key: Vec<String> = match (&receiver, &sender) {
-            (Some(r), Some(s)) => vec![r.clone(), s.clone()],
-            _ => vec![user.clone()],
-        };
-        key.sort();
-        let si = *by_key.entry(key.clone()).or_insert_with(|| {
-            sessions.push(Session {
-                ufrags: key,
-                checks: Vec::new(),
-                pairs: Vec::new(),
-                roles: BTreeMap::new(),
-                nominated: None,
-                consent_checks: 0,
-                last_consent_frame: None,
-                sdp: Vec::new(),
-            });
-            sessions.len() - 1
-        });
-        let (from, to, transport) = path(f);
-        let s = &mut sessions[si];
-        let r = role(f);
-        if let (Some(r), Some(snd)) = (r, &sender) {
-            let v = s.roles.entry(snd.clone()).or_default();
-            if !v.contains(&r) {
-                v.push(r);
-            }
-        }
-        s.checks.push(Check {
-            frame: f.frame,
-            ts_ns: f.ts_ns,
-            from,
-            to,
-            transport,
-            carrier_flow: (f.l4, f.stream),
-            carrier: f.carrier.name(),
-            username: user,
-            receiver_ufrag: receiver,
-            sender_ufrag: sender,
-            priority: f.msg.u32_value(a::PRIORITY),
-            use_candidate: f.msg.attr(a::USE_CANDIDATE).is_some(),
-            role: r,
-            candidate_id: f
-                .msg
-                .attr(a::CANDIDATE_IDENTIFIER)
-                .and_then(|x| match &x.value {
-                    Value::Text(t) => Some(t.trim_end_matches('\0').to_string()),
-                    _ => None,
-                }),
-            ms_version: f.msg.u32_value(a::MS_IMPLEMENTATION_VERSION),
-            retransmissions: 0,
-            retransmit_frames: Vec::new(),
-            also_seen: Vec::new(),
-            answers: Vec::new(),
-            rtt_ns: f.rtt_ns,
-        });
-        by_tid.insert(f.msg.tid, (si, s.checks.len() - 1));
-    }
-    // answers
-    for f in &stun.found {
         if f.msg.method != "Binding" || !matches!(f.msg.class, Class::Success | Class::Error) {
-            continue;
+            return;
         }
-        let Some(&(s, c)) = by_tid.get(&f.msg.tid) else {
-            continue;
+        let Some(&i) = self.by_tid.get(&f.msg.tid) else {
+            return;
         };
-        let ch = &mut sessions[s].checks[c];
+        let ch = &mut self.checks[i].check;
         // the same answer seen at another vantage point is not a new answer
         if f.frame < ch.frame || ch.answers.iter().any(|x| x.ts_ns == f.ts_ns) {
-            continue;
+            return;
         }
         ch.answers.push(Answer {
             frame: f.frame,
@@ -477,25 +533,113 @@ pub fn sessions(stun: &StunCore, sdp: &[SdpMedia]) -> Vec<Session> {
                 .or(f.msg.address(a::MAPPED_ADDRESS)),
         });
     }
-    // SDP media lines by ufrag, so that many sessions do not each scan them all
-    let mut by_ufrag: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, m) in sdp.iter().enumerate() {
-        by_ufrag.entry(m.ufrag.as_str()).or_default().push(i);
+
+    fn new_check(&mut self, f: &Found, user: RawUser) {
+        let (path, transport) = path(f);
+        let placeholder = SocketAddr::from(([0, 0, 0, 0], 0));
+        self.by_tid.insert(f.msg.tid, self.checks.len());
+        self.checks.push(Pending {
+            check: Check {
+                frame: f.frame,
+                ts_ns: f.ts_ns,
+                from: placeholder,
+                to: placeholder,
+                transport,
+                carrier_flow: (f.l4, f.stream),
+                carrier: f.carrier.name(),
+                username: String::new(),
+                receiver_ufrag: None,
+                sender_ufrag: None,
+                priority: f.msg.u32_value(a::PRIORITY),
+                use_candidate: f.msg.attr(a::USE_CANDIDATE).is_some(),
+                role: role(f),
+                candidate_id: f
+                    .msg
+                    .attr(a::CANDIDATE_IDENTIFIER)
+                    .and_then(|x| match &x.value {
+                        Value::Text(t) => Some(t.trim_end_matches('\0').to_string()),
+                        _ => None,
+                    }),
+                ms_version: f.msg.u32_value(a::MS_IMPLEMENTATION_VERSION),
+                retransmissions: 0,
+                retransmit_frames: Vec::new(),
+                also_seen: Vec::new(),
+                answers: Vec::new(),
+                rtt_ns: None,
+            },
+            user,
+            path,
+            rtt_from: None,
+        });
     }
-    for s in &mut sessions {
-        build_pairs(s);
-        let mut idx: Vec<usize> = s
-            .ufrags
-            .iter()
-            .filter_map(|u| by_ufrag.get(u.as_str()))
-            .flatten()
-            .copied()
-            .collect();
-        idx.sort_unstable();
-        idx.dedup();
-        s.sdp = idx.into_iter().map(|i| sdp[i].clone()).collect();
+
+    /// The sessions, with the capture's SDP and the merged STUN finder (for
+    /// the RFC 6062 peers).
+    pub fn finish(self, sdp: &[SdpMedia], stun: &StunCore, flows: &FlowTable) -> Vec<Session> {
+        let mut sessions: Vec<Session> = Vec::new();
+        let mut by_key: HashMap<Vec<String>, usize> = HashMap::new();
+        for p in self.checks {
+            let mut c = p.check;
+            (c.from, c.to) = match p.path {
+                PathSrc::Known(a, b) => (a, b),
+                PathSrc::Rfc6062 {
+                    conn,
+                    flow,
+                    src,
+                    outer,
+                } => over(outer, Some(stun.rfc6062_leg(conn, flow, src, flows))),
+            };
+            let (user, receiver, sender) = p.user.resolve(sdp);
+            let mut key: Vec<String> = match (&receiver, &sender) {
+                (Some(r), Some(s)) => vec![r.clone(), s.clone()],
+                _ => vec![user.clone()],
+            };
+            key.sort();
+            let si = *by_key.entry(key.clone()).or_insert_with(|| {
+                sessions.push(Session {
+                    ufrags: key,
+                    checks: Vec::new(),
+                    pairs: Vec::new(),
+                    roles: BTreeMap::new(),
+                    nominated: None,
+                    consent_checks: 0,
+                    last_consent_frame: None,
+                    sdp: Vec::new(),
+                });
+                sessions.len() - 1
+            });
+            let s = &mut sessions[si];
+            if let (Some(r), Some(snd)) = (c.role, &sender) {
+                let v = s.roles.entry(snd.clone()).or_default();
+                if !v.contains(&r) {
+                    v.push(r);
+                }
+            }
+            c.username = user;
+            c.receiver_ufrag = receiver;
+            c.sender_ufrag = sender;
+            s.checks.push(c);
+        }
+        // SDP media lines by ufrag, so that many sessions do not each scan them all
+        let mut by_ufrag: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, m) in sdp.iter().enumerate() {
+            by_ufrag.entry(m.ufrag.as_str()).or_default().push(i);
+        }
+        for s in &mut sessions {
+            build_pairs(s);
+            let mut idx: Vec<usize> = s
+                .ufrags
+                .iter()
+                .filter_map(|u| by_ufrag.get(u.as_str()))
+                .flatten()
+                .copied()
+                .collect();
+            idx.sort_unstable();
+            idx.dedup();
+            s.sdp = idx.into_iter().map(|i| sdp[i].clone()).collect();
+        }
+        sessions
     }
-    sessions
 }
 
 fn build_pairs(s: &mut Session) {
@@ -668,6 +812,60 @@ pub fn candidate_at<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Binding request with USERNAME `ab:cd`, as a message on `flow`.
+    fn on_flow(bytes: &[u8], flow: u32, frame: u64, ts: i64) -> Found {
+        let mut f = crate::analyze::stun::tests::found(bytes, frame, ts);
+        f.flow = flow;
+        f
+    }
+
+    fn check_request(tid: u8) -> Vec<u8> {
+        let mut b = vec![0x00, 0x01, 0x00, 0x0c, 0x21, 0x12, 0xA4, 0x42];
+        b.extend([tid; 12]);
+        b.extend([0x00, 0x06, 0x00, 0x05]);
+        b.extend(b"ab:cd\0\0\0");
+        b
+    }
+
+    fn success(tid: u8) -> Vec<u8> {
+        let mut b = vec![0x01, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+        b.extend([tid; 12]);
+        b
+    }
+
+    /// A check seen at two vantage points keeps the round trip of its first
+    /// copy, even when the second copy's answer comes first: the fold gives
+    /// what reading the whole capture gives.
+    #[test]
+    fn round_trip_of_the_first_copy() {
+        const MS: i64 = 1_000_000;
+        let msgs = [
+            on_flow(&check_request(5), 1, 1, 0),
+            on_flow(&check_request(5), 2, 2, MS),
+            on_flow(&success(5), 2, 3, 2 * MS),
+            on_flow(&success(5), 1, 4, 5 * MS),
+        ];
+        let mut fold = CheckFold::default();
+        for f in &msgs {
+            fold.push(f);
+        }
+        let s = fold.finish(&[], &StunCore::default(), &FlowTable::default());
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].ufrags, ["ab", "cd"]);
+        let c = &s[0].checks[0];
+        assert_eq!(s[0].checks.len(), 1);
+        assert_eq!(c.also_seen, [2]);
+        assert_eq!(c.rtt_ns, Some(5 * MS));
+        assert_eq!(
+            c.answers.iter().map(|a| a.frame).collect::<Vec<_>>(),
+            [3, 4]
+        );
+        assert_eq!(
+            (c.receiver_ufrag.as_deref(), c.sender_ufrag.as_deref()),
+            (Some("ab"), Some("cd"))
+        );
+    }
 
     #[test]
     fn base64() {

@@ -282,6 +282,25 @@ const READ_AFTER_THE_PASS: [u16; 11] = [
 ];
 
 impl Core {
+    /// The relay↔peer leg of a message on an RFC 6062 data connection: the
+    /// peer comes from the Connect / ConnectionAttempt that announced the
+    /// CONNECTION-ID on the control connection (another flow, so known once
+    /// the shards are merged); the relayed address is not on this flow.
+    pub fn rfc6062_leg(
+        &self,
+        conn: u32,
+        flow: FlowId,
+        src: Endpoint,
+        flows: &FlowTable,
+    ) -> RelayLeg {
+        let peer = self.connection_ids.get(&conn).and_then(|x| x.0);
+        if flows.get(flow).client == src {
+            (None, peer)
+        } else {
+            (peer, None)
+        }
+    }
+
     /// The TURN allocation trackers, in flow order (for [`super::turn::allocations`]).
     pub fn take_turn(&mut self) -> Vec<(FlowId, super::turn::Tracker)> {
         let mut v: Vec<_> = std::mem::take(&mut self.turn)
@@ -747,6 +766,24 @@ impl crate::pipeline::ShardSink for StunFinder {
     }
 }
 
+/// The order of messages in a capture: by the frame that completes them
+/// (as Wireshark shows a reassembled message), then first frame and flow.
+pub fn capture_order(f: &Found) -> (u64, u64, FlowId) {
+    (f.end_frame.max(f.frame), f.frame, f.flow)
+}
+
+/// The messages the shards of a [`crate::pipeline::run_sharded_with`] pass
+/// found since the last barrier, in capture order (found in the same batch,
+/// so the order does not depend on the shard count).
+pub fn take_batch<'a>(shards: impl Iterator<Item = &'a mut StunFinder>) -> Vec<Found> {
+    let mut batch: Vec<Found> = Vec::new();
+    for s in shards {
+        batch.append(&mut s.streams.consumer_mut().found);
+    }
+    batch.sort_by_key(capture_order);
+    batch
+}
+
 /// Merges the shards of a run (see [`crate::pipeline::run_sharded`]) into one
 /// result, in an order that does not depend on the number of shards, then
 /// resolves what needs more than one flow (RFC 6062 relay legs) and pairs
@@ -783,19 +820,14 @@ pub fn merge(shards: Vec<StunFinder>, flows: &FlowTable) -> Core {
     }
     // Each flow's records are in order within their shard, and a flow lives in
     // one shard, so sorting by frame (stable) gives one order for any shard count.
-    core.found
-        .sort_by_key(|f| (f.end_frame.max(f.frame), f.frame, f.flow));
-    for f in core.found.iter_mut() {
+    core.found.sort_by_key(capture_order);
+    let mut found = std::mem::take(&mut core.found);
+    for f in found.iter_mut() {
         if let Carrier::Rfc6062Data(Some(c)) = f.carrier {
-            let peer = core.connection_ids.get(&c).and_then(|x| x.0);
-            let client_side = flows.get(f.flow).client == f.src;
-            f.relay_leg = Some(Box::new(if client_side {
-                (None, peer)
-            } else {
-                (peer, None)
-            }));
+            f.relay_leg = Some(Box::new(core.rfc6062_leg(c, f.flow, f.src, flows)));
         }
     }
+    core.found = found;
     pair_transactions(&mut core.found);
     core.mapped_mismatch.sort_by_key(|m| (m.frame, m.stream));
     core
@@ -882,57 +914,164 @@ impl PacketSink for StunFinder {
     }
 }
 
+/// A copy of a request, as [`Pairing`] remembers it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestCopy {
+    /// Its position in the order messages were pushed.
+    pub seq: u64,
+    /// Its frame.
+    pub frame: u64,
+    /// Its time.
+    pub ts_ns: i64,
+    /// Which FINGERPRINT table it matched (MS-ICE2 sends one copy of each).
+    fingerprint: Option<Fingerprint>,
+    /// What the caller attached to the copy ([`Pairing::push`]).
+    pub tag: usize,
+}
+
+/// What [`Pairing::push`] found for one message.
+#[derive(Debug, Default)]
+pub struct Paired<'a> {
+    /// A request sent again with the same transaction id.
+    pub retransmission: bool,
+    /// The MS-ICE2 second copy (other FINGERPRINT CRC within 1 s).
+    pub ms_duplicate: bool,
+    /// For a response: the request copy it answers (the last one sent
+    /// before it, else the first).
+    pub request: Option<RequestCopy>,
+    /// For the first response of a transaction: every copy of the request
+    /// (the answer belongs to all of them), and the round trip from the copy
+    /// answered.
+    pub first_answer: Option<(&'a [RequestCopy], i64)>,
+}
+
+/// One transaction on one flow (and relay leg).
+#[derive(Default)]
+struct Transaction {
+    copies: Vec<RequestCopy>,
+    answered: bool,
+}
+
 /// Pairs requests and responses by transaction id within their flow (and
-/// within the relay leg for nested messages); marks retransmissions and
-/// MS-ICE2 duplicate sends.
-fn pair_transactions(found: &mut [Found]) {
-    // key: flow, nested?, transaction id → indexes of requests
-    let mut reqs: HashMap<(FlowId, bool, [u8; 16]), Vec<usize>> = HashMap::new();
-    for i in 0..found.len() {
-        let key = (
-            found[i].flow,
-            found[i].carrier != Carrier::Direct,
-            found[i].msg.tid,
-        );
-        match found[i].msg.class {
+/// within the relay leg for nested messages), one message at a time in
+/// capture order; marks retransmissions and MS-ICE2 duplicate sends.
+///
+/// With a horizon ([`Pairing::within`]) a transaction ends when its last
+/// request copy is that old: a later copy starts a new one, a later answer
+/// meets nothing, and its memory is freed.  Without, every transaction is
+/// kept to the end (the `stun` command, which lists every message).
+#[derive(Default)]
+pub struct Pairing {
+    open: HashMap<(FlowId, bool, [u8; 16]), Transaction>,
+    horizon_ns: Option<i64>,
+    next_sweep_ns: i64,
+}
+
+/// How often a [`Pairing`] with a horizon frees its ended transactions
+/// (capture time; memory only: whether a transaction has ended is decided by
+/// its age, not by sweeps).
+const PAIRING_SWEEP_EVERY_NS: i64 = 10_000_000_000;
+
+impl Pairing {
+    /// Pairing where a transaction ends `horizon_ns` after its last request copy.
+    pub fn within(horizon_ns: i64) -> Self {
+        Pairing {
+            horizon_ns: Some(horizon_ns),
+            ..Pairing::default()
+        }
+    }
+
+    /// The next message, with a tag to remember with it if it is a request
+    /// (the caller's index for it).
+    pub fn push(&mut self, f: &Found, seq: u64, tag: usize) -> Paired<'_> {
+        if let Some(h) = self.horizon_ns {
+            if f.ts_ns >= self.next_sweep_ns {
+                self.open
+                    .retain(|_, t| t.copies.last().is_some_and(|c| c.ts_ns >= f.ts_ns - h));
+                self.next_sweep_ns = f.ts_ns.saturating_add(PAIRING_SWEEP_EVERY_NS);
+            }
+        }
+        let key = (f.flow, f.carrier != Carrier::Direct, f.msg.tid);
+        let mut out = Paired::default();
+        let ended = |t: &Transaction, h: Option<i64>| match (h, t.copies.last()) {
+            (Some(h), Some(c)) => c.ts_ns < f.ts_ns - h,
+            _ => false,
+        };
+        match f.msg.class {
             Class::Request => {
-                let prev = reqs.entry(key).or_default();
-                if let Some(&j) = prev.last() {
-                    let (fa, fb) = (found[j].msg.fingerprint(), found[i].msg.fingerprint());
+                let t = self.open.entry(key).or_default();
+                if ended(t, self.horizon_ns) {
+                    *t = Transaction::default();
+                }
+                let fingerprint = f.msg.fingerprint();
+                if let Some(j) = t.copies.last() {
                     let ms_pair = matches!(
-                        (fa, fb),
+                        (j.fingerprint, fingerprint),
                         (Some(Fingerprint::Standard), Some(Fingerprint::MsLegacy))
                             | (Some(Fingerprint::MsLegacy), Some(Fingerprint::Standard))
-                    ) && found[i].ts_ns - found[j].ts_ns < 1_000_000_000;
-                    if ms_pair {
-                        found[i].ms_duplicate = true;
-                    } else {
-                        found[i].retransmission = true;
-                    }
+                    ) && f.ts_ns - j.ts_ns < 1_000_000_000;
+                    out.ms_duplicate = ms_pair;
+                    out.retransmission = !ms_pair;
                 }
-                prev.push(i);
+                t.copies.push(RequestCopy {
+                    seq,
+                    frame: f.frame,
+                    ts_ns: f.ts_ns,
+                    fingerprint,
+                    tag,
+                });
             }
             Class::Success | Class::Error => {
-                if let Some(list) = reqs.get(&key) {
-                    // the last copy sent before this response
-                    if let Some(&j) = list
-                        .iter()
-                        .rev()
-                        .find(|&&j| found[j].ts_ns <= found[i].ts_ns)
-                        .or(list.first())
-                    {
-                        let first = list[0];
-                        if found[first].answer_frame.is_none() {
-                            for &k in list {
-                                found[k].answer_frame = Some(found[i].frame);
-                            }
-                            found[j].rtt_ns = Some(found[i].ts_ns - found[j].ts_ns);
-                        }
-                        found[i].request_frame = Some(found[j].frame);
-                    }
+                let Some(t) = self.open.get_mut(&key) else {
+                    return out;
+                };
+                if ended(t, self.horizon_ns) {
+                    return out;
+                }
+                // the last copy sent before this response
+                let Some(&j) = t
+                    .copies
+                    .iter()
+                    .rev()
+                    .find(|c| c.ts_ns <= f.ts_ns)
+                    .or(t.copies.first())
+                else {
+                    return out;
+                };
+                out.request = Some(j);
+                if !t.answered {
+                    t.answered = true;
+                    out.first_answer = Some((&t.copies, f.ts_ns - j.ts_ns));
                 }
             }
             Class::Indication => {}
+        }
+        out
+    }
+}
+
+/// Pairs every message of a capture ([`Pairing`] without a horizon) and
+/// writes the result into the messages.
+fn pair_transactions(found: &mut [Found]) {
+    let mut pairing = Pairing::default();
+    for i in 0..found.len() {
+        let p = pairing.push(&found[i], i as u64, i);
+        let (retransmission, ms_duplicate) = (p.retransmission, p.ms_duplicate);
+        let request = p.request;
+        let answers: Option<(Vec<usize>, i64)> = p
+            .first_answer
+            .map(|(copies, rtt)| (copies.iter().map(|c| c.tag).collect(), rtt));
+        let frame = found[i].frame;
+        found[i].retransmission = retransmission;
+        found[i].ms_duplicate = ms_duplicate;
+        if let Some(j) = request {
+            if let Some((copies, rtt)) = answers {
+                for k in copies {
+                    found[k].answer_frame = Some(frame);
+                }
+                found[j.tag].rtt_ns = Some(rtt);
+            }
+            found[i].request_frame = Some(j.frame);
         }
     }
 }
@@ -1008,5 +1147,77 @@ pub(crate) mod tests {
         pair_transactions(&mut v);
         assert!(v[1].ms_duplicate && !v[1].retransmission);
         assert!(v[2].retransmission);
+    }
+
+    /// A Binding success response with no attributes.
+    fn binding_success(tid: u8) -> Vec<u8> {
+        let mut b = vec![0x01, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+        b.extend([tid; 12]);
+        b
+    }
+
+    const S: i64 = 1_000_000_000;
+
+    /// Without a horizon (the `stun` command) an answer meets its request
+    /// however late; with one, a transaction ends that long after its last
+    /// copy: a late answer meets nothing and a late copy starts anew.
+    #[test]
+    fn pairing_horizon_ends_transactions() {
+        let req = binding(9, false, 1);
+        let msgs = [
+            found(&req, 1, 0),
+            found(&req, 2, 10 * S),
+            found(&binding_success(9), 3, 69 * S),
+            found(&req, 4, 140 * S),
+            found(&binding_success(9), 5, 140 * S + 1_000),
+        ];
+        let mut all = msgs.to_vec();
+        pair_transactions(&mut all);
+        assert!(all[1].retransmission && all[3].retransmission);
+        assert_eq!(all[2].request_frame, Some(2));
+        assert_eq!(all[0].answer_frame, Some(3));
+        assert_eq!(all[1].rtt_ns, Some(59 * S));
+
+        let mut p = Pairing::within(60 * S);
+        let r: Vec<(bool, Option<u64>, Option<i64>)> = msgs
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let x = p.push(f, i as u64, i);
+                (
+                    x.retransmission,
+                    x.request.map(|c| c.frame),
+                    x.first_answer.map(|a| a.1),
+                )
+            })
+            .collect();
+        // 59 s after the last copy: still answered, round trip from frame 2
+        assert_eq!(r[2], (false, Some(2), Some(59 * S)));
+        // 130 s after the last copy: a new transaction, answered at once
+        assert_eq!(r[3], (false, None, None));
+        assert_eq!(r[4], (false, Some(4), Some(1_000)));
+
+        let mut late = Pairing::within(60 * S);
+        late.push(&msgs[0], 0, 0);
+        let x = late.push(&found(&binding_success(9), 3, 61 * S), 1, 1);
+        assert!(x.request.is_none() && x.first_answer.is_none());
+    }
+
+    /// The sweep frees ended transactions and nothing else.
+    #[test]
+    fn pairing_sweep_keeps_live_transactions() {
+        let mut p = Pairing::within(60 * S);
+        for i in 0..200u8 {
+            p.push(
+                &found(&binding(i, false, 1), u64::from(i) + 1, i64::from(i) * S),
+                0,
+                0,
+            );
+        }
+        // at 199 s the transactions of 139 s and later are live (61 of them);
+        // the last sweep ran at most 10 s ago, so at most 10 more are kept
+        assert!((61..=71).contains(&p.open.len()), "{}", p.open.len());
+        let x = p.push(&found(&binding_success(150), 500, 200 * S), 0, 0);
+        assert_eq!(x.first_answer.map(|a| a.1), Some(50 * S));
     }
 }

@@ -219,7 +219,7 @@ struct AllocateTx {
 /// gives up after 39.5 s (RFC 5389 §7.2.1), so no answer can come later.
 /// An answer is matched to a request of its transaction sent at most this
 /// long before it, however many requests the flow made in between.
-const PENDING_FOR_NS: i64 = 60_000_000_000;
+pub(crate) const PENDING_FOR_NS: i64 = 60_000_000_000;
 
 /// Requests remembered before the first clean-up of old ones.
 const PENDING_PRUNE_AT: usize = 16;
@@ -811,6 +811,12 @@ impl Tracker {
     }
 }
 
+/// An RFC 6062 ConnectionBind (request or answer) on a data connection:
+/// the only STUN messages [`allocations`] reads besides its trackers.
+pub fn is_connection_bind(f: &Found) -> bool {
+    f.carrier == Carrier::Direct && f.msg.method == "ConnectionBind"
+}
+
 /// Builds the allocations from the trackers the STUN finder fed (see
 /// [`super::stun::Core::take_turn`]), in flow order, linking RFC 6062
 /// ConnectionBinds on data connections by CONNECTION-ID.
@@ -825,11 +831,7 @@ pub fn allocations(
     // servers — or replicated test traffic — reuse values.
     let mut binds: BTreeMap<(Endpoint, u32), Vec<&Found>> = BTreeMap::new();
     let mut bind_req_conn: BTreeMap<(FlowId, [u8; 16]), u32> = BTreeMap::new();
-    for f in core
-        .found
-        .iter()
-        .filter(|f| f.carrier == Carrier::Direct && f.msg.method == "ConnectionBind")
-    {
+    for f in core.found.iter().filter(|f| is_connection_bind(f)) {
         let id = conn_id(f).or_else(|| bind_req_conn.get(&(f.flow, f.msg.tid)).copied());
         if let Some(id) = id {
             if f.msg.class == Class::Request {
