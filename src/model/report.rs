@@ -170,7 +170,7 @@ impl Report {
             || {
                 rayon::join(
                     || IceReport::build_without_checks(&a.run, &a.ice, input),
-                    || TlsReport::build(&a.run, &a.tls, input),
+                    || TlsReport::build_listing(&a.run, &a.tls, input, MAX_LISTED),
                 )
             },
         );

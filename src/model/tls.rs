@@ -796,9 +796,35 @@ fn section_8057(out: &[ConnOut], flows: &[&Flow]) -> Option<Section8057> {
     Some(Section8057 { pairs, flags })
 }
 
+/// Cuts a connection that a report will not list down to what its findings
+/// and the 8057 section read: the certificates whose EKU fails, the alerts,
+/// the health and the ends; no timeline, offer lists, notes or problems.
+fn keep_for_findings(o: &mut ConnOut) {
+    o.timeline = Vec::new();
+    o.notes = Vec::new();
+    o.problems = Vec::new();
+    o.certificates.retain(|x| x.eku_ok == Some(false));
+    if let Some(ch) = o.client_hello.as_mut() {
+        ch.cipher_suites = Vec::new();
+        ch.extensions = Vec::new();
+    }
+    if let Some(sh) = o.server_hello.as_mut() {
+        sh.extensions = Vec::new();
+    }
+}
+
 impl TlsReport {
     /// Builds the report.
     pub fn build(run: &RunResult, core: &Core, input: &str) -> TlsReport {
+        Self::build_listing(run, core, input, usize::MAX)
+    }
+
+    /// Builds the report of which only the first `listed` connections (by
+    /// stream) will be shown: the others keep only what findings and the
+    /// 8057 section read ([`keep_for_findings`]), so that a capture of many
+    /// connections does not hold every timeline and certificate at once.
+    /// The summary counts are those of [`TlsReport::build`].
+    pub fn build_listing(run: &RunResult, core: &Core, input: &str, listed: usize) -> TlsReport {
         let t0 = run.read.first_ts.unwrap_or(0);
         let table: &FlowTable = &run.flows;
         let mut conns: Vec<(&Conn, &Flow)> = core
@@ -807,9 +833,22 @@ impl TlsReport {
             .map(|(id, c)| (c, table.get(*id)))
             .collect();
         conns.sort_by_key(|(c, _)| c.stream);
+        let mut certs_failing_eku = 0;
         let mut out: Vec<ConnOut> = conns
             .iter()
-            .map(|(c, f)| conn_out(c, core.health.get(&c.flow), f, t0))
+            .enumerate()
+            .map(|(i, (c, f))| {
+                let mut o = conn_out(c, core.health.get(&c.flow), f, t0);
+                if i >= listed {
+                    keep_for_findings(&mut o);
+                }
+                certs_failing_eku += o
+                    .certificates
+                    .iter()
+                    .filter(|c| c.eku_ok == Some(false))
+                    .count();
+                o
+            })
             .collect();
         let flows: Vec<&Flow> = conns.iter().map(|x| x.1).collect();
         mark_reconnects(&mut out, &flows);
@@ -823,11 +862,7 @@ impl TlsReport {
                 .flat_map(|c| &c.alerts)
                 .filter(|a| a.level == "fatal")
                 .count(),
-            eku_failures: out
-                .iter()
-                .flat_map(|c| &c.certificates)
-                .filter(|c| c.eku_ok == Some(false))
-                .count(),
+            eku_failures: certs_failing_eku,
             pseudo_tls: out.iter().filter(|c| c.pseudo_tls).count(),
         };
         TlsReport {

@@ -309,3 +309,62 @@ fn lab_scenarios() {
     assert!(ids.contains(&"idle-reset"), "{ids:?}");
     assert_eq!(v["port_8057"]["pairs"][0]["reconnects"], 1);
 }
+
+/// What a report's findings and 8057 section read of one connection.
+fn read_by_findings(c: &edgetrace::model::tls::ConnOut) -> Value {
+    let failing: Vec<_> = c
+        .certificates
+        .iter()
+        .filter(|x| x.eku_ok == Some(false))
+        .collect();
+    serde_json::json!({
+        "stream": c.stream,
+        "roles": c.roles,
+        "ends": [c.tcp_client.to_string(), c.tcp_server.to_string()],
+        "filter": c.filter,
+        "client_hello": c.client_hello.as_ref().map(|h| h.frame),
+        "certificates": failing,
+        "alerts": c.alerts,
+        "health": c.health,
+        "reconnect_of": c.reconnect_of,
+    })
+}
+
+/// A report lists 1,000 connections and cuts the others down: what its
+/// findings and 8057 section read must come out the same either way.
+#[test]
+fn connections_beyond_the_listing_keep_what_findings_read() {
+    use edgetrace::model::tls::TlsReport;
+    let mut paths = vec![super::common::sample("tls-8057-idle-rst-reconnect.pcap")];
+    paths.extend(shared_capture("tls-8057-reversed-badeku.pcap"));
+    let mut failing_certs = 0;
+    for p in paths {
+        let reader = edgetrace::capture::CaptureReader::open(&p).unwrap();
+        let a = edgetrace::analyze::all::analyze(reader, &Default::default()).unwrap();
+        let full = TlsReport::build(&a.run, &a.tls, "x");
+        let cut = TlsReport::build_listing(&a.run, &a.tls, "x", 0);
+        assert!(!full.connections.is_empty());
+        let j = |v: Result<Value, _>| v.unwrap();
+        let (fs, cs) = (
+            serde_json::to_value(&full.summary),
+            serde_json::to_value(&cut.summary),
+        );
+        assert_eq!(j(fs), j(cs), "{}", p.display());
+        let (f8, c8) = (
+            serde_json::to_value(&full.port_8057),
+            serde_json::to_value(&cut.port_8057),
+        );
+        assert_eq!(j(f8), j(c8), "{}", p.display());
+        for (f, c) in full.connections.iter().zip(&cut.connections) {
+            assert_eq!(read_by_findings(f), read_by_findings(c));
+            assert!(c.timeline.is_empty());
+            failing_certs += c.certificates.len();
+        }
+    }
+    if shared_capture("tls-8057-reversed-badeku.pcap").is_some() {
+        assert!(
+            failing_certs > 0,
+            "the bad-EKU capture keeps its failing certificate"
+        );
+    }
+}
