@@ -36,11 +36,18 @@ pub struct Analysis {
 
 /// Runs every analyzer over the capture.
 pub fn analyze(reader: CaptureReader, opts: &RunOptions) -> Result<Analysis, CaptureError> {
-    analyze_with(reader, opts, stun::StunFinder::default(), None)
+    analyze_with(
+        reader,
+        opts,
+        stun::StunFinder::default(),
+        tls::TlsFinder::default(),
+        None,
+    )
 }
 
-/// Runs every analyzer for a report that lists `listed` allocations: the
-/// others are built and checked, but their timelines are not recorded.
+/// Runs every analyzer for a report that lists `listed` allocations and TLS
+/// connections: the others are built and checked, but their timelines are
+/// not recorded.
 /// The STUN messages (`stun.found`) are dropped once TURN and ICE are built.
 /// SIP messages go to `sip` in capture order as the pass finds them
 /// (batch by batch) and are not kept.
@@ -51,7 +58,8 @@ pub fn analyze_for_report(
     sip: &mut dyn sip::MessageSink,
 ) -> Result<Analysis, CaptureError> {
     let stun = stun::StunFinder::default().allocation_steps_for_first(listed);
-    let mut a = analyze_with(reader, opts, stun, Some(sip))?;
+    let tls = tls::TlsFinder::whole_for_first(listed);
+    let mut a = analyze_with(reader, opts, stun, tls, Some(sip))?;
     // a report reads none of the STUN messages once TURN and ICE are built:
     // freed before the report's models take their room
     a.stun.found = Vec::new();
@@ -65,13 +73,14 @@ fn analyze_with(
     reader: CaptureReader,
     opts: &RunOptions,
     stun: stun::StunFinder,
+    tls: tls::TlsFinder,
     mut sink: Option<&mut dyn sip::MessageSink>,
 ) -> Result<Analysis, CaptureError> {
     let sip_finder = match sink {
         Some(_) => sip::SipFinder::streamed(),
         None => sip::SipFinder::default(),
     };
-    let finders: Finders = (stun, (sip_finder, tls::TlsFinder::default()));
+    let finders: Finders = (stun, (sip_finder, tls));
     let t0 = std::time::Instant::now();
     let mut sdp = ice::SdpCollector::default();
     let mut sip_flows = std::collections::BTreeSet::new();

@@ -118,6 +118,9 @@ pub struct Conn {
     pub sslv2_hello: Option<(usize, u64)>,
     /// MS pseudo-TLS (MS-TURN over 443): not a real handshake.
     pub pseudo_tls: bool,
+    /// Cut down: a report will not list this connection, so its timeline,
+    /// keep-alive times and offered lists are not kept ([`TlsFinder::whole_for_first`]).
+    pub cut: bool,
     /// CertificateRequest: sender direction, frame, number of CAs.
     pub cert_request: Option<(usize, u64, usize)>,
     /// Certificates in order.
@@ -132,7 +135,32 @@ pub struct Conn {
     pub problems: Vec<(u64, String)>,
 }
 
+/// Adds an event to a connection's timeline, unless the connection is cut down.
+fn record_event(events: &mut Vec<TlsEvent>, cut: bool, e: TlsEvent) {
+    if !cut {
+        events.push(e);
+    }
+}
+
 impl Conn {
+    /// Drops what only a listing of this connection shows: its timeline, the
+    /// times of its keep-alive records and the lists its hellos offered.
+    /// Counters, certificates, alerts and health stay: findings read them.
+    pub fn cut_down(&mut self) {
+        self.cut = true;
+        self.events = Vec::new();
+        for d in &mut self.dirs {
+            d.small_times = Vec::new();
+        }
+        if let Some((_, _, _, ch)) = self.client_hello.as_mut() {
+            ch.ciphers = Vec::new();
+            ch.extensions = Vec::new();
+        }
+        if let Some((_, _, sh)) = self.server_hello.as_mut() {
+            sh.extensions = Vec::new();
+        }
+    }
+
     /// True when the connection showed TLS at all.
     pub fn is_tls(&self) -> bool {
         self.client_hello.is_some()
@@ -179,6 +207,12 @@ pub struct Core {
     tls13: BTreeMap<FlowId, bool>,
     /// Certificates parsed so far, by their DER bytes.
     certs: FxHashMap<Vec<u8>, Arc<Result<CertInfo, String>>>,
+    /// Keep whole only the connections that can be among the first N (by
+    /// stream) of the whole capture.
+    whole_for_first: Option<usize>,
+    /// This shard's connections kept whole: at most N, the lowest flow ids
+    /// (a max-heap, so the one to cut is on top).
+    whole: std::collections::BinaryHeap<FlowId>,
 }
 
 impl Core {
@@ -197,6 +231,7 @@ impl Core {
                     hello_retry: false,
                     sslv2_hello: None,
                     pseudo_tls: false,
+                    cut: false,
                     cert_request: None,
                     certs: Vec::new(),
                     alerts: Vec::new(),
@@ -205,8 +240,34 @@ impl Core {
                     problems: Vec::new(),
                 },
             );
+            self.rank(flow);
         }
         self.conns.get_mut(&flow)
+    }
+
+    /// A flow just became a TLS connection.  With `whole_for_first = N`, only
+    /// the N lowest flow ids of this shard stay whole: a connection ranked N
+    /// or beyond here is ranked at least as far in the whole capture (a rank
+    /// only grows as connections with lower ids appear), and TCP flow ids
+    /// follow stream numbers, so a report listing the first N by stream will
+    /// not list it.  It is cut down ([`Conn::cut_down`]).
+    fn rank(&mut self, flow: FlowId) {
+        let Some(n) = self.whole_for_first else {
+            return;
+        };
+        let out = if self.whole.len() < n {
+            self.whole.push(flow);
+            return;
+        } else if self.whole.peek().is_some_and(|&top| flow < top) {
+            let top = self.whole.pop().expect("peeked");
+            self.whole.push(flow);
+            top
+        } else {
+            flow
+        };
+        if let Some(c) = self.conns.get_mut(&out) {
+            c.cut_down();
+        }
     }
 
     fn drain(&mut self, flow: FlowId, d: usize, at_end: bool) {
@@ -228,13 +289,17 @@ impl Core {
                     ds.stopped = true;
                     if let Some(c) = self.conn(flow) {
                         c.pseudo_tls = true;
-                        c.events.push(TlsEvent {
-                            frame,
-                            end_frame: frame,
-                            ts_ns: ts,
-                            dir: d,
-                            what: "MS pseudo-TLS ClientHello (MS-TURN framing follows)".into(),
-                        });
+                        record_event(
+                            &mut c.events,
+                            c.cut,
+                            TlsEvent {
+                                frame,
+                                end_frame: frame,
+                                ts_ns: ts,
+                                dir: d,
+                                what: "MS pseudo-TLS ClientHello (MS-TURN framing follows)".into(),
+                            },
+                        );
                     }
                     return;
                 }
@@ -243,13 +308,17 @@ impl Core {
                     ds.seen.hit();
                     if let Some(c) = self.conn(flow) {
                         c.sslv2_hello = Some((d, frame));
-                        c.events.push(TlsEvent {
-                            frame,
-                            end_frame: frame,
-                            ts_ns: ts,
-                            dir: d,
-                            what: "SSLv2-format ClientHello".into(),
-                        });
+                        record_event(
+                            &mut c.events,
+                            c.cut,
+                            TlsEvent {
+                                frame,
+                                end_frame: frame,
+                                ts_ns: ts,
+                                dir: d,
+                                what: "SSLv2-format ClientHello".into(),
+                            },
+                        );
                     }
                     return;
                 }
@@ -346,7 +415,7 @@ impl Core {
         match ct {
             content::CHANGE_CIPHER_SPEC if st.ccs_frame.is_none() => {
                 st.ccs_frame = Some(frame);
-                c.events.push(ev("ChangeCipherSpec".into()));
+                record_event(&mut c.events, c.cut, ev("ChangeCipherSpec".into()));
             }
             content::ALERT => {
                 // a clear alert is 2 bytes; an encrypted one (TLS ≤ 1.2 after
@@ -365,20 +434,24 @@ impl Core {
                     level,
                     description,
                 });
-                c.events.push(ev(match (level, description) {
-                    (Some(l), Some(x)) => format!(
-                        "Alert {} {} ({x})",
-                        if l == 2 { "fatal" } else { "warning" },
-                        tls::alert_name(x)
-                    ),
-                    _ => "Alert (encrypted)".into(),
-                }));
+                record_event(
+                    &mut c.events,
+                    c.cut,
+                    ev(match (level, description) {
+                        (Some(l), Some(x)) => format!(
+                            "Alert {} {} ({x})",
+                            if l == 2 { "fatal" } else { "warning" },
+                            tls::alert_name(x)
+                        ),
+                        _ => "Alert (encrypted)".into(),
+                    }),
+                );
             }
             // after ChangeCipherSpec the sender's handshake records are encrypted
             content::HANDSHAKE if st.ccs_frame.is_some() && st.finished_frame.is_none() => {
                 st.finished_frame = Some(frame);
                 st.finished_ts = Some(ts);
-                c.events.push(ev("Finished (encrypted)".into()));
+                record_event(&mut c.events, c.cut, ev("Finished (encrypted)".into()));
             }
             content::APPLICATION_DATA => {
                 // TLS 1.3: the first encrypted record after the hellos is the
@@ -386,19 +459,23 @@ impl Core {
                 if tls13 && st.finished_frame.is_none() {
                     st.finished_frame = Some(frame);
                     st.finished_ts = Some(ts);
-                    c.events.push(ev("encrypted handshake (TLS 1.3)".into()));
+                    record_event(
+                        &mut c.events,
+                        c.cut,
+                        ev("encrypted handshake (TLS 1.3)".into()),
+                    );
                 } else {
                     st.app_records += 1;
                     st.app_bytes += len as u64;
                     if len <= SMALL_RECORD {
                         st.small_records += 1;
-                        if st.small_times.len() < 4096 {
+                        if !c.cut && st.small_times.len() < 4096 {
                             st.small_times.push(ts);
                         }
                     }
                 }
             }
-            content::HEARTBEAT => c.events.push(ev("Heartbeat".into())),
+            content::HEARTBEAT => record_event(&mut c.events, c.cut, ev("Heartbeat".into())),
             _ => {}
         }
         let mut to_parse: Vec<(usize, Vec<u8>)> = Vec::new();
@@ -410,6 +487,9 @@ impl Core {
                 Handshake::ClientHello(ch) => {
                     if c.client_hello.is_none() {
                         c.client_hello = Some((d, frame, ts, ch));
+                        if c.cut {
+                            c.cut_down();
+                        }
                     }
                 }
                 Handshake::ServerHello(sh) => {
@@ -418,6 +498,9 @@ impl Core {
                         what = "HelloRetryRequest".into();
                     } else if c.server_hello.is_none() {
                         c.server_hello = Some((d, frame, sh));
+                        if c.cut {
+                            c.cut_down();
+                        }
                     }
                 }
                 Handshake::Certificate(chain) => {
@@ -439,7 +522,7 @@ impl Core {
                 Handshake::Malformed(_, why) => c.problems.push((frame, why)),
                 Handshake::Other(_) => {}
             }
-            c.events.push(ev(what));
+            record_event(&mut c.events, c.cut, ev(what));
         }
         let now13 = c
             .server_hello
@@ -611,7 +694,20 @@ impl PacketSink for TlsFinder {
 
 impl ShardSink for TlsFinder {
     fn fork(&self) -> Self {
-        TlsFinder::default()
+        let mut f = TlsFinder::default();
+        f.streams.consumer_mut().whole_for_first = self.streams.consumer().whole_for_first;
+        f
+    }
+}
+
+impl TlsFinder {
+    /// A finder for a report that lists the first `n` connections by stream:
+    /// the others are cut down ([`Conn::cut_down`]) as soon as they cannot be
+    /// among them.
+    pub fn whole_for_first(n: usize) -> Self {
+        let mut f = TlsFinder::default();
+        f.streams.consumer_mut().whole_for_first = Some(n);
+        f
     }
 }
 
