@@ -391,7 +391,7 @@ impl Core {
             flow
         };
         if let Some(t) = self.turn.get_mut(&out) {
-            t.drop_steps();
+            t.unlist();
         }
     }
 

@@ -249,8 +249,10 @@ pub struct Tracker {
     /// last one kept: amortised constant time per request).
     prune_at: usize,
     allocates: Vec<AllocateTx>,
-    /// Record the steps (a report leaves them out for allocations it will not list).
-    keep_steps: bool,
+    /// Record what only a listing shows: steps, permissions, channels,
+    /// indications, username and realm (a report leaves them out for the
+    /// allocations it will not list; findings read none of them).
+    listed: bool,
 }
 
 impl Default for Tracker {
@@ -297,7 +299,7 @@ impl Default for Tracker {
             pending: FxHashMap::default(),
             prune_at: PENDING_PRUNE_AT,
             allocates: Vec::new(),
-            keep_steps: true,
+            listed: true,
         }
     }
 }
@@ -314,11 +316,17 @@ impl Tracker {
         self.has_allocate
     }
 
-    /// Stops recording steps and frees those recorded: the allocation will be
-    /// counted and its issues reported, but its timeline is not shown.
-    pub(crate) fn drop_steps(&mut self) {
-        self.keep_steps = false;
+    /// Stops recording what only a listing shows and frees what was
+    /// recorded: the allocation will be counted and its issues reported, but
+    /// it is not listed.
+    pub(crate) fn unlist(&mut self) {
+        self.listed = false;
         self.al.steps = Vec::new();
+        self.al.permissions = Vec::new();
+        self.al.channels = BTreeMap::new();
+        self.al.indications = BTreeMap::new();
+        self.al.username = None;
+        self.al.realm = None;
     }
 
     /// Remembers what an answer will need of a request, for [`PENDING_FOR_NS`].
@@ -423,7 +431,7 @@ impl Tracker {
         }
         let m = &f.msg;
         let indication = m.class == Class::Indication;
-        if self.keep_steps && (!indication || matches!(m.method, "ConnectionAttempt")) {
+        if self.listed && (!indication || matches!(m.method, "ConnectionAttempt")) {
             let (what, detail) = describe(f);
             self.al.steps.push(Step {
                 frame: f.frame,
@@ -441,7 +449,7 @@ impl Tracker {
                     {
                         self.al.requested_transport = Some(*p);
                     }
-                    if let Some(u) = m.text(a::USERNAME) {
+                    if let Some(u) = m.text(a::USERNAME).filter(|_| self.listed) {
                         self.al.username = Some(u.to_string());
                     }
                     self.allocate_copy(f);
@@ -489,7 +497,7 @@ impl Tracker {
                             self.last_refresh_ts = Some(f.ts_ns);
                         }
                     }
-                    "CreatePermission" => {
+                    "CreatePermission" if self.listed => {
                         if let Some(r) = &req {
                             for &addr in &r.peers {
                                 if !self.al.permissions.contains(&addr) {
@@ -498,7 +506,7 @@ impl Tracker {
                             }
                         }
                     }
-                    "ChannelBind" => {
+                    "ChannelBind" if self.listed => {
                         if let Some(Pending {
                             channel: Some(c),
                             peers,
@@ -526,7 +534,7 @@ impl Tracker {
                     .unwrap_or((0, String::new()));
                 let req = self.request(&m.tid, f.ts_ns);
                 let authenticated = req.as_ref().is_some_and(|r| r.username);
-                if let Some(r) = m.realm() {
+                if let Some(r) = m.realm().filter(|_| self.listed) {
                     self.al.realm = Some(r.to_string());
                 }
                 match code {
@@ -564,7 +572,7 @@ impl Tracker {
                     peer_initiated: true,
                     ..Default::default()
                 }),
-                "Send" | "Data" => {
+                "Send" | "Data" if self.listed => {
                     let peer = fmt_addr(
                         m.address(a::XOR_PEER_ADDRESS)
                             .or(m.address(a::DESTINATION_ADDRESS)),
@@ -606,7 +614,7 @@ impl Tracker {
             mut dealloc_frame,
             last_refresh_ts,
             allocates,
-            keep_steps,
+            listed,
             ..
         } = self;
         al.flow = flow;
@@ -622,8 +630,10 @@ impl Tracker {
             .collect();
         unanswered_frames.sort_unstable();
         let unanswered_alloc = unanswered_frames.len() as u32;
-        for ((_, ch), c) in core.channels.range((flow, 0)..=(flow, u16::MAX)) {
-            al.channel_traffic.insert(*ch, (c.frames, c.bytes));
+        if listed {
+            for ((_, ch), c) in core.channels.range((flow, 0)..=(flow, u16::MAX)) {
+                al.channel_traffic.insert(*ch, (c.frames, c.bytes));
+            }
         }
         // RFC 6062: link the ConnectionBind on another connection to the same
         // server by CONNECTION-ID: the first request after the announcement,
@@ -659,7 +669,7 @@ impl Tracker {
                     Class::Request => {
                         conn.bind_stream = Some(b.stream);
                         conn.bind_frame.get_or_insert(b.frame);
-                        if keep_steps {
+                        if listed {
                             al.steps.push(Step {
                                 frame: b.frame,
                                 ts_ns: b.ts_ns,
@@ -677,7 +687,7 @@ impl Tracker {
                     Class::Success => {
                         conn.bind_result = Some("success".into());
                         conn.relayed_bytes = core.relayed_bytes.get(&b.flow).copied().unwrap_or(0);
-                        if keep_steps {
+                        if listed {
                             al.steps.push(Step {
                                 frame: b.frame,
                                 ts_ns: b.ts_ns,
@@ -704,7 +714,7 @@ impl Tracker {
                             text: format!("ConnectionBind {code} {reason}"),
                         });
                         final_errors.push(format!("ConnectionBind {code} {reason}"));
-                        if keep_steps {
+                        if listed {
                             al.steps.push(Step {
                                 frame: b.frame,
                                 ts_ns: b.ts_ns,

@@ -198,3 +198,85 @@ fn unanswered_allocates_count_transactions_not_retransmissions() {
     );
     assert_eq!(al["first_frame"], 1);
 }
+
+/// A report lists the first allocations and records less of those it cannot
+/// list (no steps, permissions, channels, indications, username or realm):
+/// the listed ones must come out whole, and what findings read of the others
+/// — ends, relayed address, success, issues, outcome — must not change.
+#[test]
+fn allocations_beyond_the_listing_keep_what_findings_read() {
+    let mut paths = vec![
+        sample("turn-udp-channel.pcap"),
+        sample("turn-tcp-relay-6062.pcap"),
+        sample("session-combined.client-side.pcap"),
+    ];
+    paths.extend(shared_capture("turn-errors.pcap"));
+    paths.extend(shared_capture("turn-tcp-channel.pcap"));
+    let (mut unlisted, mut detail_dropped, mut issues) = (0, 0, 0);
+    for p in paths {
+        let open = || edgetrace::capture::CaptureReader::open(&p).unwrap();
+        let full = edgetrace::analyze::all::analyze(open(), &Default::default()).unwrap();
+        assert!(!full.allocations.is_empty(), "{}", p.display());
+        for n in [0, 1] {
+            let roles = edgetrace::roles::Roles::builtin();
+            let mut folder =
+                edgetrace::model::sip::DialogFolder::for_report(Default::default(), &roles, n);
+            let b = edgetrace::analyze::all::analyze_for_report(
+                open(),
+                &Default::default(),
+                n,
+                &mut folder,
+            )
+            .unwrap();
+            let what = format!("{}, listing {n}", p.display());
+            assert_eq!(full.allocations.len(), b.allocations.len(), "{what}");
+            for (i, (f, c)) in full.allocations.iter().zip(&b.allocations).enumerate() {
+                if i < n {
+                    assert_eq!(
+                        format!("{f:?}"),
+                        format!("{c:?}"),
+                        "{what}: listed is whole"
+                    );
+                    continue;
+                }
+                let read = |a: &edgetrace::analyze::turn::Allocation| {
+                    format!(
+                        "{} {:?} {} {} {} {:?} {:?} {:?} {} {}",
+                        a.flow,
+                        a.l4,
+                        a.stream,
+                        a.client,
+                        a.server,
+                        a.relayed,
+                        a.success_frame,
+                        a.issues,
+                        a.outcome,
+                        a.detail
+                    )
+                };
+                assert_eq!(read(f), read(c), "{what}");
+                // a shard keeps its own first N whole, so one beyond the
+                // listing may still be whole; the others are cut down
+                if format!("{f:?}") == format!("{c:?}") {
+                    continue;
+                }
+                assert!(
+                    c.steps.is_empty() && c.permissions.is_empty() && c.channels.is_empty(),
+                    "{what}: {i}"
+                );
+                unlisted += 1;
+                issues += f.issues.len();
+                if !f.permissions.is_empty() || !f.channels.is_empty() || f.username.is_some() {
+                    detail_dropped += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        unlisted > 0 && detail_dropped > 0,
+        "{unlisted} {detail_dropped}"
+    );
+    if shared_capture("turn-errors.pcap").is_some() {
+        assert!(issues > 0, "the errors capture has issues to keep");
+    }
+}
