@@ -13,7 +13,11 @@
 /// Returns the pages of freed heap memory to the OS (glibc's `malloc_trim`),
 /// once, where a run has just freed much of its state.  Costs a walk over the
 /// free lists: 1 ms on the 200 MB bench, 9 ms on 1 GiB, 30 ms on 2 GiB (under
-/// 1 % of the run); nothing on other platforms or allocators.
+/// 1 % of the run); nothing on other platforms or allocators.  The
+/// `edgetrace` binary allocates with mimalloc (src/main.rs), which gives
+/// freed pages back on its own (100 ms after they are freed), so there it
+/// only trims what glibc holds for C code; it matters for a build with
+/// `--no-default-features` and for the library used elsewhere.
 pub fn give_back_freed() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
