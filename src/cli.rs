@@ -547,10 +547,9 @@ fn ice(cli: &Cli, input: &InputArgs) -> Result<i32> {
         crate::analyze::stun::StunFinder::default(),
         crate::analyze::sip::SipFinder::streamed(),
     );
-    // ICE reads only the SDP of SIP messages: collected batch by batch, in
-    // capture order, and the messages dropped
-    // and the checks are folded from each batch's STUN messages, which are
-    // dropped too
+    // batch by batch, in capture order: the SDP of the SIP messages is
+    // collected and the STUN messages are folded into checks; neither kind
+    // of message is kept
     let mut sdp = crate::analyze::ice::SdpCollector::default();
     let mut checks = crate::analyze::ice::CheckFold::default();
     let (result, shards) = pipeline::run_sharded_with(

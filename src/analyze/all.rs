@@ -4,10 +4,11 @@
 //! built from what they found.  The merge of each finder does not depend on
 //! the shard count, so the result is the same for any thread count.
 //!
-//! For `report`, SIP messages do not wait for the end: after each batch the
-//! shards' new messages are put in capture order and handed to a
-//! [`sip::MessageSink`] (the report's dialog fold) while the shards read the
-//! next batch, and the SDP that ICE needs is collected on the way.
+//! For `report`, SIP and STUN messages do not wait for the end: after each
+//! batch the shards' new messages are put in capture order and handed to a
+//! [`sip::MessageSink`] (the report's dialog fold) and to the ICE check fold
+//! ([`ice::CheckFold`]) while the shards read the next batch, and the SDP
+//! that ICE needs is collected on the way.
 
 use crate::capture::{CaptureError, CaptureReader};
 use crate::pipeline::{self, RunOptions, RunResult};
@@ -46,11 +47,11 @@ pub fn analyze(reader: CaptureReader, opts: &RunOptions) -> Result<Analysis, Cap
 }
 
 /// Runs every analyzer for a report that lists `listed` allocations and TLS
-/// connections: the others are built and checked, but their timelines are
-/// not recorded.
-/// The STUN messages (`stun.found`) are dropped once TURN and ICE are built.
-/// SIP messages go to `sip` in capture order as the pass finds them
-/// (batch by batch) and are not kept.
+/// connections: the others are built and checked, but only what findings
+/// read of them is recorded.  SIP messages go to `sip` and STUN messages to
+/// the ICE check fold in capture order as the pass finds them (batch by
+/// batch), and are not kept; only the RFC 6062 ConnectionBinds wait for
+/// the TURN allocations (`stun.found`), and are dropped once those are built.
 pub fn analyze_for_report(
     reader: CaptureReader,
     opts: &RunOptions,
