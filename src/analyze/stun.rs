@@ -179,7 +179,8 @@ pub struct MappedMismatch {
 pub struct Core {
     /// Messages in the order found: all of them with [`StunFinder::keeping_all`],
     /// else all but the direct TURN messages, which only feed the allocation
-    /// trackers ([`Core::take_turn`]).
+    /// trackers ([`Core::take_turn`]).  A pass that folds them ([`take_batch`])
+    /// empties it at each barrier.
     pub found: Vec<Found>,
     /// Messages found, kept or not.
     pub messages: u64,
