@@ -821,7 +821,7 @@ impl TlsReport {
 
     /// Builds the report of which only the first `listed` connections (by
     /// stream) will be shown: the others keep only what findings and the
-    /// 8057 section read ([`keep_for_findings`]), so that a capture of many
+    /// 8057 section read (the failing certificates, alerts, health and ends), so that a capture of many
     /// connections does not hold every timeline and certificate at once.
     /// The summary counts are those of [`TlsReport::build`].
     pub fn build_listing(run: &RunResult, core: &Core, input: &str, listed: usize) -> TlsReport {
