@@ -821,9 +821,10 @@ impl TlsReport {
 
     /// Builds the report of which only the first `listed` connections (by
     /// stream) will be shown: the others keep only what findings and the
-    /// 8057 section read (the failing certificates, alerts, health and ends), so that a capture of many
-    /// connections does not hold every timeline and certificate at once.
-    /// The summary counts are those of [`TlsReport::build`].
+    /// 8057 section read (the failing certificates, alerts, health and
+    /// ends), so that a capture of many connections does not hold every
+    /// timeline and certificate at once.  The summary counts are those of
+    /// [`TlsReport::build`].
     pub fn build_listing(run: &RunResult, core: &Core, input: &str, listed: usize) -> TlsReport {
         let t0 = run.read.first_ts.unwrap_or(0);
         let table: &FlowTable = &run.flows;
