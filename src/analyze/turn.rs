@@ -229,8 +229,9 @@ const PENDING_PRUNE_AT: usize = 16;
 /// ([`Tracker::push`]), so the messages need not be kept until the end of the
 /// run; [`allocations`] finishes the trackers once every flow is known
 /// (RFC 6062 binds arrive on other connections).  Memory per allocation is
-/// its steps (in a report, only those of allocations it can list) plus its
-/// requests of the last 60 s.
+/// the tracker, its Allocate copies and its requests of the last 60 s, plus
+/// what only a listing shows (steps, permissions, channels, indications),
+/// which a report records only for the allocations it can list.
 #[derive(Debug, Clone)]
 pub struct Tracker {
     al: Allocation,
