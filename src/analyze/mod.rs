@@ -9,6 +9,54 @@ pub mod stun;
 pub mod tls;
 pub mod turn;
 
+/// Which of a shard's items (TURN allocations, TLS connections) a report
+/// can list when it lists the first N of the whole capture by flow id.
+/// Each shard keeps the N lowest flow ids it has seen: an item ranked N or
+/// beyond in its shard is ranked at least as far in the whole capture (a
+/// rank only grows as items with lower ids appear), so it will not be
+/// listed and may give up what only a listing shows.  Without N, every
+/// item can be listed.
+#[derive(Debug, Clone, Default)]
+pub struct FirstN {
+    n: Option<usize>,
+    /// At most N flow ids, the lowest (a max-heap: the one to give up is on top).
+    kept: std::collections::BinaryHeap<crate::flow::FlowId>,
+}
+
+impl FirstN {
+    /// Keeps the first `n`.
+    pub fn new(n: usize) -> Self {
+        FirstN {
+            n: Some(n),
+            kept: Default::default(),
+        }
+    }
+
+    /// An empty one with the same N, for another shard.
+    pub fn fork(&self) -> Self {
+        FirstN {
+            n: self.n,
+            kept: Default::default(),
+        }
+    }
+
+    /// `flow` just became an item; returns the item that can no longer be
+    /// listed because of it (`flow` itself, or one it displaced), if any.
+    pub fn admit(&mut self, flow: crate::flow::FlowId) -> Option<crate::flow::FlowId> {
+        let n = self.n?;
+        if self.kept.len() < n {
+            self.kept.push(flow);
+            None
+        } else if self.kept.peek().is_some_and(|&top| flow < top) {
+            let top = self.kept.pop();
+            self.kept.push(flow);
+            top
+        } else {
+            Some(flow)
+        }
+    }
+}
+
 /// Whether a stream finder has recognised its protocol in one direction of a
 /// TCP connection.  A direction that shows nothing recognisable in its first
 /// [`Recognition::GIVE_UP_AFTER`] bytes is left alone (TLS, media, another
@@ -62,7 +110,20 @@ impl Recognition {
 
 #[cfg(test)]
 mod tests {
-    use super::Recognition;
+    use super::{FirstN, Recognition};
+
+    /// Flows arriving out of order: the ones given up are exactly those
+    /// outside the lowest N, whatever the order, and without N none is.
+    #[test]
+    fn first_n_gives_up_all_but_the_lowest() {
+        let mut f = FirstN::new(2);
+        let out: Vec<Option<u32>> = [5, 9, 3, 7, 1, 4].iter().map(|&x| f.admit(x)).collect();
+        assert_eq!(out, [None, None, Some(9), Some(7), Some(5), Some(4)]);
+        let mut other = f.fork();
+        assert_eq!(other.admit(8), None, "a fork starts empty");
+        let mut all = FirstN::default();
+        assert!((0..100).all(|x| all.admit(x).is_none()));
+    }
 
     #[test]
     fn gives_up_only_before_recognition() {

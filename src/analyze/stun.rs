@@ -196,12 +196,9 @@ pub struct Core {
     next_turn_sweep_ns: i64,
     /// Keep every message in `found`.
     keep_all: bool,
-    /// Record allocation steps only for the allocations that can be among
-    /// the first N (by flow) of the whole capture (a report lists no more).
-    steps_for_first: Option<usize>,
-    /// The allocations of this shard that keep their steps: at most N, the
-    /// lowest flow ids (a max-heap, so the one to give up is on top).
-    with_steps: std::collections::BinaryHeap<FlowId>,
+    /// The allocations that can be among the first N (by flow) of the whole
+    /// capture, which a report lists: only they record what a listing shows.
+    listable: super::FirstN,
     /// ChannelData per (flow, channel).
     pub channels: std::collections::BTreeMap<(FlowId, u16), ChannelCount>,
     /// Bytes skipped in TCP streams while resynchronising, per flow.
@@ -372,26 +369,14 @@ impl Core {
         self.found.push(found);
     }
 
-    /// A flow just became an allocation.  With `steps_for_first = N`, only the
-    /// N lowest flow ids of this shard keep their steps: an allocation ranked
-    /// N or beyond here is ranked at least as far in the whole capture (a
-    /// rank only grows as allocations with lower ids appear), so it will not
-    /// be listed, and its steps are freed.
+    /// A flow just became an allocation: one that can no longer be listed
+    /// ([`super::FirstN`]) stops recording what only a listing shows.
     fn rank_allocation(&mut self, flow: FlowId) {
-        let Some(n) = self.steps_for_first else {
-            return;
-        };
-        let out = if self.with_steps.len() < n {
-            self.with_steps.push(flow);
-            return;
-        } else if self.with_steps.peek().is_some_and(|&top| flow < top) {
-            let top = self.with_steps.pop().expect("peeked");
-            self.with_steps.push(flow);
-            top
-        } else {
-            flow
-        };
-        if let Some(t) = self.turn.get_mut(&out) {
+        if let Some(t) = self
+            .listable
+            .admit(flow)
+            .and_then(|out| self.turn.get_mut(&out))
+        {
             t.unlist();
         }
     }
@@ -752,7 +737,7 @@ impl StunFinder {
     /// the capture (in flow order), as a report that lists `n` needs; every
     /// allocation is still built, counted and checked for issues.
     pub fn allocation_steps_for_first(mut self, n: usize) -> Self {
-        self.streams.consumer_mut().steps_for_first = Some(n);
+        self.streams.consumer_mut().listable = super::FirstN::new(n);
         self
     }
 }
@@ -762,7 +747,7 @@ impl crate::pipeline::ShardSink for StunFinder {
         let mut f = StunFinder::default();
         let (c, o) = (f.streams.consumer_mut(), self.streams.consumer());
         c.keep_all = o.keep_all;
-        c.steps_for_first = o.steps_for_first;
+        c.listable = o.listable.fork();
         f
     }
 }

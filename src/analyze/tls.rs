@@ -207,12 +207,9 @@ pub struct Core {
     tls13: BTreeMap<FlowId, bool>,
     /// Certificates parsed so far, by their DER bytes.
     certs: FxHashMap<Vec<u8>, Arc<Result<CertInfo, String>>>,
-    /// Keep whole only the connections that can be among the first N (by
-    /// stream) of the whole capture.
-    whole_for_first: Option<usize>,
-    /// This shard's connections kept whole: at most N, the lowest flow ids
-    /// (a max-heap, so the one to cut is on top).
-    whole: std::collections::BinaryHeap<FlowId>,
+    /// The connections that can be among the first N (by stream) of the
+    /// whole capture, which a report lists: only they stay whole.
+    listable: super::FirstN,
 }
 
 impl Core {
@@ -245,27 +242,15 @@ impl Core {
         self.conns.get_mut(&flow)
     }
 
-    /// A flow just became a TLS connection.  With `whole_for_first = N`, only
-    /// the N lowest flow ids of this shard stay whole: a connection ranked N
-    /// or beyond here is ranked at least as far in the whole capture (a rank
-    /// only grows as connections with lower ids appear), and TCP flow ids
-    /// follow stream numbers, so a report listing the first N by stream will
-    /// not list it.  It is cut down ([`Conn::cut_down`]).
+    /// A flow just became a TLS connection: one that can no longer be listed
+    /// ([`super::FirstN`]; TCP flow ids follow stream numbers, so the first N
+    /// by flow are the first N by stream) is cut down ([`Conn::cut_down`]).
     fn rank(&mut self, flow: FlowId) {
-        let Some(n) = self.whole_for_first else {
-            return;
-        };
-        let out = if self.whole.len() < n {
-            self.whole.push(flow);
-            return;
-        } else if self.whole.peek().is_some_and(|&top| flow < top) {
-            let top = self.whole.pop().expect("peeked");
-            self.whole.push(flow);
-            top
-        } else {
-            flow
-        };
-        if let Some(c) = self.conns.get_mut(&out) {
+        if let Some(c) = self
+            .listable
+            .admit(flow)
+            .and_then(|out| self.conns.get_mut(&out))
+        {
             c.cut_down();
         }
     }
@@ -695,7 +680,7 @@ impl PacketSink for TlsFinder {
 impl ShardSink for TlsFinder {
     fn fork(&self) -> Self {
         let mut f = TlsFinder::default();
-        f.streams.consumer_mut().whole_for_first = self.streams.consumer().whole_for_first;
+        f.streams.consumer_mut().listable = self.streams.consumer().listable.fork();
         f
     }
 }
@@ -706,7 +691,7 @@ impl TlsFinder {
     /// among them.
     pub fn whole_for_first(n: usize) -> Self {
         let mut f = TlsFinder::default();
-        f.streams.consumer_mut().whole_for_first = Some(n);
+        f.streams.consumer_mut().listable = super::FirstN::new(n);
         f
     }
 }

@@ -42,6 +42,18 @@ pub fn shared_capture(name: &str) -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
+/// Every analyzer over a capture, as a report that lists the first `listed`
+/// items of each kind runs them (SIP dialogs folded, unlisted allocations
+/// and connections cut down).
+pub fn report_pass(path: &Path, listed: usize) -> edgetrace::analyze::all::Analysis {
+    let roles = edgetrace::roles::Roles::builtin();
+    let mut folder =
+        edgetrace::model::sip::DialogFolder::for_report(Default::default(), &roles, listed);
+    let reader = edgetrace::capture::CaptureReader::open(path).unwrap();
+    edgetrace::analyze::all::analyze_for_report(reader, &Default::default(), listed, &mut folder)
+        .unwrap()
+}
+
 /// The binary under test.
 pub fn edgetrace() -> Command {
     let mut c = Command::cargo_bin("edgetrace").expect("binary built");

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::common::{edgetrace, root, shared, shared_capture};
+use super::common::{edgetrace, report_pass, root, shared, shared_capture};
 use edgetrace::proto::tls::{cipher_name, handshake_name, version_name};
 
 fn tls_json(path: &std::path::Path) -> Value {
@@ -350,16 +350,7 @@ fn connections_beyond_the_listing_keep_what_findings_read() {
         assert!(!full.connections.is_empty(), "{}", p.display());
         let json = |v: &dyn Fn() -> serde_json::Result<Value>| v().unwrap();
         for n in [0, 1] {
-            let roles = edgetrace::roles::Roles::builtin();
-            let mut folder =
-                edgetrace::model::sip::DialogFolder::for_report(Default::default(), &roles, n);
-            let b = edgetrace::analyze::all::analyze_for_report(
-                open(),
-                &Default::default(),
-                n,
-                &mut folder,
-            )
-            .unwrap();
+            let b = report_pass(&p, n);
             cut += b.tls.conns.values().filter(|c| c.cut).count();
             let listed = TlsReport::build_listing(&b.run, &b.tls, "x", n);
             let what = format!("{}, listing {n}", p.display());

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::common::{edgetrace, sample, shared_capture};
+use super::common::{edgetrace, report_pass, sample, shared_capture};
 
 fn turn_json(path: &std::path::Path) -> Value {
     let out = edgetrace()
@@ -218,16 +218,7 @@ fn allocations_beyond_the_listing_keep_what_findings_read() {
         let full = edgetrace::analyze::all::analyze(open(), &Default::default()).unwrap();
         assert!(!full.allocations.is_empty(), "{}", p.display());
         for n in [0, 1] {
-            let roles = edgetrace::roles::Roles::builtin();
-            let mut folder =
-                edgetrace::model::sip::DialogFolder::for_report(Default::default(), &roles, n);
-            let b = edgetrace::analyze::all::analyze_for_report(
-                open(),
-                &Default::default(),
-                n,
-                &mut folder,
-            )
-            .unwrap();
+            let b = report_pass(&p, n);
             let what = format!("{}, listing {n}", p.display());
             assert_eq!(full.allocations.len(), b.allocations.len(), "{what}");
             for (i, (f, c)) in full.allocations.iter().zip(&b.allocations).enumerate() {
