@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::analyze::all::Analysis;
+use crate::analyze::turn::Allocation;
 use crate::flow::Endpoint;
 use crate::model::sip::MessageOut;
 use crate::model::{ice::IceReport, tls::TlsReport, CaptureSummary};
@@ -106,6 +107,11 @@ pub struct Inputs<'a> {
     pub ice: &'a IceReport,
     /// TLS connections.
     pub tls: &'a TlsReport,
+    /// The TURN findings already merged, when a report made them as its
+    /// pass finished allocations ([`turn_allocation`] into a [`Merging`],
+    /// with those of `analysis.allocations`); None: made here from
+    /// `analysis.allocations`.
+    pub turn: Option<&'a [Finding]>,
 }
 
 fn frames(mut v: Vec<u64>) -> Vec<u64> {
@@ -165,9 +171,21 @@ fn turn_error_meaning(code: u16) -> &'static str {
 }
 
 fn turn(inp: &Inputs<'_>, o: &Options, out: &mut Vec<Finding>) {
-    let run = &inp.analysis.run;
-    for al in &inp.analysis.allocations {
-        let filter = crate::model::flow_filter(run.flows.get(al.flow));
+    match inp.turn {
+        Some(merged) => out.extend(merged.iter().cloned()),
+        None => {
+            for al in &inp.analysis.allocations {
+                turn_allocation(al, o, out);
+            }
+        }
+    }
+}
+
+/// The findings of one TURN allocation (ungrouped: [`findings`] or a
+/// [`Merging`] merges them with the same problem elsewhere).
+pub fn turn_allocation(al: &Allocation, o: &Options, out: &mut Vec<Finding>) {
+    {
+        let filter = crate::model::stream_filter(al.l4, al.stream, &al.client, &al.server);
         let stream = format!("{} {}", al.l4.name(), al.stream);
         let addrs = vec![al.client.to_string(), al.server.to_string()];
         for issue in &al.issues {
@@ -887,14 +905,15 @@ mod tests {
         /// end gives: same representative, count and evidence.
         #[test]
         fn merging_as_made_is_merging_at_the_end(
-            items in proptest::collection::vec((0u64..400, 0u8..3, 0u8..30, 0u8..30), 1..120)
+            items in proptest::collection::vec((0u64..400, 0u8..3, 0u8..30, 0u8..30, 0u64..40), 1..120)
         ) {
-            // the words name the dialog: never the same for two findings
-            let make = |(i, (frame, group, stream, addr)): (usize, (u64, u8, u8, u8))| Finding {
+            // the words name the dialog: never the same for two findings;
+            // some have more than one frame (a TURN 401 loop lists each 401)
+            let make = |(i, (frame, group, stream, addr, more)): (usize, (u64, u8, u8, u8, u64))| Finding {
                 id: "sip.error-response",
                 severity: Severity::Warning,
                 summary: format!("answered in dialog {}", (i * 37) % 1009),
-                frames: vec![frame],
+                frames: frames((0..more % 4 + 1).map(|k| frame + k * more).collect()),
                 streams: vec![format!("udp {stream}")],
                 addresses: vec![format!("10.0.0.{addr}:5060"), format!("10.0.1.{}:5060", addr / 2)],
                 filter: format!("frame.number == {frame}"),

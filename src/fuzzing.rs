@@ -145,13 +145,18 @@ pub fn analyzers_capture(data: &[u8]) {
     // a report listing 2 allocations and 2 dialogs: the timeline trimming
     // runs too; SIP dialogs are folded during the pass, as in `report`
     let mut folder = crate::model::sip::DialogFolder::for_report(r, &roles, 2);
-    let Ok(a) =
-        crate::analyze::all::analyze_for_report(reader, &RunOptions::default(), 2, &mut folder)
+    let mut turn = crate::model::turn::EndedAllocations::new(2, Default::default());
+    let sinks = crate::analyze::all::Sinks {
+        sip: &mut folder,
+        turn: &mut turn,
+    };
+    let Ok(a) = crate::analyze::all::analyze_for_report(reader, &RunOptions::default(), 2, sinks)
     else {
         return;
     };
     let sip = folder.finish(&a.run, &a.sip, "fuzz");
-    let report = crate::model::report::Report::build(&a, sip, "fuzz", &Default::default());
+    let folds = crate::model::report::Folds { sip, turn };
+    let report = crate::model::report::Report::build(&a, folds, "fuzz", &Default::default());
     std::hint::black_box(serde_json::to_vec(&report).map(|v| v.len()).unwrap_or(0));
     // the per-command models, from a pass that keeps every message
     let Ok(reader) = CaptureReader::new(Source::from_bytes(data.to_vec())) else {

@@ -50,6 +50,12 @@ pub trait PacketSink {
         flow: Option<(FlowId, Dir)>,
         flows: &FlowTable,
     );
+    /// Called after each batch of a sharded run ([`run_sharded_with`]) with
+    /// the latest capture time read so far: a point every shard reaches
+    /// together, where batches are cut by the reader alone, so what a sink
+    /// ends there does not depend on the number of shards.  A sink may end
+    /// what can no longer change (the STUN finder ends TURN allocations).
+    fn barrier(&mut self, _now_ns: i64, _flows: &FlowTable) {}
     /// Called at the end of the capture.
     fn finish(&mut self, _flows: &FlowTable) {}
 }
@@ -385,6 +391,11 @@ impl<A: PacketSink, B: PacketSink> PacketSink for (A, B) {
         self.1.packet(frame, pkt, flow, flows);
     }
 
+    fn barrier(&mut self, now_ns: i64, flows: &FlowTable) {
+        self.0.barrier(now_ns, flows);
+        self.1.barrier(now_ns, flows);
+    }
+
     fn finish(&mut self, flows: &FlowTable) {
         self.0.finish(flows);
         self.1.finish(flows);
@@ -459,8 +470,10 @@ pub fn run_sharded_with<S: ShardSink, W: Send>(
     shards.insert(0, proto);
     let mut routed: Vec<Vec<Routed>> = vec![Vec::new(); n];
     let mut taken: Option<W> = None;
+    let mut latest_ts = i64::MIN;
     let result = drive(reader, opts, copy, |flows, batch| {
         for (i, m) in batch.metas.iter().enumerate() {
+            latest_ts = latest_ts.max(m.frame.ts_ns);
             let p = batch.packet(m);
             let f = flows.observe(&m.frame, &p);
             if f.is_none() && is_flow_packet(&p) {
@@ -470,6 +483,7 @@ pub fn run_sharded_with<S: ShardSink, W: Send>(
             routed[shard].push((i as u32, f));
         }
         let flows: &FlowTable = flows;
+        let now = latest_ts;
         let previous = taken.take();
         rayon::join(
             || {
@@ -481,6 +495,7 @@ pub fn run_sharded_with<S: ShardSink, W: Send>(
                             let m = &batch.metas[i as usize];
                             s.packet(&m.frame, &batch.packet(m), f, flows);
                         }
+                        s.barrier(now, flows);
                     })
             },
             || previous.map(&mut fold),

@@ -8,7 +8,10 @@
 //! batch the shards' new messages are put in capture order and handed to a
 //! [`sip::MessageSink`] (the report's dialog fold) and to the ICE check fold
 //! ([`ice::CheckFold`]) while the shards read the next batch, and the SDP
-//! that ICE needs is collected on the way.
+//! that ICE needs is collected on the way.  TURN allocations that are over
+//! (`turn::OVER_AFTER_NS`) are finished at the barriers and handed to a
+//! [`turn::AllocationSink`] (the report's count, listing and findings), so
+//! only the allocations still alive wait for the end.
 
 use crate::capture::{CaptureError, CaptureReader};
 use crate::pipeline::{self, RunOptions, RunResult};
@@ -26,7 +29,8 @@ pub struct Analysis {
     pub sip: sip::Core,
     /// TLS connections.
     pub tls: tls::Core,
-    /// TURN allocations.
+    /// TURN allocations (for a report, those its [`turn::AllocationSink`]
+    /// did not get during the pass), in flow order.
     pub allocations: Vec<turn::Allocation>,
     /// ICE sessions.
     pub ice: Vec<ice::Session>,
@@ -46,21 +50,34 @@ pub fn analyze(reader: CaptureReader, opts: &RunOptions) -> Result<Analysis, Cap
     )
 }
 
+/// Where a report's pass hands what it folds: SIP messages, and the TURN
+/// allocations it finished before the end of the capture.
+pub struct Sinks<'a> {
+    /// SIP messages in capture order.
+    pub sip: &'a mut dyn sip::MessageSink,
+    /// TURN allocations that were over, in no particular order.
+    pub turn: &'a mut dyn turn::AllocationSink,
+}
+
 /// Runs every analyzer for a report that lists `listed` allocations and TLS
 /// connections: the others are built and checked, but only what findings
 /// read of them is recorded.  SIP messages go to `sip` and STUN messages to
 /// the ICE check fold in capture order as the pass finds them (batch by
 /// batch), and are not kept; only the RFC 6062 ConnectionBinds wait for
 /// the TURN allocations (`stun.found`), and are dropped once those are built.
+/// TURN allocations that are over go to `sinks.turn` during the pass; the
+/// others are in [`Analysis::allocations`].
 pub fn analyze_for_report(
     reader: CaptureReader,
     opts: &RunOptions,
     listed: usize,
-    sip: &mut dyn sip::MessageSink,
+    sinks: Sinks<'_>,
 ) -> Result<Analysis, CaptureError> {
-    let stun = stun::StunFinder::default().allocation_steps_for_first(listed);
+    let stun = stun::StunFinder::default()
+        .allocation_steps_for_first(listed)
+        .finishing_allocations();
     let tls = tls::TlsFinder::whole_for_first(listed);
-    let mut a = analyze_with(reader, opts, stun, tls, Some(sip))?;
+    let mut a = analyze_with(reader, opts, stun, tls, Some(sinks))?;
     // a report reads none of the STUN messages once TURN and ICE are built:
     // freed before the report's models take their room
     a.stun.found = Vec::new();
@@ -75,9 +92,9 @@ fn analyze_with(
     opts: &RunOptions,
     stun: stun::StunFinder,
     tls: tls::TlsFinder,
-    mut sink: Option<&mut dyn sip::MessageSink>,
+    mut sinks: Option<Sinks<'_>>,
 ) -> Result<Analysis, CaptureError> {
-    let sip_finder = match sink {
+    let sip_finder = match sinks {
         Some(_) => sip::SipFinder::streamed(),
         None => sip::SipFinder::default(),
     };
@@ -85,27 +102,37 @@ fn analyze_with(
     let t0 = std::time::Instant::now();
     let mut sdp = ice::SdpCollector::default();
     let mut sip_flows = std::collections::BTreeSet::new();
-    let streamed = sink.is_some();
+    let streamed = sinks.is_some();
     // each barrier takes the messages the shards found in the batch: capture
     // order among them; they are folded while the shards read the next batch
     let take = |shards: &mut [Finders], b: pipeline::Barrier| {
         if !streamed {
-            return (Vec::new(), 0, Vec::new());
+            return (Vec::new(), 0, Vec::new(), Vec::new());
         }
         let sip = sip::take_batch(shards.iter_mut().map(|s| &mut s.1 .0));
         let stun = stun::take_batch(shards.iter_mut().map(|s| &mut s.0));
-        (sip, b.first_ts.unwrap_or(0), stun)
+        let ended = stun::take_finished(shards.iter_mut().map(|s| &mut s.0));
+        (sip, b.first_ts.unwrap_or(0), stun, ended)
     };
     // ICE checks are folded at the barriers too; the RFC 6062 ConnectionBinds
     // (few) are kept for the TURN allocations, every other message dropped
     let mut checks = ice::CheckFold::default();
     let mut binds: Vec<stun::Found> = Vec::new();
-    let fold = |(batch, t0, stun_batch): (Vec<sip::Found>, i64, Vec<stun::Found>)| {
-        if let Some(sink) = sink.as_deref_mut() {
+    type Taken = (
+        Vec<sip::Found>,
+        i64,
+        Vec<stun::Found>,
+        Vec<(turn::Allocation, bool)>,
+    );
+    let fold = |(batch, t0, stun_batch, ended): Taken| {
+        if let Some(sinks) = sinks.as_mut() {
             for f in batch {
                 sdp.push(&f);
                 sip_flows.insert(f.flow);
-                sink.message(f, t0);
+                sinks.sip.message(f, t0);
+            }
+            for (al, listed) in ended {
+                sinks.turn.allocation(al, listed);
             }
         }
         for f in stun_batch {

@@ -19,8 +19,8 @@ pub mod turn;
 #[derive(Debug, Clone, Default)]
 pub struct FirstN {
     n: Option<usize>,
-    /// At most N flow ids, the lowest (a max-heap: the one to give up is on top).
-    kept: std::collections::BinaryHeap<crate::flow::FlowId>,
+    /// At most N flow ids, the lowest.
+    kept: std::collections::BTreeSet<crate::flow::FlowId>,
 }
 
 impl FirstN {
@@ -42,14 +42,18 @@ impl FirstN {
 
     /// `flow` just became an item; returns the item that can no longer be
     /// listed because of it (`flow` itself, or one it displaced), if any.
+    /// A flow admitted again (a second TURN allocation on one 5-tuple) keeps
+    /// its place: it holds one of the N ranks, however many items it has.
     pub fn admit(&mut self, flow: crate::flow::FlowId) -> Option<crate::flow::FlowId> {
         let n = self.n?;
-        if self.kept.len() < n {
-            self.kept.push(flow);
+        if self.kept.contains(&flow) {
             None
-        } else if self.kept.peek().is_some_and(|&top| flow < top) {
-            let top = self.kept.pop();
-            self.kept.push(flow);
+        } else if self.kept.len() < n {
+            self.kept.insert(flow);
+            None
+        } else if self.kept.last().is_some_and(|&top| flow < top) {
+            let top = self.kept.pop_last();
+            self.kept.insert(flow);
             top
         } else {
             Some(flow)
@@ -119,6 +123,8 @@ mod tests {
         let mut f = FirstN::new(2);
         let out: Vec<Option<u32>> = [5, 9, 3, 7, 1, 4].iter().map(|&x| f.admit(x)).collect();
         assert_eq!(out, [None, None, Some(9), Some(7), Some(5), Some(4)]);
+        assert_eq!(f.admit(1), None, "a flow admitted again keeps its rank");
+        assert_eq!(f.admit(2), Some(3), "and does not hold two of the N");
         let mut other = f.fork();
         assert_eq!(other.admit(8), None, "a fork starts empty");
         let mut all = FirstN::default();

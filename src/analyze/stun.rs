@@ -192,6 +192,18 @@ pub struct Core {
     /// (boxed: a tracker is 600 bytes, and a table of them inline would hold
     /// that much per empty slot and copy it all when it grows).
     turn: FxHashMap<FlowId, Box<super::turn::Tracker>>,
+    /// Trackers of allocations that were over when their flow carried
+    /// another TURN message ([`super::turn::OVER_AFTER_NS`]): that message
+    /// started a new tracker.  Finished with the others at the end, or at
+    /// the next barrier when [`StunFinder::finishing_allocations`].
+    ended: Vec<(FlowId, Box<super::turn::Tracker>)>,
+    /// Finish allocations at the barriers once they are over (a report).
+    finishing: bool,
+    /// Allocations finished at the barriers since the last [`take_finished`],
+    /// each with whether it recorded what a listing shows.
+    finished: Vec<(super::turn::Allocation, bool)>,
+    /// Capture time of the next look for allocations that are over.
+    next_over_check_ns: i64,
     /// Capture time of the next sweep of the trackers' old requests.
     next_turn_sweep_ns: i64,
     /// Keep every message in `found`.
@@ -215,6 +227,10 @@ pub struct Core {
     pub relayed_bytes: std::collections::BTreeMap<FlowId, u64>,
     flows: FxHashMap<FlowId, FlowState>,
     ends: FxHashMap<FlowId, (L4, u32, Endpoint, Endpoint)>,
+    /// First FIN or RST frame of a TCP flow, once a packet of the flow
+    /// showed one: a TURN message after it is on a closed control
+    /// connection ([`super::turn::Tracker::is_over`]).
+    closed: FxHashMap<FlowId, u64>,
     dirs: FxHashMap<(FlowId, usize), DirState>,
 }
 
@@ -299,21 +315,94 @@ impl Core {
         }
     }
 
-    /// The TURN allocation trackers, in flow order (for [`super::turn::allocations`]).
+    /// The TURN allocation trackers, in flow order and, within a flow, in
+    /// the order they started (for [`super::turn::allocations`]).
     pub fn take_turn(&mut self) -> Vec<(FlowId, super::turn::Tracker)> {
-        let mut v: Vec<_> = std::mem::take(&mut self.turn)
+        let mut v: Vec<_> = std::mem::take(&mut self.ended)
             .into_iter()
+            .chain(std::mem::take(&mut self.turn))
             .map(|(id, t)| (id, *t))
             .collect();
-        v.sort_unstable_by_key(|(id, _)| *id);
+        // stable: a flow's ended trackers (in the order they ended) come
+        // before its live one
+        v.sort_by_key(|(id, _)| *id);
         v
     }
 
-    /// Remembers a flow's endpoints (TCP events arrive without them).
+    /// At a barrier of a report's pass: finishes the allocations that are
+    /// over — those a later message split off, and, every
+    /// [`OVER_CHECK_EVERY_NS`] of capture time, those quiet for
+    /// [`super::turn::OVER_AFTER_NS`] since they ended — so that no tracker
+    /// waits for the end of the capture once nothing can change it.  The
+    /// allocation comes out as it would at the end (an allocation that is
+    /// over has the same outcome whenever it is finished); what changes is
+    /// that a message on its 5-tuple after a barrier ended it starts a new
+    /// allocation even when the capture's clock went back in between.
+    fn end_allocations(&mut self, now: i64, flows: &FlowTable) {
+        if !self.finishing {
+            return;
+        }
+        if now >= self.next_over_check_ns {
+            self.next_over_check_ns = now.saturating_add(OVER_CHECK_EVERY_NS);
+            let over: Vec<FlowId> = self
+                .turn
+                .iter()
+                .filter(|(&id, t)| {
+                    let fl = flows.get(id);
+                    t.is_over(now, fl.l4, closed_frame(fl).is_some())
+                })
+                .map(|(&id, _)| id)
+                .collect();
+            for id in over {
+                if let Some(mut t) = self.turn.remove(&id) {
+                    t.end_channels(self.channel_counts(id));
+                    self.ended.push((id, t));
+                    // a report reads a flow's ChannelData counts only for
+                    // its allocations: the next one starts from none
+                    let gone: Vec<_> = self.channel_counts(id).map(|(ch, _)| ch).collect();
+                    for ch in gone {
+                        self.channels.remove(&(id, ch));
+                    }
+                }
+            }
+        }
+        if self.ended.is_empty() {
+            return;
+        }
+        // an allocation that is over has no RFC 6062 connection
+        // (`Tracker::is_over`), so no ConnectionBind on another flow is read
+        let no_binds = std::collections::BTreeMap::new();
+        let ended = std::mem::take(&mut self.ended);
+        let done: Vec<_> = ended
+            .into_iter()
+            .filter_map(|(id, t)| {
+                let listed = t.is_listed();
+                t.finish(id, flows.get(id), &no_binds, self, now)
+                    .map(|al| (al, listed))
+            })
+            .collect();
+        self.finished.extend(done);
+    }
+
+    /// A flow's ChannelData counts so far: (channel, (frames, bytes)).
+    pub(crate) fn channel_counts(
+        &self,
+        flow: FlowId,
+    ) -> impl Iterator<Item = (u16, (u64, u64))> + '_ {
+        self.channels
+            .range((flow, 0)..=(flow, u16::MAX))
+            .map(|(&(_, ch), c)| (ch, (c.frames, c.bytes)))
+    }
+
+    /// Remembers a flow's endpoints (TCP events arrive without them) and
+    /// when the connection closed.
     fn note_flow(&mut self, id: FlowId, f: &crate::flow::Flow) {
         self.ends
             .entry(id)
             .or_insert((f.l4, f.stream, f.client, f.server));
+        if let Some(fr) = closed_frame(f) {
+            self.closed.entry(id).or_insert(fr);
+        }
     }
 
     /// Counts a message and hands it on: a direct TURN message feeds its flow's
@@ -347,6 +436,24 @@ impl Core {
             }
         }
         if found.carrier == Carrier::Direct && super::turn::is_turn_method(m.method) {
+            // the flow table knows a whole batch ahead: a FIN after this
+            // message in file order does not count
+            let closed = self
+                .closed
+                .get(&found.flow)
+                .is_some_and(|&fr| fr < found.frame);
+            let over = self
+                .turn
+                .get(&found.flow)
+                .is_some_and(|t| t.is_over(found.ts_ns, found.l4, closed));
+            if over {
+                if let Some(mut t) = self.turn.remove(&found.flow) {
+                    t.end_channels(self.channel_counts(found.flow));
+                    self.ended.push((found.flow, t));
+                    let next = super::turn::Tracker::after(self.channel_counts(found.flow));
+                    self.turn.insert(found.flow, Box::new(next));
+                }
+            }
             let t = self.turn.entry(found.flow).or_default();
             let was = t.has_allocate();
             t.push(&found);
@@ -740,6 +847,39 @@ impl StunFinder {
         self.streams.consumer_mut().listable = super::FirstN::new(n);
         self
     }
+
+    /// Finishes each TURN allocation at the first barrier after it is over
+    /// (see [`super::turn::OVER_AFTER_NS`]) instead of at the end of the
+    /// capture, for [`take_finished`]: a report's pass then holds only the
+    /// allocations still alive.
+    pub fn finishing_allocations(mut self) -> Self {
+        self.streams.consumer_mut().finishing = true;
+        self
+    }
+}
+
+/// The first FIN or RST of a TCP flow (RFC 6062 §4.1: a TCP allocation
+/// ends with its control connection).
+pub(crate) fn closed_frame(f: &crate::flow::Flow) -> Option<u64> {
+    let t = f.tcp.as_ref()?;
+    t.fin.iter().chain(&t.rst).flatten().min().copied()
+}
+
+/// How often (capture time) a report's pass looks for TURN allocations
+/// that are over.
+const OVER_CHECK_EVERY_NS: i64 = 10_000_000_000;
+
+/// The allocations the shards finished since the last call, each with
+/// whether it recorded what a listing shows (see
+/// [`StunFinder::finishing_allocations`]); in no particular order.
+pub fn take_finished<'a>(
+    shards: impl Iterator<Item = &'a mut StunFinder>,
+) -> Vec<(super::turn::Allocation, bool)> {
+    let mut out = Vec::new();
+    for s in shards {
+        out.append(&mut s.streams.consumer_mut().finished);
+    }
+    out
 }
 
 impl crate::pipeline::ShardSink for StunFinder {
@@ -747,6 +887,7 @@ impl crate::pipeline::ShardSink for StunFinder {
         let mut f = StunFinder::default();
         let (c, o) = (f.streams.consumer_mut(), self.streams.consumer());
         c.keep_all = o.keep_all;
+        c.finishing = o.finishing;
         c.listable = o.listable.fork();
         f
     }
@@ -790,6 +931,7 @@ pub fn merge(shards: Vec<StunFinder>, flows: &FlowTable) -> Core {
         core.stun_flows.extend(c.stun_flows);
         core.mapped_mismatch.extend(c.mapped_mismatch);
         core.turn.extend(c.turn);
+        core.ended.extend(c.ended);
         core.channels.extend(c.channels);
         core.skipped.extend(c.skipped);
         core.framings.extend(c.framings);
@@ -893,6 +1035,10 @@ impl PacketSink for StunFinder {
             }
             _ => {}
         }
+    }
+
+    fn barrier(&mut self, now_ns: i64, flows: &FlowTable) {
+        self.streams.consumer_mut().end_allocations(now_ns, flows);
     }
 
     fn finish(&mut self, flows: &FlowTable) {

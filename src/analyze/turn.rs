@@ -224,6 +224,20 @@ pub(crate) const PENDING_FOR_NS: i64 = 60_000_000_000;
 /// Requests remembered before the first clean-up of old ones.
 const PENDING_PRUNE_AT: usize = 16;
 
+/// Quiet time after which an allocation that is over stays over: twice the
+/// time an answer can still come ([`PENDING_FOR_NS`]).  An allocation is
+/// over once nothing can change its outcome: it failed (never granted, or an
+/// error, a 401 loop or a stale-nonce loop), it was released (Refresh
+/// lifetime 0), its TCP control connection closed (RFC 6062 §4.1), or, on
+/// UDP, its lifetime ran out without a Refresh (RFC 8656 §3.2: the server
+/// deletes it).  A message on the same 5-tuple after that much quiet is a new
+/// allocation (it would get 437 Allocation Mismatch or start anew), so it
+/// starts a new tracker; and a report finishes the allocations that are over
+/// during the pass instead of keeping them to the end ([`Tracker::is_over`]).
+/// Allocations with RFC 6062 peer connections wait for the end: their
+/// ConnectionBinds travel on other flows.
+pub(crate) const OVER_AFTER_NS: i64 = 2 * PENDING_FOR_NS;
+
 /// One control flow's allocation in the making.  The STUN finder feeds it
 /// every direct TURN message of the flow in the order it finds them
 /// ([`Tracker::push`]), so the messages need not be kept until the end of the
@@ -245,6 +259,14 @@ pub struct Tracker {
     final_errors: Vec<String>,
     dealloc_frame: Option<u64>,
     last_refresh_ts: Option<i64>,
+    /// Time of the last message.
+    last_ts: i64,
+    /// The flow's ChannelData counts when this tracker started, when an
+    /// earlier allocation of the flow had counted some (a 5-tuple's second
+    /// allocation counts only its own).
+    channel_base: Vec<(u16, (u64, u64))>,
+    /// `al.channel_traffic` was recorded when the allocation ended.
+    channels_done: bool,
     pending: FxHashMap<[u8; 16], Pending>,
     /// Size of `pending` that triggers the next clean-up (twice what the
     /// last one kept: amortised constant time per request).
@@ -297,6 +319,9 @@ impl Default for Tracker {
             final_errors: Vec::new(),
             dealloc_frame: None,
             last_refresh_ts: None,
+            last_ts: i64::MIN,
+            channel_base: Vec::new(),
+            channels_done: false,
             pending: FxHashMap::default(),
             prune_at: PENDING_PRUNE_AT,
             allocates: Vec::new(),
@@ -315,6 +340,71 @@ impl Tracker {
     /// True once the flow carried an Allocate: it is an allocation.
     pub(crate) fn has_allocate(&self) -> bool {
         self.has_allocate
+    }
+
+    /// True when the allocation is over (see [`OVER_AFTER_NS`]) and its
+    /// flow has been quiet for that long at `now`.  `closed`: the TCP
+    /// control connection saw a FIN or RST (not known on the message path,
+    /// where a closed connection carries no further message anyway).
+    pub(crate) fn is_over(&self, now: i64, l4: L4, closed: bool) -> bool {
+        if now.saturating_sub(self.last_ts) <= OVER_AFTER_NS || !self.al.connections.is_empty() {
+            return false;
+        }
+        if !self.has_allocate {
+            return true; // a Refresh alone is no allocation: nothing to wait for
+        }
+        let failed = self.al.success_frame.is_none()
+            || self.auth_401 > 0
+            || self.stale > 1
+            || !self.final_errors.is_empty();
+        // as `finish` decides "expired", with `now` for the capture's end: a
+        // TCP allocation that outlived its lifetime still ends with its
+        // connection, which may close later
+        let expired = l4 == L4::Udp
+            && matches!((self.al.lifetime_s, self.last_refresh_ts),
+                (Some(lt), Some(ts)) if ts.saturating_add(lt as i64 * 1_000_000_000) < now);
+        failed || self.dealloc_frame.is_some() || closed || expired
+    }
+
+    /// A tracker for a flow whose earlier allocation ended: it counts the
+    /// flow's ChannelData from `counts` (the flow's totals now) on.
+    pub(crate) fn after(counts: impl Iterator<Item = (u16, (u64, u64))>) -> Tracker {
+        Tracker {
+            channel_base: counts.collect(),
+            ..Tracker::default()
+        }
+    }
+
+    /// Records the allocation's ChannelData (for the listing) from the
+    /// flow's totals now, less those from before it started; once, when it
+    /// ends (later counts belong to the next allocation of the flow).
+    pub(crate) fn end_channels(&mut self, counts: impl Iterator<Item = (u16, (u64, u64))>) {
+        if self.channels_done {
+            return;
+        }
+        self.channels_done = true;
+        if !self.listed {
+            return;
+        }
+        for (ch, (frames, bytes)) in counts {
+            let base = self.channel_base.iter().find(|(c, _)| *c == ch);
+            match base {
+                None => {
+                    self.al.channel_traffic.insert(ch, (frames, bytes));
+                }
+                Some(&(_, (f0, b0))) if frames > f0 => {
+                    self.al
+                        .channel_traffic
+                        .insert(ch, (frames - f0, bytes.saturating_sub(b0)));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// True when the allocation recorded what a listing shows.
+    pub(crate) fn is_listed(&self) -> bool {
+        self.listed
     }
 
     /// Stops recording what only a listing shows and frees what was
@@ -422,6 +512,7 @@ impl Tracker {
             self.started = true;
             self.al.first_frame = f.frame;
         }
+        self.last_ts = self.last_ts.max(f.ts_ns);
         if m.method == "Allocate" {
             self.has_allocate = true;
         }
@@ -593,7 +684,7 @@ impl Tracker {
 
     /// The allocation, once every flow is known; None for a flow without an
     /// Allocate (a Refresh alone is not an allocation).
-    fn finish(
+    pub(crate) fn finish(
         self,
         flow: FlowId,
         fl: &crate::flow::Flow,
@@ -604,6 +695,8 @@ impl Tracker {
         if !self.has_allocate {
             return None;
         }
+        let mut this = self;
+        this.end_channels(core.channel_counts(flow));
         let Tracker {
             mut al,
             auth_401,
@@ -617,7 +710,7 @@ impl Tracker {
             allocates,
             listed,
             ..
-        } = self;
+        } = this;
         al.flow = flow;
         al.l4 = fl.l4;
         al.stream = fl.stream;
@@ -631,11 +724,6 @@ impl Tracker {
             .collect();
         unanswered_frames.sort_unstable();
         let unanswered_alloc = unanswered_frames.len() as u32;
-        if listed {
-            for ((_, ch), c) in core.channels.range((flow, 0)..=(flow, u16::MAX)) {
-                al.channel_traffic.insert(*ch, (c.frames, c.bytes));
-            }
-        }
         // RFC 6062: link the ConnectionBind on another connection to the same
         // server by CONNECTION-ID: the first request after the announcement,
         // and what follows on that data connection.
@@ -777,12 +865,7 @@ impl Tracker {
         al.issues = issues;
         problems.extend(final_errors);
         // RFC 6062 §4.1 / RFC 8656 §3.1: a TCP allocation lives as long as its control connection.
-        let closed_frame = fl.tcp.as_ref().and_then(|t| {
-            [t.fin[0], t.fin[1], t.rst[0], t.rst[1]]
-                .into_iter()
-                .flatten()
-                .min()
-        });
+        let closed_frame = super::stun::closed_frame(fl);
         if dealloc_frame.is_none() && al.success_frame.is_some() {
             if let Some(fr) = closed_frame {
                 dealloc_frame = Some(fr);
@@ -820,6 +903,16 @@ impl Tracker {
         };
         Some(al)
     }
+}
+
+/// Receives the TURN allocations a report's pass finishes before the end of
+/// the capture, once they are over ([`OVER_AFTER_NS`]), with whether they
+/// recorded what a listing shows (see [`super::FirstN`]): the report counts
+/// them, checks them for findings and keeps the ones it may list, so the
+/// pass does not hold them to the end.
+pub trait AllocationSink: Send {
+    /// One allocation, finished.
+    fn allocation(&mut self, al: Allocation, listed: bool);
 }
 
 /// An RFC 6062 ConnectionBind (request or answer) on a data connection:
@@ -922,5 +1015,51 @@ mod tests {
                 t.pending.len()
             );
         }
+    }
+
+    /// When an allocation is over: after two quiet minutes, once nothing can
+    /// change its outcome; never while it has RFC 6062 connections.
+    #[test]
+    fn over_when_quiet_and_nothing_can_change_it() {
+        const S: i64 = 1_000_000_000;
+        let granted = || {
+            let mut t = Tracker {
+                has_allocate: true,
+                last_refresh_ts: Some(0),
+                last_ts: 0,
+                ..Tracker::default()
+            };
+            t.al.success_frame = Some(2);
+            t.al.lifetime_s = Some(600);
+            t
+        };
+        let t = granted();
+        assert!(!t.is_over(300 * S, L4::Udp, false), "alive");
+        assert!(t.is_over(601 * S, L4::Udp, false), "expired on UDP");
+        assert!(
+            !t.is_over(601 * S, L4::Tcp, false),
+            "a TCP one ends with its connection"
+        );
+        assert!(t.is_over(121 * S, L4::Tcp, true), "closed");
+        assert!(!t.is_over(120 * S, L4::Tcp, true), "not quiet long enough");
+        let mut t = granted();
+        t.dealloc_frame = Some(9);
+        assert!(t.is_over(121 * S, L4::Udp, false), "released");
+        let mut t = granted();
+        t.al.success_frame = None;
+        assert!(t.is_over(121 * S, L4::Udp, false), "never granted");
+        let mut t = granted();
+        t.auth_401 = 1;
+        assert!(t.is_over(121 * S, L4::Udp, false), "401 to credentials");
+        t.al.connections.push(Connection::default());
+        assert!(
+            !t.is_over(3600 * S, L4::Tcp, true),
+            "binds may come on other flows"
+        );
+        let t = Tracker {
+            last_ts: 0,
+            ..Tracker::default()
+        };
+        assert!(t.is_over(121 * S, L4::Udp, false), "a Refresh alone");
     }
 }

@@ -315,9 +315,15 @@ impl FlowSummary {
 /// `sip-udp_ice-candidates-in-sdp_xlite-zfone-asterisk.pcap`).  The spelled-out
 /// filter shows exactly this flow's frames in every case.
 pub fn flow_filter(f: &Flow) -> String {
-    match f.l4 {
-        L4::Tcp => format!("tcp.stream eq {}", f.stream),
-        L4::Udp => tuple_filter(L4::Udp, &f.client, &f.server),
+    stream_filter(f.l4, f.stream, &f.client, &f.server)
+}
+
+/// [`flow_filter`] from what a flow's record holds, for what outlives the
+/// record's reading (a TURN allocation finished during the pass).
+pub fn stream_filter(l4: L4, stream: u32, client: &Endpoint, server: &Endpoint) -> String {
+    match l4 {
+        L4::Tcp => format!("tcp.stream eq {stream}"),
+        L4::Udp => tuple_filter(L4::Udp, client, server),
     }
 }
 

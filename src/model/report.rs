@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::ice::{IceReport, SessionOut};
 use super::sip::{DialogOut, Folded};
 use super::tls::{ConnOut, Section8057, TlsReport};
-use super::turn::{AllocationOut, TurnReport};
+use super::turn::{AllocationOut, EndedAllocations, TurnReport};
 use super::{CaptureSummary, Meta, Redaction, SCHEMA_VERSION};
 use crate::analyze::all::Analysis;
 use crate::findings::{self, Finding, Severity};
@@ -139,30 +139,49 @@ fn flows_by_protocol(a: &Analysis) -> BTreeMap<String, ProtocolFlows> {
         .collect()
 }
 
-/// Reads a capture for a report: every analyzer, with SIP dialogs folded
-/// as the pass finds their messages, so no SIP message is kept to the end.
+/// What a report's pass folded as it went, besides the [`Analysis`].
+pub struct Folds {
+    /// SIP dialogs, folded as the pass found their messages (no SIP message
+    /// is kept to the end).
+    pub sip: Folded,
+    /// TURN allocations finished once they were over (the others are in
+    /// [`Analysis::allocations`]).
+    pub turn: EndedAllocations,
+}
+
+/// Reads a capture for a report: every analyzer, with SIP dialogs and TURN
+/// allocations folded during the pass.
 pub fn analyze(
     reader: crate::capture::CaptureReader,
     opts: &crate::pipeline::RunOptions,
     input: &str,
     o: &ReportOptions,
-) -> Result<(Analysis, Folded), crate::capture::CaptureError> {
+) -> Result<(Analysis, Folds), crate::capture::CaptureError> {
     let mut folder = super::sip::DialogFolder::for_report(o.redaction, &o.roles, MAX_LISTED);
-    let a = crate::analyze::all::analyze_for_report(reader, opts, MAX_LISTED, &mut folder)?;
+    let mut turn = EndedAllocations::new(MAX_LISTED, o.findings);
+    let sinks = crate::analyze::all::Sinks {
+        sip: &mut folder,
+        turn: &mut turn,
+    };
+    let a = crate::analyze::all::analyze_for_report(reader, opts, MAX_LISTED, sinks)?;
     let sip = folder.finish(&a.run, &a.sip, input);
-    Ok((a, sip))
+    Ok((a, Folds { sip, turn }))
 }
 
 impl Report {
-    /// Builds the report from every analyzer's result and the SIP dialogs
-    /// folded during the pass ([`analyze`]).
-    pub fn build(a: &Analysis, sip: Folded, input: &str, o: &ReportOptions) -> Report {
+    /// Builds the report from every analyzer's result and what was folded
+    /// during the pass ([`analyze`]).
+    pub fn build(a: &Analysis, folds: Folds, input: &str, o: &ReportOptions) -> Report {
+        let Folds { sip, turn: ended } = folds;
         let Folded {
             report: sip,
             findings: sip_findings,
         } = sip;
         let capture = CaptureSummary::from_run(&a.run);
-        let listed = &a.allocations[..a.allocations.len().min(MAX_LISTED)];
+        let listed = ended.first(&a.allocations, MAX_LISTED);
+        let allocations = ended.count + a.allocations.len();
+        let turn_findings = ended.findings(&a.allocations);
+        let listed = &listed[..];
         // the three models are independent: built side by side (SIP was
         // folded during the pass)
         let (turn, (ice, tls)) = rayon::join(
@@ -180,6 +199,7 @@ impl Report {
             sip: &sip_findings,
             ice: &ice,
             tls: &tls,
+            turn: Some(&turn_findings),
         };
         let findings = findings::findings(&inputs, &o.findings);
         let mut by_sev: BTreeMap<&'static str, usize> = BTreeMap::new();
@@ -191,7 +211,7 @@ impl Report {
         }
         let counts = Counts {
             stun_messages: a.stun.messages as usize,
-            turn_allocations: a.allocations.len(),
+            turn_allocations: allocations,
             sip_messages: sip.summary.messages,
             sip_dialogs: sip.summary.dialogs,
             ice_sessions: ice.sessions.len(),
@@ -204,7 +224,7 @@ impl Report {
                 omitted.insert(name.to_string(), total - MAX_LISTED);
             }
         };
-        cap("turn", a.allocations.len());
+        cap("turn", allocations);
         cap("sip", sip.summary.dialogs);
         cap("ice", ice.sessions.len());
         cap("tls", tls.connections.len());

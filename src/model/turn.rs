@@ -254,3 +254,72 @@ fn redact_user(detail: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+/// The TURN allocations a report's pass finished before the end of the
+/// capture ([`crate::analyze::turn::AllocationSink`]): counted, checked for
+/// findings as they come (merged at once: memory is bounded by the groups),
+/// and the first `listed` of them (flow order) kept whole for the listing.
+pub struct EndedAllocations {
+    /// How many were finished.
+    pub count: usize,
+    /// The ones the listing may show: the lowest (flow, first frame).
+    listed: std::collections::BTreeMap<(crate::flow::FlowId, u64), Allocation>,
+    max_listed: usize,
+    findings: crate::findings::Merging,
+    options: crate::findings::Options,
+}
+
+impl EndedAllocations {
+    /// For a report that lists `max_listed` allocations, with its finding knobs.
+    pub fn new(max_listed: usize, options: crate::findings::Options) -> Self {
+        EndedAllocations {
+            count: 0,
+            listed: Default::default(),
+            max_listed,
+            findings: Default::default(),
+            options,
+        }
+    }
+
+    /// The first `n` allocations of the capture in flow order (and, within a
+    /// flow, in the order they started), from these and the ones finished at
+    /// the end (`rest`, in that order); every one of them recorded what a
+    /// listing shows.
+    pub fn first(&self, rest: &[Allocation], n: usize) -> Vec<Allocation> {
+        let mut v: Vec<&Allocation> = self.listed.values().chain(rest.iter().take(n)).collect();
+        v.sort_by_key(|a| (a.flow, a.first_frame));
+        v.into_iter().take(n).cloned().collect()
+    }
+
+    /// The TURN findings of the whole capture: these and those of `rest`,
+    /// merged as [`crate::findings::findings`] merges them.
+    pub fn findings(self, rest: &[Allocation]) -> Vec<crate::findings::Finding> {
+        let mut m = self.findings;
+        let mut v = Vec::new();
+        for al in rest {
+            crate::findings::turn_allocation(al, &self.options, &mut v);
+            for f in v.drain(..) {
+                m.add(f);
+            }
+        }
+        m.finish()
+    }
+}
+
+impl crate::analyze::turn::AllocationSink for EndedAllocations {
+    fn allocation(&mut self, al: Allocation, listed: bool) {
+        self.count += 1;
+        let mut v = Vec::new();
+        crate::findings::turn_allocation(&al, &self.options, &mut v);
+        for f in v {
+            self.findings.add(f);
+        }
+        // one that could not be listed in its shard is not among the first
+        // `max_listed` of the capture (`analyze::FirstN`)
+        if listed && self.max_listed > 0 {
+            self.listed.insert((al.flow, al.first_frame), al);
+            if self.listed.len() > self.max_listed {
+                self.listed.pop_last();
+            }
+        }
+    }
+}

@@ -49,9 +49,29 @@ pub fn report_pass(path: &Path, listed: usize) -> edgetrace::analyze::all::Analy
     let roles = edgetrace::roles::Roles::builtin();
     let mut folder =
         edgetrace::model::sip::DialogFolder::for_report(Default::default(), &roles, listed);
+    let mut ended = Ended::default();
     let reader = edgetrace::capture::CaptureReader::open(path).unwrap();
-    edgetrace::analyze::all::analyze_for_report(reader, &Default::default(), listed, &mut folder)
-        .unwrap()
+    let sinks = edgetrace::analyze::all::Sinks {
+        sip: &mut folder,
+        turn: &mut ended,
+    };
+    let mut a =
+        edgetrace::analyze::all::analyze_for_report(reader, &Default::default(), listed, sinks)
+            .unwrap();
+    // the allocations finished during the pass, back among the others
+    a.allocations.extend(ended.0);
+    a.allocations.sort_by_key(|al| (al.flow, al.first_frame));
+    a
+}
+
+/// Every TURN allocation a report's pass finished before the end.
+#[derive(Default)]
+pub struct Ended(pub Vec<edgetrace::analyze::turn::Allocation>);
+
+impl edgetrace::analyze::turn::AllocationSink for Ended {
+    fn allocation(&mut self, al: edgetrace::analyze::turn::Allocation, _listed: bool) {
+        self.0.push(al);
+    }
 }
 
 /// The binary under test.

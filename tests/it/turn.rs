@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use super::common::{edgetrace, report_pass, sample, shared_capture};
+use super::common::{
+    edgetrace, report_pass, sample, shared_capture, temp_file, udp_frame, PcapWriter,
+};
 
 fn turn_json(path: &std::path::Path) -> Value {
     let out = edgetrace()
@@ -270,4 +272,158 @@ fn allocations_beyond_the_listing_keep_what_findings_read() {
     if shared_capture("turn-errors.pcap").is_some() {
         assert!(issues > 0, "the errors capture has issues to keep");
     }
+}
+
+/// The lab's TURN captures played `plays` times on the same addresses, 40
+/// minutes apart, each source 5 minutes after the one before, with a media
+/// stream throughout (a packet every 400 ms, so a report's pass crosses
+/// many barriers) and a last packet 40 minutes after the last play.  Every
+/// allocation of a play is over (released, failed, expired — the lab's
+/// lifetimes are at most 777 s — or closed) long before the next begins.
+/// `tag` names the file (tests run side by side).
+fn replayed(plays: u64, tag: &str) -> std::path::PathBuf {
+    let mut sources = vec![
+        sample("turn-udp-channel.pcap"),
+        sample("turn-tcp-relay-6062.pcap"),
+        sample("session-combined.client-side.pcap"),
+    ];
+    sources.extend(shared_capture("turn-errors.pcap"));
+    let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
+    const MIN: u64 = 60_000_000;
+    for play in 0..plays {
+        for (k, p) in sources.iter().enumerate() {
+            let mut r = edgetrace::capture::CaptureReader::open(p).unwrap();
+            let mut t0 = None;
+            while let Some(fr) = r.next_frame().unwrap() {
+                assert_eq!(fr.link_type, 1, "{}: Ethernet", p.display());
+                let us = (fr.ts_ns / 1000) as u64;
+                let base = *t0.get_or_insert(us);
+                frames.push((
+                    play * 40 * MIN + k as u64 * 5 * MIN + us - base,
+                    fr.data.to_vec(),
+                ));
+            }
+        }
+    }
+    let end = plays * 40 * MIN;
+    let rtp = |i: u64| {
+        let mut b = [0u8; 160];
+        b[0] = 0x80;
+        b[2..4].copy_from_slice(&(i as u16).to_be_bytes());
+        udp_frame(([192, 0, 2, 1], 50_000), ([192, 0, 2, 2], 50_002), &b)
+    };
+    for i in 0..end / 400_000 {
+        frames.push((i * 400_000 + 7, rtp(i)));
+    }
+    frames.push((end, rtp(0)));
+    frames.sort_by_key(|f| f.0); // stable: each source keeps its order
+    let mut w = PcapWriter::new(1);
+    for (us, data) in &frames {
+        w.packet(1_790_000_000_000_000 + us, data);
+    }
+    temp_file(&format!("turn-replayed-{plays}-{tag}.pcap"), &w.bytes)
+}
+
+/// A TURN message on a 5-tuple whose allocation is over and has been quiet
+/// for two minutes starts a new allocation (`turn::OVER_AFTER_NS`): the
+/// same traffic played twice on the same addresses gives twice the
+/// allocations, each play's as the first play's, in every command.  But
+/// for RFC 6062 ones: their ConnectionBinds travel on other flows, so an
+/// allocation with peer connections is never over before the end (the
+/// replayed TCP connections reuse their 4-tuples and initial sequence
+/// numbers, so Wireshark and edgetrace see one connection each).
+#[test]
+fn a_later_allocation_on_the_same_five_tuple_is_a_new_one() {
+    let once = turn_json(&replayed(1, "split"));
+    let twice_path = replayed(2, "split");
+    let twice = turn_json(&twice_path);
+    let (one, two) = (
+        once["allocations"].as_array().unwrap(),
+        twice["allocations"].as_array().unwrap(),
+    );
+    let rfc6062 = |a: &&Value| !a["connections"].as_array().unwrap().is_empty();
+    let with_connections = one.iter().filter(rfc6062).count();
+    assert!(one.len() >= 7 && with_connections == 2, "{}", one.len());
+    assert_eq!(two.len(), 2 * one.len() - with_connections);
+    let outcomes = |v: &[Value]| {
+        let mut o: Vec<String> = v
+            .iter()
+            .filter(|a| !rfc6062(a))
+            .map(|a| {
+                format!(
+                    "{} {} {} {} {}",
+                    a["client"], a["server"], a["outcome"], a["relayed"], a["channels"]
+                )
+            })
+            .collect();
+        o.sort();
+        o
+    };
+    let mut doubled = outcomes(one);
+    doubled.extend(outcomes(one));
+    doubled.sort();
+    assert_eq!(outcomes(two), doubled);
+    // the report lists the same allocations
+    let out = edgetrace()
+        .args(["report", "--json"])
+        .arg(&twice_path)
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["counts"]["turn_allocations"], two.len());
+    assert_eq!(report["turn"].as_array().unwrap(), two);
+}
+
+/// A report's pass finishes the allocations that are over as it goes, and
+/// keeps only the live ones to the end; what the report says of them — the
+/// count, the listing (whole, whatever its length) and the findings — is
+/// what the whole capture's allocations give.
+#[test]
+fn allocations_finished_during_the_pass_report_as_at_the_end() {
+    use edgetrace::model::turn::EndedAllocations;
+    let path = replayed(2, "pass");
+    let open = || edgetrace::capture::CaptureReader::open(&path).unwrap();
+    let whole = edgetrace::analyze::all::analyze(open(), &Default::default()).unwrap();
+    let opts = edgetrace::findings::Options::default();
+    let mut expected = EndedAllocations::new(0, opts);
+    for al in &whole.allocations {
+        edgetrace::analyze::turn::AllocationSink::allocation(&mut expected, al.clone(), false);
+    }
+    let expected = format!("{:?}", sorted(expected.findings(&[])));
+    assert!(
+        expected.contains("turn."),
+        "the lab's captures have TURN findings"
+    );
+    for n in [0, 1, 2, 5, 1000] {
+        let roles = edgetrace::roles::Roles::builtin();
+        let mut folder =
+            edgetrace::model::sip::DialogFolder::for_report(Default::default(), &roles, n);
+        let mut ended = EndedAllocations::new(n, opts);
+        let sinks = edgetrace::analyze::all::Sinks {
+            sip: &mut folder,
+            turn: &mut ended,
+        };
+        let a = edgetrace::analyze::all::analyze_for_report(open(), &Default::default(), n, sinks)
+            .unwrap();
+        // the first play's (and the second's, quiet for 40 minutes at the
+        // last packet) were finished during the pass but for RFC 6062 ones
+        assert!(ended.count >= whole.allocations.len() / 2, "listing {n}");
+        assert!(a.allocations.iter().all(|al| !al.connections.is_empty()));
+        assert_eq!(ended.count + a.allocations.len(), whole.allocations.len());
+        let first = ended.first(&a.allocations, n);
+        assert_eq!(first.len(), n.min(whole.allocations.len()));
+        for (x, y) in first.iter().zip(&whole.allocations) {
+            assert_eq!(format!("{x:?}"), format!("{y:?}"), "listing {n}: whole");
+        }
+        assert_eq!(
+            format!("{:?}", sorted(ended.findings(&a.allocations))),
+            expected
+        );
+    }
+}
+
+fn sorted(mut v: Vec<edgetrace::findings::Finding>) -> Vec<edgetrace::findings::Finding> {
+    v.sort_by(|a, b| (a.id, &a.group).cmp(&(b.id, &b.group)));
+    v
 }
