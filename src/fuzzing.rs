@@ -12,7 +12,7 @@ use crate::pipeline::{self, RunOptions};
 struct Sink;
 
 impl StreamConsumer for Sink {
-    fn event(&mut self, _: FlowId, _: Dir, ev: Event<'_>) {
+    fn event(&mut self, _: FlowId, _: &crate::flow::Flow, _: Dir, ev: Event<'_>) {
         if let Event::Data { bytes, .. } = ev {
             std::hint::black_box(bytes);
         }

@@ -71,7 +71,6 @@ pub struct Core {
     pub problems: Vec<Problem>,
     /// Bytes of CRLF keep-alives (RFC 5626) between messages on streams.
     pub keepalive_bytes: u64,
-    ends: BTreeMap<FlowId, (L4, u32, Endpoint, Endpoint)>,
     dirs: BTreeMap<(FlowId, usize), DirState>,
     /// Bodies kept, by content: a body relayed again shares the first copy.
     bodies: FxHashSet<Arc<[u8]>>,
@@ -108,16 +107,8 @@ impl Core {
         self.found.push(found);
     }
 
-    fn note_flow(&mut self, id: FlowId, f: &crate::flow::Flow) {
-        self.ends
-            .entry(id)
-            .or_insert((f.l4, f.stream, f.client, f.server));
-    }
-
-    fn drain(&mut self, flow: FlowId, d: usize, at_end: bool) {
-        let Some(&(l4, stream, client, server)) = self.ends.get(&flow) else {
-            return;
-        };
+    fn drain(&mut self, flow: FlowId, f: &crate::flow::Flow, d: usize, at_end: bool) {
+        let (l4, stream, client, server) = (f.l4, f.stream, f.client, f.server);
         let (src, dst) = if d == 0 {
             (client, server)
         } else {
@@ -249,7 +240,7 @@ impl Core {
 }
 
 impl StreamConsumer for Core {
-    fn event(&mut self, flow: FlowId, dir: Dir, ev: Event<'_>) {
+    fn event(&mut self, flow: FlowId, f: &crate::flow::Flow, dir: Dir, ev: Event<'_>) {
         let d = dir.idx();
         let ds = self.dirs.entry((flow, d)).or_insert_with(|| DirState {
             queue: ByteQueue::new(),
@@ -267,18 +258,16 @@ impl StreamConsumer for Core {
                     return;
                 }
                 ds.queue.push(offset, bytes, frame, ts_ns);
-                self.drain(flow, d, false);
+                self.drain(flow, f, d, false);
             }
             Event::Gap { offset, len, frame } => {
-                self.drain(flow, d, true);
+                self.drain(flow, f, d, true);
                 if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
-                    if let (true, Some(&(l4, stream, _, _))) =
-                        (ds.seen.recognised(), self.ends.get(&flow))
-                    {
+                    if ds.seen.recognised() {
                         self.problems.push(Problem {
                             frame,
-                            stream,
-                            l4,
+                            stream: f.stream,
+                            l4: f.l4,
                             what: format!("{len} bytes missing from the TCP stream"),
                         });
                     }
@@ -288,9 +277,9 @@ impl StreamConsumer for Core {
         }
     }
 
-    fn closed(&mut self, flow: FlowId, _reason: CloseReason) {
+    fn closed(&mut self, flow: FlowId, f: &crate::flow::Flow, _reason: CloseReason) {
         for d in 0..2 {
-            self.drain(flow, d, true);
+            self.drain(flow, f, d, true);
             self.dirs.remove(&(flow, d));
         }
     }
@@ -354,11 +343,7 @@ impl PacketSink for SipFinder {
                     msg,
                 });
             }
-            Transport::Tcp(_) => {
-                // stream events arrive without endpoints: remember them
-                self.streams.consumer_mut().note_flow(id, f);
-                self.streams.packet(frame, pkt, Some((id, dir)), flows)
-            }
+            Transport::Tcp(_) => self.streams.packet(frame, pkt, Some((id, dir)), flows),
             _ => {}
         }
     }

@@ -226,11 +226,6 @@ pub struct Core {
     /// Relayed bytes on RFC 6062 data connections (flow → bytes).
     pub relayed_bytes: std::collections::BTreeMap<FlowId, u64>,
     flows: FxHashMap<FlowId, FlowState>,
-    ends: FxHashMap<FlowId, (L4, u32, Endpoint, Endpoint)>,
-    /// First FIN or RST frame of a TCP flow, once a packet of the flow
-    /// showed one: a TURN message after it is on a closed control
-    /// connection ([`super::turn::Tracker::is_over`]).
-    closed: FxHashMap<FlowId, u64>,
     dirs: FxHashMap<(FlowId, usize), DirState>,
 }
 
@@ -248,6 +243,9 @@ struct Ctx {
     framing: &'static str,
     /// Sent by the flow's client (the TURN client on a control flow).
     from_client: bool,
+    /// First FIN or RST of the flow as the flow table knows it (it reads a
+    /// whole batch ahead of the finders).
+    closed: Option<u64>,
 }
 
 impl Ctx {
@@ -271,6 +269,7 @@ impl Ctx {
             dst,
             framing,
             from_client: src == f.client,
+            closed: closed_frame(f),
         }
     }
 }
@@ -394,21 +393,10 @@ impl Core {
             .map(|(&(_, ch), c)| (ch, (c.frames, c.bytes)))
     }
 
-    /// Remembers a flow's endpoints (TCP events arrive without them) and
-    /// when the connection closed.
-    fn note_flow(&mut self, id: FlowId, f: &crate::flow::Flow) {
-        self.ends
-            .entry(id)
-            .or_insert((f.l4, f.stream, f.client, f.server));
-        if let Some(fr) = closed_frame(f) {
-            self.closed.entry(id).or_insert(fr);
-        }
-    }
-
     /// Counts a message and hands it on: a direct TURN message feeds its flow's
     /// allocation tracker and is kept only when every message is wanted (the
     /// `stun` command); everything else is kept for pairing, ICE and binds.
-    fn account(&mut self, found: Found) {
+    fn account(&mut self, found: Found, closed: bool) {
         self.messages += 1;
         if found.ts_ns >= self.next_turn_sweep_ns {
             // memory only: an answer meets its request by age, not by sweeps
@@ -436,12 +424,6 @@ impl Core {
             }
         }
         if found.carrier == Carrier::Direct && super::turn::is_turn_method(m.method) {
-            // the flow table knows a whole batch ahead: a FIN after this
-            // message in file order does not count
-            let closed = self
-                .closed
-                .get(&found.flow)
-                .is_some_and(|&fr| fr < found.frame);
             let over = self
                 .turn
                 .get(&found.flow)
@@ -537,7 +519,9 @@ impl Core {
             ms_duplicate: false,
             request_frame: None,
         };
-        self.account(found);
+        // a FIN after this message in file order does not count
+        let closed = ctx.closed.is_some_and(|fr| fr < ctx.frame);
+        self.account(found, closed);
         true
     }
 
@@ -661,10 +645,8 @@ impl Core {
     }
 
     /// Takes units off a TCP direction's queue.
-    fn drain(&mut self, flow: FlowId, d: usize, at_end: bool) {
-        let Some(&(l4, stream, client, server)) = self.ends.get(&flow) else {
-            return;
-        };
+    fn drain(&mut self, flow: FlowId, f: &crate::flow::Flow, d: usize, at_end: bool) {
+        let (l4, stream, client, server) = (f.l4, f.stream, f.client, f.server);
         let (src, dst) = if d == 0 {
             (client, server)
         } else {
@@ -734,6 +716,7 @@ impl Core {
                 dst,
                 framing,
                 from_client: d == 0,
+                closed: closed_frame(f),
             };
             if let Some((bytes, kind, ch, session)) = owned {
                 let conn = self.flows.get(&flow).and_then(|f| f.data_connection);
@@ -771,7 +754,7 @@ impl Core {
 }
 
 impl StreamConsumer for Core {
-    fn event(&mut self, flow: FlowId, dir: Dir, ev: Event<'_>) {
+    fn event(&mut self, flow: FlowId, f: &crate::flow::Flow, dir: Dir, ev: Event<'_>) {
         let d = dir.idx();
         let ds = self.dirs.entry((flow, d)).or_insert_with(|| DirState {
             queue: ByteQueue::new(),
@@ -789,7 +772,7 @@ impl StreamConsumer for Core {
                     return; // real TLS, or not STUN-framed at all: not ours
                 }
                 ds.queue.push(offset, bytes, frame, ts_ns);
-                self.drain(flow, d, false);
+                self.drain(flow, f, d, false);
                 // bound: a message is at most 64 KiB + framing; more means junk
                 if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
                     if ds.queue.len() > 256 * 1024 {
@@ -800,7 +783,7 @@ impl StreamConsumer for Core {
                 }
             }
             Event::Gap { offset, len, .. } => {
-                self.drain(flow, d, true);
+                self.drain(flow, f, d, true);
                 if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
                     ds.queue.reset(offset + len);
                 }
@@ -808,9 +791,9 @@ impl StreamConsumer for Core {
         }
     }
 
-    fn closed(&mut self, flow: FlowId, _reason: CloseReason) {
+    fn closed(&mut self, flow: FlowId, f: &crate::flow::Flow, _reason: CloseReason) {
         for d in 0..2 {
-            self.drain(flow, d, true);
+            self.drain(flow, f, d, true);
             self.dirs.remove(&(flow, d));
         }
     }
@@ -1028,11 +1011,7 @@ impl PacketSink for StunFinder {
                 let ctx = Ctx::packet(frame, id, f, src, dst, "udp");
                 core.udp(ctx, u.payload);
             }
-            Transport::Tcp(_) => {
-                // stream events arrive without endpoints: remember them
-                core.note_flow(id, f);
-                self.streams.packet(frame, pkt, Some((id, dir)), flows)
-            }
+            Transport::Tcp(_) => self.streams.packet(frame, pkt, Some((id, dir)), flows),
             _ => {}
         }
     }

@@ -202,7 +202,6 @@ pub struct Core {
     pub conns: BTreeMap<FlowId, Conn>,
     /// Health per TCP flow (kept for TLS connections at the end).
     pub health: BTreeMap<FlowId, Health>,
-    ends: BTreeMap<FlowId, (u32, Endpoint, Endpoint)>,
     dirs: BTreeMap<(FlowId, usize), DirState>,
     tls13: BTreeMap<FlowId, bool>,
     /// Certificates parsed so far, by their DER bytes.
@@ -213,30 +212,27 @@ pub struct Core {
 }
 
 impl Core {
-    fn conn(&mut self, flow: FlowId) -> Option<&mut Conn> {
-        if !self.conns.contains_key(&flow) {
-            let &(stream, client, server) = self.ends.get(&flow)?;
-            self.conns.insert(
+    /// The flow's connection, made on its first TLS record.
+    fn conn(&mut self, flow: FlowId, f: &crate::flow::Flow) -> Option<&mut Conn> {
+        if let std::collections::btree_map::Entry::Vacant(e) = self.conns.entry(flow) {
+            e.insert(Conn {
                 flow,
-                Conn {
-                    flow,
-                    stream,
-                    client,
-                    server,
-                    client_hello: None,
-                    server_hello: None,
-                    hello_retry: false,
-                    sslv2_hello: None,
-                    pseudo_tls: false,
-                    cut: false,
-                    cert_request: None,
-                    certs: Vec::new(),
-                    alerts: Vec::new(),
-                    events: Vec::new(),
-                    dirs: Default::default(),
-                    problems: Vec::new(),
-                },
-            );
+                stream: f.stream,
+                client: f.client,
+                server: f.server,
+                client_hello: None,
+                server_hello: None,
+                hello_retry: false,
+                sslv2_hello: None,
+                pseudo_tls: false,
+                cut: false,
+                cert_request: None,
+                certs: Vec::new(),
+                alerts: Vec::new(),
+                events: Vec::new(),
+                dirs: Default::default(),
+                problems: Vec::new(),
+            });
             self.rank(flow);
         }
         self.conns.get_mut(&flow)
@@ -255,7 +251,7 @@ impl Core {
         }
     }
 
-    fn drain(&mut self, flow: FlowId, d: usize, at_end: bool) {
+    fn drain(&mut self, flow: FlowId, f: &crate::flow::Flow, d: usize, at_end: bool) {
         loop {
             let Some(ds) = self.dirs.get_mut(&(flow, d)) else {
                 return;
@@ -272,7 +268,7 @@ impl Core {
             if !ds.seen.recognised() {
                 if crate::proto::tcpframe::is_pseudo_client(data) {
                     ds.stopped = true;
-                    if let Some(c) = self.conn(flow) {
+                    if let Some(c) = self.conn(flow, f) {
                         c.pseudo_tls = true;
                         record_event(
                             &mut c.events,
@@ -291,7 +287,7 @@ impl Core {
                 if tls::sslv2_client_hello(data) {
                     ds.stopped = true;
                     ds.seen.hit();
-                    if let Some(c) = self.conn(flow) {
+                    if let Some(c) = self.conn(flow, f) {
                         c.sslv2_hello = Some((d, frame));
                         record_event(
                             &mut c.events,
@@ -315,7 +311,7 @@ impl Core {
                         let recognised = ds.seen.recognised();
                         ds.queue.consume(n);
                         if recognised {
-                            if let Some(c) = self.conn(flow) {
+                            if let Some(c) = self.conn(flow, f) {
                                 c.problems.push((
                                     frame,
                                     format!("{n} bytes of an incomplete record at the end"),
@@ -329,7 +325,7 @@ impl Core {
                     let n = data.len();
                     if ds.seen.recognised() {
                         ds.stopped = true;
-                        if let Some(c) = self.conn(flow) {
+                        if let Some(c) = self.conn(flow, f) {
                             c.problems
                                 .push((frame, format!("not TLS after TLS: {why}")));
                         }
@@ -358,7 +354,14 @@ impl Core {
                         .map_or(frame, |x| x.0);
                     ds.queue.consume(5 + len);
                     ds.seen.hit();
-                    self.record(flow, d, (frame, end), ts, (content_type, len), &fragment);
+                    self.record(
+                        (flow, f),
+                        d,
+                        (frame, end),
+                        ts,
+                        (content_type, len),
+                        &fragment,
+                    );
                 }
             }
         }
@@ -368,7 +371,7 @@ impl Core {
     /// handshake and alert records only (the rest are counted, not read).
     fn record(
         &mut self,
-        flow: FlowId,
+        (flow, f): (FlowId, &crate::flow::Flow),
         d: usize,
         (frame, end_frame): (u64, u64),
         ts: i64,
@@ -387,7 +390,7 @@ impl Core {
                 messages = ds.hs.push(fragment);
             }
         }
-        let Some(c) = self.conn(flow) else { return };
+        let Some(c) = self.conn(flow, f) else { return };
         let st = &mut c.dirs[d];
         st.records += 1;
         let ev = |what: String| TlsEvent {
@@ -538,7 +541,7 @@ impl Core {
 }
 
 impl StreamConsumer for Core {
-    fn event(&mut self, flow: FlowId, dir: Dir, ev: Event<'_>) {
+    fn event(&mut self, flow: FlowId, f: &crate::flow::Flow, dir: Dir, ev: Event<'_>) {
         let d = dir.idx();
         let ds = self.dirs.entry((flow, d)).or_insert_with(|| DirState {
             queue: ByteQueue::new(),
@@ -557,16 +560,16 @@ impl StreamConsumer for Core {
                     return;
                 }
                 ds.queue.push(offset, bytes, frame, ts_ns);
-                self.drain(flow, d, false);
+                self.drain(flow, f, d, false);
             }
             Event::Gap { offset, len, frame } => {
-                self.drain(flow, d, true);
+                self.drain(flow, f, d, true);
                 let recognised = self
                     .dirs
                     .get(&(flow, d))
                     .is_some_and(|x| x.seen.recognised());
                 if recognised {
-                    if let Some(c) = self.conn(flow) {
+                    if let Some(c) = self.conn(flow, f) {
                         c.problems
                             .push((frame, format!("{len} bytes missing from the TCP stream; direction not followed further")));
                     }
@@ -579,9 +582,9 @@ impl StreamConsumer for Core {
         }
     }
 
-    fn closed(&mut self, flow: FlowId, _reason: CloseReason) {
+    fn closed(&mut self, flow: FlowId, f: &crate::flow::Flow, _reason: CloseReason) {
         for d in 0..2 {
-            self.drain(flow, d, true);
+            self.drain(flow, f, d, true);
             self.dirs.remove(&(flow, d));
         }
         self.tls13.remove(&flow);
@@ -635,9 +638,6 @@ impl PacketSink for TlsFinder {
             return;
         }
         let core = self.streams.consumer_mut();
-        core.ends
-            .entry(id)
-            .or_insert((f.stream, f.client, f.server));
         let h = core.health.entry(id).or_default();
         let d = dir.idx();
         if let Some((last, _)) = h.last {

@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use super::reassembly::{Event, Reassembler};
-use super::{Dir, FlowId, FlowTable};
+use super::{Dir, Flow, FlowId, FlowTable};
 use crate::capture::FrameInfo;
 use crate::packet::{Packet, TcpFlags, Transport};
 use crate::pipeline::PacketSink;
@@ -43,10 +43,12 @@ pub enum CloseReason {
 
 /// Receives reassembled TCP streams.
 pub trait StreamConsumer {
-    /// Ordered bytes or a gap of one direction of a connection.
-    fn event(&mut self, flow: FlowId, dir: Dir, ev: Event<'_>);
+    /// Ordered bytes or a gap of one direction of a connection, with the
+    /// connection's flow record (its endpoints, stream index and ends as the
+    /// flow table knows them, so a consumer need not copy them per flow).
+    fn event(&mut self, flow: FlowId, f: &Flow, dir: Dir, ev: Event<'_>);
     /// The connection's streams ended (no more events for this flow id unless it resumes).
-    fn closed(&mut self, _flow: FlowId, _reason: CloseReason) {}
+    fn closed(&mut self, _flow: FlowId, _f: &Flow, _reason: CloseReason) {}
     /// False once the consumer will ignore every further event of this
     /// direction (it gave up on recognising its protocol there): the
     /// direction is then no longer reassembled, which saves the copying and
@@ -118,10 +120,10 @@ impl Conn {
     }
 
     /// Delivers what direction `d` buffered (with gaps), as at its end.
-    fn flush(&mut self, id: FlowId, consumer: &mut impl StreamConsumer) {
+    fn flush(&mut self, id: FlowId, f: &Flow, consumer: &mut impl StreamConsumer) {
         for (d, dir) in [(0, Dir::ToServer), (1, Dir::ToClient)] {
             if let Some(r) = self.dirs[d].as_mut() {
-                r.finish(&mut |e| consumer.event(id, dir, e));
+                r.finish(&mut |e| consumer.event(id, f, dir, e));
             }
         }
     }
@@ -184,10 +186,10 @@ impl<C: StreamConsumer> TcpStreams<C> {
         self.conns.len()
     }
 
-    fn close(&mut self, id: FlowId, reason: CloseReason) {
+    fn close(&mut self, id: FlowId, reason: CloseReason, flows: &FlowTable) {
         if let Some(mut c) = self.conns.remove(&id) {
             self.pending_total -= c.pending(0) + c.pending(1);
-            c.flush(id, &mut self.consumer);
+            c.flush(id, flows.get(id), &mut self.consumer);
             let s = &mut self.stats;
             match reason {
                 CloseReason::Reset => s.closed_reset += 1,
@@ -196,11 +198,11 @@ impl<C: StreamConsumer> TcpStreams<C> {
                 CloseReason::Evicted => s.closed_evicted += 1,
                 CloseReason::EndOfCapture => s.closed_end += 1,
             }
-            self.consumer.closed(id, reason);
+            self.consumer.closed(id, flows.get(id), reason);
         }
     }
 
-    fn sweep(&mut self, now: i64) {
+    fn sweep(&mut self, now: i64, flows: &FlowTable) {
         let timeout = self.limits.idle_timeout_ns;
         let mut idle: Vec<FlowId> = self
             .conns
@@ -210,11 +212,11 @@ impl<C: StreamConsumer> TcpStreams<C> {
             .collect();
         idle.sort_unstable();
         for id in idle {
-            self.close(id, CloseReason::Idle);
+            self.close(id, CloseReason::Idle, flows);
         }
     }
 
-    fn evict_for_room(&mut self) {
+    fn evict_for_room(&mut self, flows: &FlowTable) {
         while self.conns.len() >= self.limits.max_connections {
             let Some(id) = self
                 .conns
@@ -224,11 +226,11 @@ impl<C: StreamConsumer> TcpStreams<C> {
             else {
                 break;
             };
-            self.close(id, CloseReason::Evicted);
+            self.close(id, CloseReason::Evicted, flows);
         }
     }
 
-    fn relieve_pending(&mut self) {
+    fn relieve_pending(&mut self, flows: &FlowTable) {
         while self.pending_total > self.limits.max_pending_total {
             let Some(id) = self
                 .conns
@@ -241,7 +243,7 @@ impl<C: StreamConsumer> TcpStreams<C> {
             self.stats.global_flushes += 1;
             let c = self.conns.get_mut(&id).expect("present");
             self.pending_total -= c.pending(0) + c.pending(1);
-            c.flush(id, &mut self.consumer);
+            c.flush(id, flows.get(id), &mut self.consumer);
         }
     }
 }
@@ -261,12 +263,12 @@ impl<C: StreamConsumer> PacketSink for TcpStreams<C> {
         frame: &FrameInfo,
         pkt: &Packet<'_>,
         flow: Option<(FlowId, Dir)>,
-        _flows: &FlowTable,
+        flows: &FlowTable,
     ) {
         self.packets += 1;
         if frame.ts_ns >= self.next_sweep_ns {
             // memory only: which connections are idle is decided per connection below
-            self.sweep(frame.ts_ns);
+            self.sweep(frame.ts_ns, flows);
             self.next_sweep_ns = frame.ts_ns.saturating_add(SWEEP_EVERY_NS);
         }
         let (Transport::Tcp(t), Some((id, dir))) = (&pkt.transport, flow) else {
@@ -280,10 +282,10 @@ impl<C: StreamConsumer> PacketSink for TcpStreams<C> {
             .get(&id)
             .is_some_and(|c| frame.ts_ns.saturating_sub(c.last_ts) > self.limits.idle_timeout_ns)
         {
-            self.close(id, CloseReason::Idle);
+            self.close(id, CloseReason::Idle, flows);
         }
         if !self.conns.contains_key(&id) {
-            self.evict_for_room();
+            self.evict_for_room(flows);
             let per_dir = self.limits.max_pending_per_dir;
             self.conns.insert(
                 id,
@@ -309,6 +311,7 @@ impl<C: StreamConsumer> PacketSink for TcpStreams<C> {
         if let Some(r) = c.dirs[d].as_mut() {
             let before = r.pending_bytes();
             let consumer = &mut self.consumer;
+            let f = flows.get(id);
             r.segment(
                 t.seq,
                 t.flags,
@@ -316,7 +319,7 @@ impl<C: StreamConsumer> PacketSink for TcpStreams<C> {
                 t.wire_len,
                 frame.number,
                 frame.ts_ns,
-                &mut |e| consumer.event(id, dir, e),
+                &mut |e| consumer.event(id, f, dir, e),
             );
             let after = r.pending_bytes();
             self.pending_total = self.pending_total + after - before;
@@ -325,19 +328,19 @@ impl<C: StreamConsumer> PacketSink for TcpStreams<C> {
             c.fin[d] = true;
         }
         if t.flags.has(TcpFlags::RST) {
-            self.close(id, CloseReason::Reset);
+            self.close(id, CloseReason::Reset, flows);
         } else if c.fin == [true, true] {
-            self.close(id, CloseReason::Fin);
+            self.close(id, CloseReason::Fin, flows);
         } else if self.pending_total > self.limits.max_pending_total {
-            self.relieve_pending();
+            self.relieve_pending(flows);
         }
     }
 
-    fn finish(&mut self, _flows: &FlowTable) {
+    fn finish(&mut self, flows: &FlowTable) {
         let mut ids: Vec<FlowId> = self.conns.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
-            self.close(id, CloseReason::EndOfCapture);
+            self.close(id, CloseReason::EndOfCapture, flows);
         }
     }
 }
@@ -357,7 +360,7 @@ mod tests {
     }
 
     impl StreamConsumer for Collect {
-        fn event(&mut self, flow: FlowId, dir: Dir, ev: Event<'_>) {
+        fn event(&mut self, flow: FlowId, _: &Flow, dir: Dir, ev: Event<'_>) {
             match ev {
                 Event::Data { bytes, .. } => self
                     .bytes
@@ -367,7 +370,7 @@ mod tests {
                 Event::Gap { len, .. } => self.gaps += len,
             }
         }
-        fn closed(&mut self, flow: FlowId, reason: CloseReason) {
+        fn closed(&mut self, flow: FlowId, _: &Flow, reason: CloseReason) {
             self.closed.push((flow, reason));
         }
         fn wants(&self, flow: FlowId, dir: Dir) -> bool {

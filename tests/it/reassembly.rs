@@ -21,7 +21,7 @@ struct Collect {
 }
 
 impl StreamConsumer for Collect {
-    fn event(&mut self, flow: FlowId, dir: Dir, ev: Event<'_>) {
+    fn event(&mut self, flow: FlowId, _: &edgetrace::flow::Flow, dir: Dir, ev: Event<'_>) {
         match ev {
             Event::Data { bytes, frame, .. } => {
                 self.first_frame.entry((flow, dir.idx())).or_insert(frame);
@@ -33,7 +33,7 @@ impl StreamConsumer for Collect {
             Event::Gap { len, .. } => self.gap_bytes += len,
         }
     }
-    fn closed(&mut self, flow: FlowId, reason: CloseReason) {
+    fn closed(&mut self, flow: FlowId, _: &edgetrace::flow::Flow, reason: CloseReason) {
         self.closed.push((flow, reason));
     }
 }
