@@ -540,12 +540,15 @@ impl Core {
         }
     }
 
-    /// TURN state needed to decode later traffic.
+    /// TURN state needed to decode later traffic.  A Binding request or
+    /// answer (ICE checks, most STUN flows) teaches nothing: such a flow
+    /// gets no state.
     fn learn(&mut self, ctx: Ctx, m: &Message) {
-        let st = self.flows.entry(ctx.flow).or_default();
-        if m.method != "Binding" || m.class == Class::Error {
-            st.turn_seen = true;
+        if m.method == "Binding" && m.class != Class::Error {
+            return;
         }
+        let st = self.flows.entry(ctx.flow).or_default();
+        st.turn_seen = true;
         match (m.method, m.class) {
             ("ChannelBind", Class::Request) => {
                 if let Some(stun::Value::Channel(c)) =
