@@ -466,7 +466,12 @@ fn turn(cli: &Cli, args: &StunArgs) -> Result<i32> {
     let (result, mut core) = find_stun(cli, input, &name, finder)?;
     let end = result.read.last_ts.unwrap_or(0);
     let trackers = core.take_turn();
-    let allocs = crate::analyze::turn::allocations(trackers, &core, &result.flows, end);
+    let binds: Vec<_> = core
+        .found
+        .iter()
+        .filter_map(crate::analyze::turn::Bind::of)
+        .collect();
+    let allocs = crate::analyze::turn::allocations(trackers, &binds, &core, &result.flows, end);
     let report = crate::model::turn::TurnReport::build(
         &result,
         &allocs,

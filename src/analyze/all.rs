@@ -63,8 +63,8 @@ pub struct Sinks<'a> {
 /// connections: the others are built and checked, but only what findings
 /// read of them is recorded.  SIP messages go to `sip` and STUN messages to
 /// the ICE check fold in capture order as the pass finds them (batch by
-/// batch), and are not kept; only the RFC 6062 ConnectionBinds wait for
-/// the TURN allocations (`stun.found`), and are dropped once those are built.
+/// batch), and are not kept; only what the TURN allocations read of the
+/// RFC 6062 ConnectionBinds ([`turn::Bind`]) waits for the end.
 /// TURN allocations that are over go to `sinks.turn` during the pass; the
 /// others are in [`Analysis::allocations`].
 pub fn analyze_for_report(
@@ -77,10 +77,9 @@ pub fn analyze_for_report(
         .allocation_steps_for_first(listed)
         .finishing_allocations();
     let tls = tls::TlsFinder::whole_for_first(listed);
-    let mut a = analyze_with(reader, opts, stun, tls, Some(sinks))?;
-    // a report reads none of the STUN messages once TURN and ICE are built:
-    // freed before the report's models take their room
-    a.stun.found = Vec::new();
+    let a = analyze_with(reader, opts, stun, tls, Some(sinks))?;
+    // the pass's state is freed: give it back before the report's models
+    // take their room
     crate::memory::give_back_freed();
     Ok(a)
 }
@@ -117,7 +116,7 @@ fn analyze_with(
     // ICE checks are folded at the barriers too; the RFC 6062 ConnectionBinds
     // (few) are kept for the TURN allocations, every other message dropped
     let mut checks = ice::CheckFold::default();
-    let mut binds: Vec<stun::Found> = Vec::new();
+    let mut binds: Vec<turn::Bind> = Vec::new();
     type Taken = (
         Vec<sip::Found>,
         i64,
@@ -137,9 +136,7 @@ fn analyze_with(
         }
         for f in stun_batch {
             checks.push(&f);
-            if turn::is_connection_bind(&f) {
-                binds.push(f);
-            }
+            binds.extend(turn::Bind::of(&f));
         }
     };
     let (run, shards) = pipeline::run_sharded_with(reader, opts, finders, take, fold)?;
@@ -162,16 +159,16 @@ fn analyze_with(
     let sdp = if streamed {
         sip.flows = sip_flows;
         // the same order as a merge of every message would give them
-        binds.sort_by_key(stun::capture_order);
-        stun.found = binds;
+        binds.sort_by_key(turn::Bind::capture_order);
         sdp.finish()
     } else {
+        binds = stun.found.iter().filter_map(turn::Bind::of).collect();
         ice::sdp_media(&sip)
     };
     let end = run.read.last_ts.unwrap_or(0);
     let trackers = stun.take_turn();
     let (allocations, ice) = rayon::join(
-        || turn::allocations(trackers, &stun, &run.flows, end),
+        || turn::allocations(trackers, &binds, &stun, &run.flows, end),
         || {
             if streamed {
                 checks.finish(&sdp, &stun, &run.flows)

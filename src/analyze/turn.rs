@@ -688,7 +688,7 @@ impl Tracker {
         self,
         flow: FlowId,
         fl: &crate::flow::Flow,
-        binds: &BTreeMap<(Endpoint, u32), Vec<&Found>>,
+        binds: &BindIndex<'_>,
         core: &Core,
         capture_end_ns: i64,
     ) -> Option<Allocation> {
@@ -734,7 +734,7 @@ impl Tracker {
                 .unwrap_or(&[]);
             let Some(req) = list
                 .iter()
-                .find(|b| b.msg.class == Class::Request && b.frame > conn.announced_frame)
+                .find(|b| b.class == Class::Request && b.frames.0 > conn.announced_frame)
             else {
                 let text = format!(
                     "connection {:#010x} never bound (no ConnectionBind seen)",
@@ -752,15 +752,15 @@ impl Tracker {
             let data_flow = req.flow;
             for b in list
                 .iter()
-                .filter(|b| b.flow == data_flow && b.frame >= req.frame)
+                .filter(|b| b.flow == data_flow && b.frames.0 >= req.frames.0)
             {
-                match b.msg.class {
+                match b.class {
                     Class::Request => {
                         conn.bind_stream = Some(b.stream);
-                        conn.bind_frame.get_or_insert(b.frame);
+                        conn.bind_frame.get_or_insert(b.frames.0);
                         if listed {
                             al.steps.push(Step {
-                                frame: b.frame,
+                                frame: b.frames.0,
                                 ts_ns: b.ts_ns,
                                 stream: b.stream,
                                 what: "ConnectionBind request".into(),
@@ -778,7 +778,7 @@ impl Tracker {
                         conn.relayed_bytes = core.relayed_bytes.get(&b.flow).copied().unwrap_or(0);
                         if listed {
                             al.steps.push(Step {
-                                frame: b.frame,
+                                frame: b.frames.0,
                                 ts_ns: b.ts_ns,
                                 stream: b.stream,
                                 what: "ConnectionBind success".into(),
@@ -790,22 +790,18 @@ impl Tracker {
                         }
                     }
                     Class::Error => {
-                        let (code, reason) = b
-                            .msg
-                            .error_code()
-                            .map(|(c, r)| (c, r.to_string()))
-                            .unwrap_or_default();
+                        let (code, reason) = b.error.clone().unwrap_or_default();
                         conn.bind_result = Some(format!("error {code} {reason}"));
                         issues.push(TurnIssue {
                             kind: "connectionbind-failed",
                             code: Some(code),
-                            frames: vec![b.frame],
+                            frames: vec![b.frames.0],
                             text: format!("ConnectionBind {code} {reason}"),
                         });
                         final_errors.push(format!("ConnectionBind {code} {reason}"));
                         if listed {
                             al.steps.push(Step {
-                                frame: b.frame,
+                                frame: b.frames.0,
                                 ts_ns: b.ts_ns,
                                 stream: b.stream,
                                 what: format!("ConnectionBind error {code} {reason}"),
@@ -921,11 +917,59 @@ pub fn is_connection_bind(f: &Found) -> bool {
     f.carrier == Carrier::Direct && f.msg.method == "ConnectionBind"
 }
 
+/// What [`allocations`] reads of an RFC 6062 ConnectionBind: a report's
+/// pass keeps these instead of the messages (a fifth of their size).
+#[derive(Debug, Clone)]
+pub struct Bind {
+    /// The data connection.
+    pub flow: FlowId,
+    /// Its transport and stream index.
+    pub l4: L4,
+    /// Stream index of the data connection.
+    pub stream: u32,
+    /// First and last frame of the message.
+    pub frames: (u64, u64),
+    /// Time.
+    pub ts_ns: i64,
+    /// Request or answer.
+    pub class: Class,
+    /// Transaction id (an answer carries no CONNECTION-ID).
+    pub tid: [u8; 16],
+    /// CONNECTION-ID, in a request.
+    pub conn_id: Option<u32>,
+    /// Code and reason of an error answer.
+    pub error: Option<(u16, String)>,
+}
+
+impl Bind {
+    /// The bind a message is, if it is one ([`is_connection_bind`]).
+    pub fn of(f: &Found) -> Option<Bind> {
+        is_connection_bind(f).then(|| Bind {
+            flow: f.flow,
+            l4: f.l4,
+            stream: f.stream,
+            frames: (f.frame, f.end_frame),
+            ts_ns: f.ts_ns,
+            class: f.msg.class,
+            tid: f.msg.tid,
+            conn_id: conn_id(f),
+            error: f.msg.error_code().map(|(c, r)| (c, r.to_string())),
+        })
+    }
+
+    /// Its place in the capture ([`super::stun::capture_order`]).
+    pub fn capture_order(&self) -> (u64, u64, FlowId) {
+        (self.frames.1.max(self.frames.0), self.frames.0, self.flow)
+    }
+}
+
 /// Builds the allocations from the trackers the STUN finder fed (see
 /// [`super::stun::Core::take_turn`]), in flow order, linking RFC 6062
-/// ConnectionBinds on data connections by CONNECTION-ID.
+/// ConnectionBinds on data connections (`binds`, in capture order) by
+/// CONNECTION-ID.
 pub fn allocations(
     trackers: Vec<(FlowId, Tracker)>,
+    binds: &[Bind],
     core: &Core,
     flows: &FlowTable,
     capture_end_ns: i64,
@@ -933,24 +977,34 @@ pub fn allocations(
     // ConnectionBind on data connections, by (TURN server, CONNECTION-ID):
     // an id is only unique per server (RFC 6062 §5.2), and captures of many
     // servers — or replicated test traffic — reuse values.
-    let mut binds: BTreeMap<(Endpoint, u32), Vec<&Found>> = BTreeMap::new();
+    let by_conn = index_binds(binds, flows);
+    trackers
+        .into_iter()
+        .filter_map(|(flow, t)| t.finish(flow, flows.get(flow), &by_conn, core, capture_end_ns))
+        .collect()
+}
+
+/// Binds by (TURN server, CONNECTION-ID), each list in capture order.
+type BindIndex<'a> = BTreeMap<(Endpoint, u32), Vec<&'a Bind>>;
+
+fn index_binds<'a>(binds: &'a [Bind], flows: &FlowTable) -> BindIndex<'a> {
+    let mut by_conn: BindIndex<'a> = BTreeMap::new();
     let mut bind_req_conn: BTreeMap<(FlowId, [u8; 16]), u32> = BTreeMap::new();
-    for f in core.found.iter().filter(|f| is_connection_bind(f)) {
-        let id = conn_id(f).or_else(|| bind_req_conn.get(&(f.flow, f.msg.tid)).copied());
+    for f in binds {
+        let id = f
+            .conn_id
+            .or_else(|| bind_req_conn.get(&(f.flow, f.tid)).copied());
         if let Some(id) = id {
-            if f.msg.class == Class::Request {
-                bind_req_conn.insert((f.flow, f.msg.tid), id);
+            if f.class == Class::Request {
+                bind_req_conn.insert((f.flow, f.tid), id);
             }
-            binds
+            by_conn
                 .entry((flows.get(f.flow).server, id))
                 .or_default()
                 .push(f);
         }
     }
-    trackers
-        .into_iter()
-        .filter_map(|(flow, t)| t.finish(flow, flows.get(flow), &binds, core, capture_end_ns))
-        .collect()
+    by_conn
 }
 
 #[cfg(test)]
