@@ -466,11 +466,7 @@ fn turn(cli: &Cli, args: &StunArgs) -> Result<i32> {
     let (result, mut core) = find_stun(cli, input, &name, finder)?;
     let end = result.read.last_ts.unwrap_or(0);
     let trackers = core.take_turn();
-    let binds: Vec<_> = core
-        .found
-        .iter()
-        .filter_map(crate::analyze::turn::Bind::of)
-        .collect();
+    let binds = crate::analyze::turn::Binds::of_messages(&core.found, &result.flows);
     let allocs = crate::analyze::turn::allocations(trackers, &binds, &core, &result.flows, end);
     let report = crate::model::turn::TurnReport::build(
         &result,
@@ -561,7 +557,7 @@ fn ice(cli: &Cli, input: &InputArgs) -> Result<i32> {
         reader,
         &opts,
         finders,
-        |shards, _| {
+        |shards, _, _| {
             (
                 crate::analyze::sip::take_batch(shards.iter_mut().map(|s| &mut s.1)),
                 crate::analyze::stun::take_batch(shards.iter_mut().map(|s| &mut s.0)),

@@ -438,7 +438,7 @@ pub fn run_sharded<S: ShardSink>(
     opts: &RunOptions,
     proto: S,
 ) -> Result<(RunResult, Vec<S>), CaptureError> {
-    run_sharded_with(reader, opts, proto, |_, _| (), |()| {})
+    run_sharded_with(reader, opts, proto, |_, _, _| (), |()| {})
 }
 
 /// Where a [`run_sharded_with`] barrier falls.
@@ -446,11 +446,14 @@ pub fn run_sharded<S: ShardSink>(
 pub struct Barrier {
     /// Time of the capture's first frame (known from the first batch on).
     pub first_ts: Option<i64>,
+    /// The latest capture time read so far (what [`PacketSink::barrier`] got).
+    pub latest_ts: i64,
 }
 
 /// [`run_sharded`] with a barrier: `take` runs on this thread after each
 /// batch, and once more after the shards finished, with every shard (in
-/// shard order) at the same point of the capture; `fold` then gets what it
+/// shard order) at the same point of the capture and the flow table as it
+/// stands there; `fold` then gets what it
 /// took, in batch order, while the shards work on the next batch.  It lets a
 /// cross-flow analysis (SIP dialogs span flows and so shards) take what the
 /// shards found so far and fold it in capture order, instead of every shard
@@ -460,7 +463,7 @@ pub fn run_sharded_with<S: ShardSink, W: Send>(
     reader: CaptureReader,
     opts: &RunOptions,
     proto: S,
-    mut take: impl FnMut(&mut [S], Barrier) -> W,
+    mut take: impl FnMut(&mut [S], Barrier, &FlowTable) -> W,
     mut fold: impl FnMut(W) + Send,
 ) -> Result<(RunResult, Vec<S>), CaptureError> {
     use rayon::prelude::*;
@@ -507,7 +510,9 @@ pub fn run_sharded_with<S: ShardSink, W: Send>(
             &mut shards,
             Barrier {
                 first_ts: batch.first_ts,
+                latest_ts: now,
             },
+            flows,
         ));
     })?;
     if let Some(w) = taken {
@@ -519,7 +524,9 @@ pub fn run_sharded_with<S: ShardSink, W: Send>(
         &mut shards,
         Barrier {
             first_ts: result.read.first_ts,
+            latest_ts,
         },
+        flows,
     );
     fold(last);
     Ok((result, shards))
@@ -708,7 +715,7 @@ mod tests {
                 let reader = CaptureReader::new(Source::from_bytes(bytes.clone())).unwrap();
                 let mut seen: Vec<u64> = Vec::new();
                 let mut takes = 0;
-                let take = |shards: &mut [Recorder], _: Barrier| {
+                let take = |shards: &mut [Recorder], _: Barrier, _: &FlowTable| {
                     takes += 1;
                     let mut v: Vec<u64> = shards
                         .iter_mut()

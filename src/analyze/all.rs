@@ -14,6 +14,7 @@
 //! only the allocations still alive wait for the end.
 
 use crate::capture::{CaptureError, CaptureReader};
+use crate::flow::FlowTable;
 use crate::pipeline::{self, RunOptions, RunResult};
 
 use super::{ice, sip, stun, tls, turn};
@@ -104,19 +105,42 @@ fn analyze_with(
     let streamed = sinks.is_some();
     // each barrier takes the messages the shards found in the batch: capture
     // order among them; they are folded while the shards read the next batch
-    let take = |shards: &mut [Finders], b: pipeline::Barrier| {
+    // RFC 6062 ConnectionBinds are kept (as `turn::Bind`) for the TURN
+    // allocations, indexed here, where every flow's binds so far are known:
+    // an allocation with peer connections that is over is finished here
+    let mut binds = turn::Binds::default();
+    let take = |shards: &mut [Finders], b: pipeline::Barrier, flows: &FlowTable| {
         if !streamed {
             return (Vec::new(), 0, Vec::new(), Vec::new());
         }
         let sip = sip::take_batch(shards.iter_mut().map(|s| &mut s.1 .0));
         let stun = stun::take_batch(shards.iter_mut().map(|s| &mut s.0));
-        let ended = stun::take_finished(shards.iter_mut().map(|s| &mut s.0));
+        for f in &stun {
+            if let Some(x) = turn::Bind::of(f) {
+                binds.push(x, flows);
+            }
+        }
+        let mut ended = stun::take_finished(shards.iter_mut().map(|s| &mut s.0));
+        let over = stun::take_over_with_connections(shards.iter_mut().map(|s| &mut s.0));
+        if !over.is_empty() {
+            let relayed = |f| {
+                shards
+                    .iter()
+                    .find_map(|s| s.0.relayed_bytes(f))
+                    .unwrap_or(0)
+            };
+            for (id, t) in over {
+                let listed = t.is_listed();
+                ended.extend(
+                    t.finish(id, flows.get(id), &binds, &relayed, b.latest_ts)
+                        .map(|al| (al, listed)),
+                );
+            }
+        }
         (sip, b.first_ts.unwrap_or(0), stun, ended)
     };
-    // ICE checks are folded at the barriers too; the RFC 6062 ConnectionBinds
-    // (few) are kept for the TURN allocations, every other message dropped
+    // ICE checks are folded at the barriers too; every message dropped
     let mut checks = ice::CheckFold::default();
-    let mut binds: Vec<turn::Bind> = Vec::new();
     type Taken = (
         Vec<sip::Found>,
         i64,
@@ -136,7 +160,6 @@ fn analyze_with(
         }
         for f in stun_batch {
             checks.push(&f);
-            binds.extend(turn::Bind::of(&f));
         }
     };
     let (run, shards) = pipeline::run_sharded_with(reader, opts, finders, take, fold)?;
@@ -158,11 +181,9 @@ fn analyze_with(
     let t2 = std::time::Instant::now();
     let sdp = if streamed {
         sip.flows = sip_flows;
-        // the same order as a merge of every message would give them
-        binds.sort_by_key(turn::Bind::capture_order);
         sdp.finish()
     } else {
-        binds = stun.found.iter().filter_map(turn::Bind::of).collect();
+        binds = turn::Binds::of_messages(&stun.found, &run.flows);
         ice::sdp_media(&sip)
     };
     let end = run.read.last_ts.unwrap_or(0);

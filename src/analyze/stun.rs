@@ -202,6 +202,9 @@ pub struct Core {
     /// Allocations finished at the barriers since the last [`take_finished`],
     /// each with whether it recorded what a listing shows.
     finished: Vec<(super::turn::Allocation, bool)>,
+    /// Allocations with RFC 6062 peer connections that are over, for
+    /// [`take_over_with_connections`]: their binds are on other flows.
+    over_with_connections: Vec<(FlowId, super::turn::Tracker)>,
     /// Capture time of the next look for allocations that are over.
     next_over_check_ns: i64,
     /// Capture time of the next sweep of the trackers' old requests.
@@ -368,19 +371,20 @@ impl Core {
         if self.ended.is_empty() {
             return;
         }
-        // an allocation that is over has no RFC 6062 connection
-        // (`Tracker::is_over`), so no ConnectionBind on another flow is read
-        let no_binds = std::collections::BTreeMap::new();
-        let ended = std::mem::take(&mut self.ended);
-        let done: Vec<_> = ended
-            .into_iter()
-            .filter_map(|(id, t)| {
-                let listed = t.is_listed();
-                t.finish(id, flows.get(id), &no_binds, self, now)
-                    .map(|al| (al, listed))
-            })
-            .collect();
-        self.finished.extend(done);
+        // one with RFC 6062 connections is finished where every flow's
+        // binds are known; the others read no ConnectionBind
+        let no_binds = super::turn::Binds::default();
+        let none = |_| 0;
+        for (id, t) in std::mem::take(&mut self.ended) {
+            if t.has_connections() {
+                self.over_with_connections.push((id, *t));
+                continue;
+            }
+            let listed = t.is_listed();
+            if let Some(al) = t.finish(id, flows.get(id), &no_binds, &none, now) {
+                self.finished.push((al, listed));
+            }
+        }
     }
 
     /// A flow's ChannelData counts so far: (channel, (frames, bytes)).
@@ -431,6 +435,7 @@ impl Core {
             if over {
                 if let Some(mut t) = self.turn.remove(&found.flow) {
                     t.end_channels(self.channel_counts(found.flow));
+                    t.end_at(found.frame);
                     self.ended.push((found.flow, t));
                     let next = super::turn::Tracker::after(self.channel_counts(found.flow));
                     self.turn.insert(found.flow, Box::new(next));
@@ -842,6 +847,12 @@ impl StunFinder {
         self.streams.consumer_mut().finishing = true;
         self
     }
+
+    /// Bytes relayed so far on `flow` if it is an RFC 6062 data connection
+    /// of this shard.
+    pub fn relayed_bytes(&self, flow: FlowId) -> Option<u64> {
+        self.streams.consumer().relayed_bytes.get(&flow).copied()
+    }
 }
 
 /// The first FIN or RST of a TCP flow (RFC 6062 §4.1: a TCP allocation
@@ -854,6 +865,20 @@ pub(crate) fn closed_frame(f: &crate::flow::Flow) -> Option<u64> {
 /// How often (capture time) a report's pass looks for TURN allocations
 /// that are over.
 const OVER_CHECK_EVERY_NS: i64 = 10_000_000_000;
+
+/// The allocations with RFC 6062 peer connections that the shards found
+/// over since the last call (see [`StunFinder::finishing_allocations`]), for
+/// the caller to finish with the binds of every flow
+/// ([`super::turn::Tracker::finish`]).
+pub fn take_over_with_connections<'a>(
+    shards: impl Iterator<Item = &'a mut StunFinder>,
+) -> Vec<(FlowId, super::turn::Tracker)> {
+    let mut out = Vec::new();
+    for s in shards {
+        out.append(&mut s.streams.consumer_mut().over_with_connections);
+    }
+    out
+}
 
 /// The allocations the shards finished since the last call, each with
 /// whether it recorded what a listing shows (see

@@ -234,8 +234,10 @@ const PENDING_PRUNE_AT: usize = 16;
 /// allocation (it would get 437 Allocation Mismatch or start anew), so it
 /// starts a new tracker; and a report finishes the allocations that are over
 /// during the pass instead of keeping them to the end ([`Tracker::is_over`]).
-/// Allocations with RFC 6062 peer connections wait for the end: their
-/// ConnectionBinds travel on other flows.
+/// That quiet also covers RFC 6062 peer connections: their ConnectionBinds
+/// travel on other flows, but the server closes a peer data connection not
+/// bound within 30 s of its announcement (RFC 6062 §5.2, §5.3), which is a
+/// control message, so all of an over allocation's binds have been seen.
 pub(crate) const OVER_AFTER_NS: i64 = 2 * PENDING_FOR_NS;
 
 /// One control flow's allocation in the making.  The STUN finder feeds it
@@ -267,6 +269,9 @@ pub struct Tracker {
     channel_base: Vec<(u16, (u64, u64))>,
     /// `al.channel_traffic` was recorded when the allocation ended.
     channels_done: bool,
+    /// Frame of the message that began the 5-tuple's next allocation: the
+    /// ConnectionBinds from then on are the next one's.
+    ended_at: Option<u64>,
     pending: FxHashMap<[u8; 16], Pending>,
     /// Size of `pending` that triggers the next clean-up (twice what the
     /// last one kept: amortised constant time per request).
@@ -322,6 +327,7 @@ impl Default for Tracker {
             last_ts: i64::MIN,
             channel_base: Vec::new(),
             channels_done: false,
+            ended_at: None,
             pending: FxHashMap::default(),
             prune_at: PENDING_PRUNE_AT,
             allocates: Vec::new(),
@@ -347,7 +353,7 @@ impl Tracker {
     /// control connection saw a FIN or RST (not known on the message path,
     /// where a closed connection carries no further message anyway).
     pub(crate) fn is_over(&self, now: i64, l4: L4, closed: bool) -> bool {
-        if now.saturating_sub(self.last_ts) <= OVER_AFTER_NS || !self.al.connections.is_empty() {
+        if now.saturating_sub(self.last_ts) <= OVER_AFTER_NS {
             return false;
         }
         if !self.has_allocate {
@@ -400,6 +406,17 @@ impl Tracker {
                 Some(_) => {}
             }
         }
+    }
+
+    /// The next allocation of the 5-tuple began with frame `frame`.
+    pub(crate) fn end_at(&mut self, frame: u64) {
+        self.ended_at = Some(frame);
+    }
+
+    /// True when the allocation has RFC 6062 peer connections, whose
+    /// ConnectionBinds travel on other flows.
+    pub(crate) fn has_connections(&self) -> bool {
+        !self.al.connections.is_empty()
     }
 
     /// True when the allocation recorded what a listing shows.
@@ -688,15 +705,13 @@ impl Tracker {
         self,
         flow: FlowId,
         fl: &crate::flow::Flow,
-        binds: &BindIndex<'_>,
-        core: &Core,
+        binds: &Binds,
+        relayed_bytes: &dyn Fn(FlowId) -> u64,
         capture_end_ns: i64,
     ) -> Option<Allocation> {
         if !self.has_allocate {
             return None;
         }
-        let mut this = self;
-        this.end_channels(core.channel_counts(flow));
         let Tracker {
             mut al,
             auth_401,
@@ -709,8 +724,9 @@ impl Tracker {
             last_refresh_ts,
             allocates,
             listed,
+            ended_at,
             ..
-        } = this;
+        } = self;
         al.flow = flow;
         al.l4 = fl.l4;
         al.stream = fl.stream;
@@ -728,13 +744,16 @@ impl Tracker {
         // server by CONNECTION-ID: the first request after the announcement,
         // and what follows on that data connection.
         for conn in &mut al.connections {
-            let list = binds
-                .get(&(fl.server, conn.id))
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
+            // binds after the next allocation of the 5-tuple began are its own
+            let list: Vec<&Bind> = binds
+                .of(fl.server, conn.id)
+                .iter()
+                .filter(|b| ended_at.is_none_or(|end| b.frames.0 < end))
+                .collect();
             let Some(req) = list
                 .iter()
                 .find(|b| b.class == Class::Request && b.frames.0 > conn.announced_frame)
+                .copied()
             else {
                 let text = format!(
                     "connection {:#010x} never bound (no ConnectionBind seen)",
@@ -775,7 +794,7 @@ impl Tracker {
                     }
                     Class::Success => {
                         conn.bind_result = Some("success".into());
-                        conn.relayed_bytes = core.relayed_bytes.get(&b.flow).copied().unwrap_or(0);
+                        conn.relayed_bytes = relayed_bytes(b.flow);
                         if listed {
                             al.steps.push(Step {
                                 frame: b.frames.0,
@@ -969,42 +988,71 @@ impl Bind {
 /// CONNECTION-ID.
 pub fn allocations(
     trackers: Vec<(FlowId, Tracker)>,
-    binds: &[Bind],
+    binds: &Binds,
     core: &Core,
     flows: &FlowTable,
     capture_end_ns: i64,
 ) -> Vec<Allocation> {
-    // ConnectionBind on data connections, by (TURN server, CONNECTION-ID):
-    // an id is only unique per server (RFC 6062 §5.2), and captures of many
-    // servers — or replicated test traffic — reuse values.
-    let by_conn = index_binds(binds, flows);
+    let relayed = |f: FlowId| core.relayed_bytes.get(&f).copied().unwrap_or(0);
     trackers
         .into_iter()
-        .filter_map(|(flow, t)| t.finish(flow, flows.get(flow), &by_conn, core, capture_end_ns))
+        .filter_map(|(flow, mut t)| {
+            t.end_channels(core.channel_counts(flow));
+            t.finish(flow, flows.get(flow), binds, &relayed, capture_end_ns)
+        })
         .collect()
 }
 
-/// Binds by (TURN server, CONNECTION-ID), each list in capture order.
-type BindIndex<'a> = BTreeMap<(Endpoint, u32), Vec<&'a Bind>>;
+/// The RFC 6062 ConnectionBinds of a capture by (TURN server,
+/// CONNECTION-ID), each list in capture order: an id is only unique per
+/// server (RFC 6062 §5.2), and captures of many servers — or replicated
+/// test traffic — reuse values.  An answer (which carries no CONNECTION-ID)
+/// takes its request's.  Filled as the binds are found, so a report's pass
+/// can finish an allocation with peer connections before the end.
+#[derive(Debug, Default)]
+pub struct Binds {
+    by_conn: BTreeMap<(Endpoint, u32), Vec<Bind>>,
+    request_conn: FxHashMap<(FlowId, [u8; 16]), u32>,
+}
 
-fn index_binds<'a>(binds: &'a [Bind], flows: &FlowTable) -> BindIndex<'a> {
-    let mut by_conn: BindIndex<'a> = BTreeMap::new();
-    let mut bind_req_conn: BTreeMap<(FlowId, [u8; 16]), u32> = BTreeMap::new();
-    for f in binds {
-        let id = f
-            .conn_id
-            .or_else(|| bind_req_conn.get(&(f.flow, f.tid)).copied());
-        if let Some(id) = id {
-            if f.class == Class::Request {
-                bind_req_conn.insert((f.flow, f.tid), id);
+impl Binds {
+    /// The binds of `found` (the messages of a capture or of a batch, in
+    /// capture order).
+    pub fn of_messages<'a>(found: impl IntoIterator<Item = &'a Found>, flows: &FlowTable) -> Binds {
+        let mut b = Binds::default();
+        for f in found {
+            if let Some(x) = Bind::of(f) {
+                b.push(x, flows);
             }
-            by_conn
-                .entry((flows.get(f.flow).server, id))
-                .or_default()
-                .push(f);
         }
+        b
     }
-    by_conn
+
+    /// One more bind; a list stays in capture order whatever order the
+    /// binds come in.
+    pub fn push(&mut self, b: Bind, flows: &FlowTable) {
+        let id = b
+            .conn_id
+            .or_else(|| self.request_conn.get(&(b.flow, b.tid)).copied());
+        let Some(id) = id else { return };
+        if b.class == Class::Request {
+            self.request_conn.insert((b.flow, b.tid), id);
+        }
+        let list = self
+            .by_conn
+            .entry((flows.get(b.flow).server, id))
+            .or_default();
+        let at = list.partition_point(|x| x.capture_order() <= b.capture_order());
+        list.insert(at, b);
+    }
+
+    /// The binds for connection `id` at `server`.
+    pub fn of(&self, server: Endpoint, id: u32) -> &[Bind] {
+        self.by_conn
+            .get(&(server, id))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
 }
 
 #[cfg(test)]
@@ -1072,7 +1120,7 @@ mod tests {
     }
 
     /// When an allocation is over: after two quiet minutes, once nothing can
-    /// change its outcome; never while it has RFC 6062 connections.
+    /// change its outcome.
     #[test]
     fn over_when_quiet_and_nothing_can_change_it() {
         const S: i64 = 1_000_000_000;
@@ -1107,8 +1155,8 @@ mod tests {
         assert!(t.is_over(121 * S, L4::Udp, false), "401 to credentials");
         t.al.connections.push(Connection::default());
         assert!(
-            !t.is_over(3600 * S, L4::Tcp, true),
-            "binds may come on other flows"
+            t.is_over(121 * S, L4::Tcp, false),
+            "binds come within 30 s of the announcement"
         );
         let t = Tracker {
             last_ts: 0,
