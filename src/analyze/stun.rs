@@ -339,7 +339,9 @@ impl Core {
     /// allocation comes out as it would at the end (an allocation that is
     /// over has the same outcome whenever it is finished); what changes is
     /// that a message on its 5-tuple after a barrier ended it starts a new
-    /// allocation even when the capture's clock went back in between.
+    /// allocation even when the capture's clock went back in between.  The
+    /// flow's decoding state (channel bindings, relayed address) and
+    /// ChannelData counts go with it.
     fn end_allocations(&mut self, now: i64, flows: &FlowTable) {
         if !self.finishing {
             return;
@@ -360,11 +362,15 @@ impl Core {
                     t.end_channels(self.channel_counts(id));
                     self.ended.push((id, t));
                     // a report reads a flow's ChannelData counts only for
-                    // its allocations: the next one starts from none
+                    // its allocations: the next one starts from none; and
+                    // what the flow taught for decoding (channel bindings,
+                    // relayed address) died with the allocation on the
+                    // server: the next one binds anew
                     let gone: Vec<_> = self.channel_counts(id).map(|(ch, _)| ch).collect();
                     for ch in gone {
                         self.channels.remove(&(id, ch));
                     }
+                    self.flows.remove(&id);
                 }
             }
         }
