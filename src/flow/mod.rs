@@ -136,14 +136,21 @@ pub fn quoted_endpoints(q: &Quoted) -> Option<(L4, Endpoint, Endpoint)> {
 
 /// Hash key: the unordered endpoint pair plus transport, packed into
 /// integers (IPv4 as IPv4-mapped IPv6) so hashing and comparing are a few
-/// word operations on the hot path.
+/// word operations on the hot path.  The addresses are held as two 64-bit
+/// words each, not as `u128`, whose 16-byte alignment would pad a table
+/// slot (key and flow id) from 48 to 64 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
-    lo_ip: u128,
-    hi_ip: u128,
+    lo_ip: [u64; 2],
+    hi_ip: [u64; 2],
     lo_port: u16,
     hi_port: u16,
     l4: L4,
+}
+
+#[inline]
+fn words(ip: u128) -> [u64; 2] {
+    [(ip >> 64) as u64, ip as u64]
 }
 
 #[inline]
@@ -162,8 +169,8 @@ impl Key {
         if (ai, a.port) <= (bi, b.port) {
             (
                 Key {
-                    lo_ip: ai,
-                    hi_ip: bi,
+                    lo_ip: words(ai),
+                    hi_ip: words(bi),
                     lo_port: a.port,
                     hi_port: b.port,
                     l4,
@@ -173,8 +180,8 @@ impl Key {
         } else {
             (
                 Key {
-                    lo_ip: bi,
-                    hi_ip: ai,
+                    lo_ip: words(bi),
+                    hi_ip: words(ai),
                     lo_port: b.port,
                     hi_port: a.port,
                     l4,
@@ -535,6 +542,12 @@ impl std::ops::IndexMut<usize> for Records {
 mod tests {
     use super::*;
     use crate::packet::{Transport, Udp};
+
+    /// A table slot (key and flow id) takes 48 bytes, not 64.
+    #[test]
+    fn key_slot_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<(Key, FlowId)>(), 48);
+    }
 
     /// Flows past a chunk boundary keep their ids, records and order.
     #[test]
