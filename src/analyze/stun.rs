@@ -218,12 +218,8 @@ pub struct Core {
     pub channels: std::collections::BTreeMap<(FlowId, u16), ChannelCount>,
     /// Bytes skipped in TCP streams while resynchronising, per flow.
     pub skipped: std::collections::BTreeMap<FlowId, u64>,
-    /// Framing recognised per (flow, direction index).
-    pub framings: std::collections::BTreeMap<(FlowId, usize), &'static str>,
     /// MS pseudo-TLS handshakes seen, per flow.
     pub pseudo_tls: std::collections::BTreeMap<FlowId, u32>,
-    /// Flows whose TCP stream turned out to be real TLS.
-    pub tls_flows: std::collections::BTreeSet<FlowId>,
     /// RFC 6062 CONNECTION-ID → (peer, control flow) from Connect / ConnectionAttempt.
     pub connection_ids: HashMap<u32, (Option<SocketAddr>, FlowId)>,
     /// Relayed bytes on RFC 6062 data connections (flow → bytes).
@@ -698,10 +694,8 @@ impl Core {
                     *self.pseudo_tls.entry(flow).or_insert(0) += 1;
                     None
                 }
-                Unit::Tls => {
-                    self.tls_flows.insert(flow);
-                    None
-                }
+                // real TLS: the TLS finder's
+                Unit::Tls => None,
                 Unit::Skipped(k) => {
                     if relay_data {
                         *self.relayed_bytes.entry(flow).or_insert(0) += k as u64;
@@ -718,7 +712,6 @@ impl Core {
             if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
                 ds.queue.consume(n);
             }
-            self.framings.entry((flow, d)).or_insert(framing);
             let ctx = Ctx {
                 frame,
                 end_frame,
@@ -951,9 +944,7 @@ pub fn merge(shards: Vec<StunFinder>, flows: &FlowTable) -> Core {
         core.ended.extend(c.ended);
         core.channels.extend(c.channels);
         core.skipped.extend(c.skipped);
-        core.framings.extend(c.framings);
         core.pseudo_tls.extend(c.pseudo_tls);
-        core.tls_flows.extend(c.tls_flows);
         core.relayed_bytes.extend(c.relayed_bytes);
         for (id, (peer, ctl)) in c.connection_ids {
             // the same CONNECTION-ID on two servers: keep the lowest control flow
