@@ -131,10 +131,16 @@ fn analyze_with(
             };
             for (id, t) in over {
                 let listed = t.is_listed();
+                let (conns, until) = t.connections_until();
+                let server = flows.get(id).server;
                 ended.extend(
                     t.finish(id, flows.get(id), &binds, &relayed, b.latest_ts)
                         .map(|al| (al, listed)),
                 );
+                // its binds are read by no other allocation
+                for c in conns {
+                    binds.forget(server, c, until);
+                }
             }
         }
         (sip, b.first_ts.unwrap_or(0), stun, ended)

@@ -263,6 +263,8 @@ pub struct Tracker {
     last_refresh_ts: Option<i64>,
     /// Time of the last message.
     last_ts: i64,
+    /// Frame of the last message.
+    last_frame: u64,
     /// The flow's ChannelData counts when this tracker started, when an
     /// earlier allocation of the flow had counted some (a 5-tuple's second
     /// allocation counts only its own).
@@ -325,6 +327,7 @@ impl Default for Tracker {
             dealloc_frame: None,
             last_refresh_ts: None,
             last_ts: i64::MIN,
+            last_frame: 0,
             channel_base: Vec::new(),
             channels_done: false,
             ended_at: None,
@@ -417,6 +420,13 @@ impl Tracker {
     /// ConnectionBinds travel on other flows.
     pub(crate) fn has_connections(&self) -> bool {
         !self.al.connections.is_empty()
+    }
+
+    /// The CONNECTION-IDs of its peer connections, and the frame of its last
+    /// message, for [`Binds::forget`] once it is finished.
+    pub fn connections_until(&self) -> (Vec<u32>, u64) {
+        let ids = self.al.connections.iter().map(|c| c.id).collect();
+        (ids, self.last_frame)
     }
 
     /// True when the allocation recorded what a listing shows.
@@ -530,6 +540,7 @@ impl Tracker {
             self.al.first_frame = f.frame;
         }
         self.last_ts = self.last_ts.max(f.ts_ns);
+        self.last_frame = self.last_frame.max(f.frame);
         if m.method == "Allocate" {
             self.has_allocate = true;
         }
@@ -1044,6 +1055,25 @@ impl Binds {
             .or_default();
         let at = list.partition_point(|x| x.capture_order() <= b.capture_order());
         list.insert(at, b);
+    }
+
+    /// Forgets the binds for connection `id` at `server` up to frame
+    /// `until`: those of an allocation that a report finished (its
+    /// connections' binds all came before its last message, and a later
+    /// connection with the same id is announced, and bound, after it).
+    pub fn forget(&mut self, server: Endpoint, id: u32, until: u64) {
+        let Some(list) = self.by_conn.get_mut(&(server, id)) else {
+            return;
+        };
+        for b in list.iter().filter(|b| b.frames.0 <= until) {
+            if b.class == Class::Request {
+                self.request_conn.remove(&(b.flow, b.tid));
+            }
+        }
+        list.retain(|b| b.frames.0 > until);
+        if list.is_empty() {
+            self.by_conn.remove(&(server, id));
+        }
     }
 
     /// The binds for connection `id` at `server`.
