@@ -614,10 +614,10 @@ fn report(cli: &Cli, args: &ReportArgs) -> Result<i32> {
     };
     let reader = open(input)?;
     let opts = run_options(cli, &reader);
-    let (analysis, sip) = crate::model::report::analyze(reader, &opts, &name, &options)
+    let (mut analysis, sip) = crate::model::report::analyze(reader, &opts, &name, &options)
         .with_context(|| format!("reading {name}"))?;
     let t = std::time::Instant::now();
-    let report = crate::model::report::Report::build(&analysis, sip, &name, &options);
+    let report = crate::model::report::Report::build(&mut analysis, sip, &name, &options);
     let built = t.elapsed();
     emit(input, &report, |out, r| {
         render::table::report(out, r, table_style(), input.limit)
@@ -669,9 +669,9 @@ fn report_value(cli: &Cli, capture: &std::path::Path) -> Result<serde_json::Valu
         roles: crate::roles::Roles::builtin(),
         ..Default::default()
     };
-    let (analysis, sip) = crate::model::report::analyze(reader, &opts, &name, &options)
+    let (mut analysis, sip) = crate::model::report::analyze(reader, &opts, &name, &options)
         .with_context(|| format!("reading {name}"))?;
-    let report = crate::model::report::Report::build(&analysis, sip, &name, &options);
+    let report = crate::model::report::Report::build(&mut analysis, sip, &name, &options);
     let mut v = serde_json::to_value(&report)?;
     if let Some(o) = v.as_object_mut() {
         o.remove("meta");

@@ -150,13 +150,14 @@ pub fn analyzers_capture(data: &[u8]) {
         sip: &mut folder,
         turn: &mut turn,
     };
-    let Ok(a) = crate::analyze::all::analyze_for_report(reader, &RunOptions::default(), 2, sinks)
+    let Ok(mut a) =
+        crate::analyze::all::analyze_for_report(reader, &RunOptions::default(), 2, sinks)
     else {
         return;
     };
     let sip = folder.finish(&a.run, &a.sip, "fuzz");
     let folds = crate::model::report::Folds { sip, turn };
-    let report = crate::model::report::Report::build(&a, folds, "fuzz", &Default::default());
+    let report = crate::model::report::Report::build(&mut a, folds, "fuzz", &Default::default());
     std::hint::black_box(serde_json::to_vec(&report).map(|v| v.len()).unwrap_or(0));
     // the per-command models, from a pass that keeps every message
     let Ok(reader) = CaptureReader::new(Source::from_bytes(data.to_vec())) else {

@@ -315,11 +315,12 @@ impl Core {
 
     /// The TURN allocation trackers, in flow order and, within a flow, in
     /// the order they started (for [`super::turn::allocations`]).
-    pub fn take_turn(&mut self) -> Vec<(FlowId, super::turn::Tracker)> {
+    /// They stay boxed: moved into one vector, the live trackers of a long
+    /// capture were the peak of a report's heap.
+    pub fn take_turn(&mut self) -> Vec<(FlowId, Box<super::turn::Tracker>)> {
         let mut v: Vec<_> = std::mem::take(&mut self.ended)
             .into_iter()
             .chain(std::mem::take(&mut self.turn))
-            .map(|(id, t)| (id, *t))
             .collect();
         // stable: a flow's ended trackers (in the order they ended) come
         // before its live one

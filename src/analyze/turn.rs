@@ -998,7 +998,7 @@ impl Bind {
 /// ConnectionBinds on data connections (`binds`, in capture order) by
 /// CONNECTION-ID.
 pub fn allocations(
-    trackers: Vec<(FlowId, Tracker)>,
+    trackers: Vec<(FlowId, Box<Tracker>)>,
     binds: &Binds,
     core: &Core,
     flows: &FlowTable,

@@ -170,9 +170,13 @@ pub fn analyze(
 
 impl Report {
     /// Builds the report from every analyzer's result and what was folded
-    /// during the pass ([`analyze`]).
-    pub fn build(a: &Analysis, folds: Folds, input: &str, o: &ReportOptions) -> Report {
+    /// during the pass ([`analyze`]).  It takes the TLS connections out of
+    /// `a` and frees each once its output is made.
+    pub fn build(a: &mut Analysis, folds: Folds, input: &str, o: &ReportOptions) -> Report {
         let Folds { sip, turn: ended } = folds;
+        let flows = flows_by_protocol(a);
+        let tls_core = std::mem::take(&mut a.tls);
+        let a = &*a;
         let Folded {
             report: sip,
             findings: sip_findings,
@@ -189,7 +193,7 @@ impl Report {
             || {
                 rayon::join(
                     || IceReport::build_without_checks(&a.run, &a.ice, input),
-                    || TlsReport::build_listing(&a.run, &a.tls, input, MAX_LISTED),
+                    || TlsReport::build_listing_from(&a.run, tls_core, input, MAX_LISTED),
                 )
             },
         );
@@ -237,7 +241,7 @@ impl Report {
         Report {
             schema_version: SCHEMA_VERSION,
             meta: Meta::new(input),
-            flows: flows_by_protocol(a),
+            flows,
             capture,
             counts,
             findings,

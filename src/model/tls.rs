@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{CaptureSummary, Meta, SCHEMA_VERSION};
 use crate::analyze::tls::{Conn, Core, Health};
-use crate::flow::{Endpoint, Flow, FlowTable};
+use crate::flow::{Endpoint, Flow, FlowId};
 use crate::pipeline::RunResult;
 use crate::proto::tls;
 use crate::proto::x509::TlsRole;
@@ -813,6 +813,23 @@ fn keep_for_findings(o: &mut ConnOut) {
     }
 }
 
+/// The core's connections in stream order (their flows).
+fn by_stream(core: &Core) -> Vec<FlowId> {
+    let mut order: Vec<(u32, FlowId)> = core.conns.iter().map(|(&id, c)| (c.stream, id)).collect();
+    order.sort_unstable();
+    order.into_iter().map(|(_, id)| id).collect()
+}
+
+/// A connection's output, cut to what findings read when it is not listed.
+fn listed_out(c: &Conn, h: Option<&Health>, run: &RunResult, listed: bool) -> ConnOut {
+    let t0 = run.read.first_ts.unwrap_or(0);
+    let mut o = conn_out(c, h, run.flows.get(c.flow), t0);
+    if !listed {
+        keep_for_findings(&mut o);
+    }
+    o
+}
+
 impl TlsReport {
     /// Builds the report.
     pub fn build(run: &RunResult, core: &Core, input: &str) -> TlsReport {
@@ -826,32 +843,54 @@ impl TlsReport {
     /// timeline and certificate at once.  The summary counts are those of
     /// [`TlsReport::build`].
     pub fn build_listing(run: &RunResult, core: &Core, input: &str, listed: usize) -> TlsReport {
-        let t0 = run.read.first_ts.unwrap_or(0);
-        let table: &FlowTable = &run.flows;
-        let mut conns: Vec<(&Conn, &Flow)> = core
-            .conns
-            .iter()
-            .map(|(id, c)| (c, table.get(*id)))
-            .collect();
-        conns.sort_by_key(|(c, _)| c.stream);
-        let mut certs_failing_eku = 0;
-        let mut out: Vec<ConnOut> = conns
+        let order = by_stream(core);
+        let out = order
             .iter()
             .enumerate()
-            .map(|(i, (c, f))| {
-                let mut o = conn_out(c, core.health.get(&c.flow), f, t0);
-                if i >= listed {
-                    keep_for_findings(&mut o);
-                }
-                certs_failing_eku += o
-                    .certificates
-                    .iter()
-                    .filter(|c| c.eku_ok == Some(false))
-                    .count();
-                o
+            .filter_map(|(i, &id)| {
+                let c = core.conns.get(&id)?;
+                Some(listed_out(c, core.health.get(&id), run, i < listed))
             })
             .collect();
-        let flows: Vec<&Flow> = conns.iter().map(|x| x.1).collect();
+        Self::assemble(run, input, &order, out)
+    }
+
+    /// [`TlsReport::build_listing`] from a core it may empty as it goes: each
+    /// connection is freed once its output is made, so the two are not all
+    /// held at once (on a long capture this was the peak of a report).
+    pub fn build_listing_from(
+        run: &RunResult,
+        mut core: Core,
+        input: &str,
+        listed: usize,
+    ) -> TlsReport {
+        let order = by_stream(&core);
+        let out = order
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &id)| {
+                let c = core.conns.remove(&id)?;
+                let h = core.health.remove(&id);
+                Some(listed_out(&c, h.as_ref(), run, i < listed))
+            })
+            .collect();
+        Self::assemble(run, input, &order, out)
+    }
+
+    /// The report from the connections' outputs in stream order (`order`:
+    /// their flows).
+    fn assemble(
+        run: &RunResult,
+        input: &str,
+        order: &[FlowId],
+        mut out: Vec<ConnOut>,
+    ) -> TlsReport {
+        let certs_failing_eku = out
+            .iter()
+            .flat_map(|o| &o.certificates)
+            .filter(|c| c.eku_ok == Some(false))
+            .count();
+        let flows: Vec<&Flow> = order.iter().map(|&id| run.flows.get(id)).collect();
         mark_reconnects(&mut out, &flows);
         let port_8057 = section_8057(&out, &flows);
         let summary = TlsSummary {

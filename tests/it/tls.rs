@@ -350,10 +350,18 @@ fn connections_beyond_the_listing_keep_what_findings_read() {
         assert!(!full.connections.is_empty(), "{}", p.display());
         let json = |v: &dyn Fn() -> serde_json::Result<Value>| v().unwrap();
         for n in [0, 1] {
-            let b = report_pass(&p, n);
+            let mut b = report_pass(&p, n);
             cut += b.tls.conns.values().filter(|c| c.cut).count();
             let listed = TlsReport::build_listing(&b.run, &b.tls, "x", n);
             let what = format!("{}, listing {n}", p.display());
+            // the report's own way, freeing each connection as it goes
+            let tls = std::mem::take(&mut b.tls);
+            let from = TlsReport::build_listing_from(&b.run, tls, "x", n);
+            assert_eq!(
+                json(&|| serde_json::to_value(&listed)),
+                json(&|| serde_json::to_value(&from)),
+                "{what}: built from the core it empties"
+            );
             assert_eq!(
                 json(&|| serde_json::to_value(&full.summary)),
                 json(&|| serde_json::to_value(&listed.summary)),
