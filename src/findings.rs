@@ -184,102 +184,100 @@ fn turn(inp: &Inputs<'_>, o: &Options, out: &mut Vec<Finding>) {
 /// The findings of one TURN allocation (ungrouped: [`findings`] or a
 /// [`Merging`] merges them with the same problem elsewhere).
 pub fn turn_allocation(al: &Allocation, o: &Options, out: &mut Vec<Finding>) {
-    {
-        let filter = crate::model::stream_filter(al.l4, al.stream, &al.client, &al.server);
-        let stream = format!("{} {}", al.l4.name(), al.stream);
-        let addrs = vec![al.client.to_string(), al.server.to_string()];
-        for issue in &al.issues {
-            let (id, severity, hint): (&'static str, Severity, Option<&'static str>) = match issue.kind {
-                "auth-loop" => (
-                    "turn.auth-loop",
-                    Severity::Error,
-                    Some("The TURN credentials are refused. On an Edge they come from MRAS (the SERVICE 200 OK): check that the client got fresh credentials, that the A/V authentication certificate is the same on every Edge of the pool, and that clocks agree."),
-                ),
-                "stale-nonce" => (
-                    "turn.stale-nonce-loop",
-                    Severity::Warning,
-                    Some("The server keeps expiring the nonce; a client that never adopts the new NONCE loops. Compare the NONCE in each 438 with the next request's."),
-                ),
-                "no-answer" => (
-                    "turn.no-answer",
-                    Severity::Error,
-                    Some("Nothing answered the Allocate: a firewall drops UDP/TCP 3478 or TCP 443 to the Edge's A/V external address, or the A/V Edge service is not listening there."),
-                ),
-                "connectionbind-failed" => (
-                    "turn.connectionbind-failed",
-                    Severity::Error,
-                    Some("The data connection for an RFC 6062 TCP relay was refused; check the CONNECTION-ID and that the data connection goes to the same server address."),
-                ),
-                "connection-never-bound" => (
-                    "turn.connection-never-bound",
-                    Severity::Warning,
-                    Some("The server announced a peer connection (Connect success or ConnectionAttempt) but no ConnectionBind followed within the capture; the client may not open data connections, or a firewall blocks them."),
-                ),
-                _ => ("turn.request-rejected", Severity::Error, None),
-            };
-            let summary = match (issue.kind, issue.code) {
-                ("error", Some(code)) => format!(
-                    "TURN allocation of {} at {}: {} — {}",
-                    al.client,
-                    al.server,
-                    issue.text,
-                    turn_error_meaning(code)
-                ),
-                _ => format!(
-                    "TURN allocation of {} at {}: {}",
-                    al.client, al.server, issue.text
-                ),
-            };
+    let filter = crate::model::stream_filter(al.l4, al.stream, &al.client, &al.server);
+    let stream = format!("{} {}", al.l4.name(), al.stream);
+    let addrs = vec![al.client.to_string(), al.server.to_string()];
+    for issue in &al.issues {
+        let (id, severity, hint): (&'static str, Severity, Option<&'static str>) = match issue.kind {
+            "auth-loop" => (
+                "turn.auth-loop",
+                Severity::Error,
+                Some("The TURN credentials are refused. On an Edge they come from MRAS (the SERVICE 200 OK): check that the client got fresh credentials, that the A/V authentication certificate is the same on every Edge of the pool, and that clocks agree."),
+            ),
+            "stale-nonce" => (
+                "turn.stale-nonce-loop",
+                Severity::Warning,
+                Some("The server keeps expiring the nonce; a client that never adopts the new NONCE loops. Compare the NONCE in each 438 with the next request's."),
+            ),
+            "no-answer" => (
+                "turn.no-answer",
+                Severity::Error,
+                Some("Nothing answered the Allocate: a firewall drops UDP/TCP 3478 or TCP 443 to the Edge's A/V external address, or the A/V Edge service is not listening there."),
+            ),
+            "connectionbind-failed" => (
+                "turn.connectionbind-failed",
+                Severity::Error,
+                Some("The data connection for an RFC 6062 TCP relay was refused; check the CONNECTION-ID and that the data connection goes to the same server address."),
+            ),
+            "connection-never-bound" => (
+                "turn.connection-never-bound",
+                Severity::Warning,
+                Some("The server announced a peer connection (Connect success or ConnectionAttempt) but no ConnectionBind followed within the capture; the client may not open data connections, or a firewall blocks them."),
+            ),
+            _ => ("turn.request-rejected", Severity::Error, None),
+        };
+        let summary = match (issue.kind, issue.code) {
+            ("error", Some(code)) => format!(
+                "TURN allocation of {} at {}: {} — {}",
+                al.client,
+                al.server,
+                issue.text,
+                turn_error_meaning(code)
+            ),
+            _ => format!(
+                "TURN allocation of {} at {}: {}",
+                al.client, al.server, issue.text
+            ),
+        };
+        out.push(Finding {
+            count: 1,
+            group: format!("{}|{:?}|{}", al.server, issue.code, issue.kind),
+            id,
+            severity,
+            summary,
+            frames: frames(issue.frames.clone()),
+            streams: vec![stream.clone()],
+            addresses: addrs.clone(),
+            filter: format!("({filter}) && stun"),
+            hint,
+        });
+    }
+    if let Some(relayed) = al.relayed {
+        if is_private(relayed.ip()) {
             out.push(Finding {
-                count: 1,
-                group: format!("{}|{:?}|{}", al.server, issue.code, issue.kind),
-                id,
-                severity,
-                summary,
-                frames: frames(issue.frames.clone()),
+            count: 1,
+            group: relayed.ip().to_string(),
+                id: "turn.relay-private",
+                severity: Severity::Warning,
+                summary: format!(
+                    "TURN server {} handed out the relayed address {} in a private range: peers on the Internet cannot reach it",
+                    al.server,
+                    Endpoint::from(relayed)
+                ),
+                frames: frames(al.success_frame.into_iter().collect()),
                 streams: vec![stream.clone()],
-                addresses: addrs.clone(),
-                filter: format!("({filter}) && stun"),
-                hint,
+                addresses: vec![Endpoint::from(relayed).to_string()],
+                filter: frame_filter(&al.success_frame.into_iter().collect::<Vec<_>>()),
+                hint: Some("An A/V Edge external interface behind NAT must advertise its public address (\"external IP address of the A/V Edge service is translated by NAT\" in Topology Builder); otherwise the relay candidates are useless outside."),
             });
         }
-        if let Some(relayed) = al.relayed {
-            if is_private(relayed.ip()) {
-                out.push(Finding {
-                count: 1,
-                group: relayed.ip().to_string(),
-                    id: "turn.relay-private",
-                    severity: Severity::Warning,
-                    summary: format!(
-                        "TURN server {} handed out the relayed address {} in a private range: peers on the Internet cannot reach it",
-                        al.server,
-                        Endpoint::from(relayed)
-                    ),
-                    frames: frames(al.success_frame.into_iter().collect()),
-                    streams: vec![stream.clone()],
-                    addresses: vec![Endpoint::from(relayed).to_string()],
-                    filter: frame_filter(&al.success_frame.into_iter().collect::<Vec<_>>()),
-                    hint: Some("An A/V Edge external interface behind NAT must advertise its public address (\"external IP address of the A/V Edge service is translated by NAT\" in Topology Builder); otherwise the relay candidates are useless outside."),
-                });
-            }
-            let (lo, hi) = o.relay_ports;
-            if !(lo..=hi).contains(&relayed.port()) {
-                out.push(Finding {
-                count: 1,
-                group: relayed.ip().to_string(),
-                    id: "turn.relay-port-range",
-                    severity: Severity::Info,
-                    summary: format!(
-                        "relayed address {} is outside the relay port range {lo}–{hi}",
-                        Endpoint::from(relayed)
-                    ),
-                    frames: frames(al.success_frame.into_iter().collect()),
-                    streams: vec![stream.clone()],
-                    addresses: vec![Endpoint::from(relayed).to_string()],
-                    filter: frame_filter(&al.success_frame.into_iter().collect::<Vec<_>>()),
-                    hint: Some("Firewalls in front of an A/V Edge usually open only 50000–59999; a relay port outside the range firewalls allow will not carry media (set --relay-ports when your range differs)."),
-                });
-            }
+        let (lo, hi) = o.relay_ports;
+        if !(lo..=hi).contains(&relayed.port()) {
+            out.push(Finding {
+            count: 1,
+            group: relayed.ip().to_string(),
+                id: "turn.relay-port-range",
+                severity: Severity::Info,
+                summary: format!(
+                    "relayed address {} is outside the relay port range {lo}–{hi}",
+                    Endpoint::from(relayed)
+                ),
+                frames: frames(al.success_frame.into_iter().collect()),
+                streams: vec![stream.clone()],
+                addresses: vec![Endpoint::from(relayed).to_string()],
+                filter: frame_filter(&al.success_frame.into_iter().collect::<Vec<_>>()),
+                hint: Some("Firewalls in front of an A/V Edge usually open only 50000–59999; a relay port outside the range firewalls allow will not carry media (set --relay-ports when your range differs)."),
+            });
         }
     }
 }

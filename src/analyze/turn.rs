@@ -353,8 +353,8 @@ impl Tracker {
 
     /// True when the allocation is over (see [`OVER_AFTER_NS`]) and its
     /// flow has been quiet for that long at `now`.  `closed`: the TCP
-    /// control connection saw a FIN or RST (not known on the message path,
-    /// where a closed connection carries no further message anyway).
+    /// control connection saw a FIN or RST before `now` (on the message
+    /// path: before the message).
     pub(crate) fn is_over(&self, now: i64, l4: L4, closed: bool) -> bool {
         if now.saturating_sub(self.last_ts) <= OVER_AFTER_NS {
             return false;
@@ -424,7 +424,7 @@ impl Tracker {
 
     /// The CONNECTION-IDs of its peer connections, and the frame of its last
     /// message, for [`Binds::forget`] once it is finished.
-    pub fn connections_until(&self) -> (Vec<u32>, u64) {
+    pub(crate) fn connections_until(&self) -> (Vec<u32>, u64) {
         let ids = self.al.connections.iter().map(|c| c.id).collect();
         (ids, self.last_frame)
     }
@@ -953,7 +953,7 @@ pub fn is_connection_bind(f: &Found) -> bool {
 pub struct Bind {
     /// The data connection.
     pub flow: FlowId,
-    /// Its transport and stream index.
+    /// Its transport.
     pub l4: L4,
     /// Stream index of the data connection.
     pub stream: u32,
@@ -995,8 +995,7 @@ impl Bind {
 
 /// Builds the allocations from the trackers the STUN finder fed (see
 /// [`super::stun::Core::take_turn`]), in flow order, linking RFC 6062
-/// ConnectionBinds on data connections (`binds`, in capture order) by
-/// CONNECTION-ID.
+/// ConnectionBinds on data connections ([`Binds`]) by CONNECTION-ID.
 pub fn allocations(
     trackers: Vec<(FlowId, Box<Tracker>)>,
     binds: &Binds,

@@ -185,11 +185,10 @@ impl Report {
         let listed = ended.first(&a.allocations, MAX_LISTED);
         let allocations = ended.count + a.allocations.len();
         let turn_findings = ended.findings(&a.allocations);
-        let listed = &listed[..];
         // the three models are independent: built side by side (SIP was
         // folded during the pass)
         let (turn, (ice, tls)) = rayon::join(
-            || TurnReport::build(&a.run, listed, input, o.redaction.redact_usernames),
+            || TurnReport::build(&a.run, &listed, input, o.redaction.redact_usernames),
             || {
                 rayon::join(
                     || IceReport::build_without_checks(&a.run, &a.ice, input),

@@ -254,6 +254,7 @@ fn redact_user(detail: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
 /// The TURN allocations a report's pass finished before the end of the
 /// capture ([`crate::analyze::turn::AllocationSink`]): counted, checked for
 /// findings as they come (merged at once: memory is bounded by the groups),
