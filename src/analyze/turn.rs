@@ -1193,4 +1193,63 @@ mod tests {
         };
         assert!(t.is_over(121 * S, L4::Udp, false), "a Refresh alone");
     }
+
+    /// Binds are indexed by (server, CONNECTION-ID), each list in capture
+    /// order whatever order they come in; an answer takes its request's id;
+    /// a finished allocation's binds are forgotten up to its last frame.
+    #[test]
+    fn binds_index_in_capture_order_and_forget_a_prefix() {
+        use crate::capture::FrameInfo;
+        use crate::packet::{Packet, Transport, Udp};
+        let mut flows = FlowTable::new();
+        let frame = FrameInfo {
+            number: 1,
+            ts_ns: 0,
+            orig_len: 60,
+            cap_len: 60,
+        };
+        let pkt = Packet {
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "10.0.0.2".parse().unwrap(),
+            transport: Transport::Udp(Udp {
+                src_port: 40_000,
+                dst_port: 3478,
+                payload: &[],
+                wire_len: 0,
+            }),
+            ip_truncated: false,
+        };
+        flows.observe(&frame, &pkt);
+        let server = flows.get(0).server;
+        let bind = |frame: u64, class: Class, tid: u8, conn_id: Option<u32>| Bind {
+            flow: 0,
+            l4: L4::Udp,
+            stream: 0,
+            frames: (frame, frame),
+            ts_ns: frame as i64,
+            class,
+            tid: [tid; 16],
+            conn_id,
+            error: None,
+        };
+        let mut b = Binds::default();
+        b.push(bind(20, Class::Request, 2, Some(7)), &flows);
+        b.push(bind(10, Class::Request, 1, Some(7)), &flows);
+        b.push(bind(12, Class::Success, 1, None), &flows);
+        b.push(bind(13, Class::Success, 9, None), &flows); // no request: no id
+        let frames = |b: &Binds| {
+            b.of(server, 7)
+                .iter()
+                .map(|x| x.frames.0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(frames(&b), [10, 12, 20]);
+        b.forget(server, 7, 12);
+        assert_eq!(frames(&b), [20]);
+        // the forgotten request no longer names its answers
+        b.push(bind(30, Class::Success, 1, None), &flows);
+        assert_eq!(frames(&b), [20]);
+        b.forget(server, 7, 20);
+        assert!(b.of(server, 7).is_empty() && b.by_conn.is_empty());
+    }
 }
