@@ -7,7 +7,9 @@
 
 use std::path::Path;
 
-use super::common::{edgetrace, sip_msg, stun_msg, tcp_frame, temp_file, udp_frame, PcapWriter};
+use super::common::{
+    edgetrace, sip_msg, stun_error, stun_msg, tcp_frame, temp_file, udp_frame, PcapWriter,
+};
 
 /// Runs the binary with `args` and `file`; returns (exit code, stdout JSON,
 /// peak RSS in MiB as the binary itself measured it: `EDGETRACE_PEAK_RSS`).
@@ -266,4 +268,47 @@ fn many_failing_calls_keep_memory_bounded() {
     assert_eq!(f["count"], n);
     assert_eq!(f["frames"].as_array().unwrap().len(), 20);
     assert!(rss < 128.0, "peak RSS {rss:.0} MiB");
+}
+
+/// 60,000 TURN allocations refused one after the other (508, no relay ports
+/// left), one every 20 ms: each is over at once and quiet two minutes later,
+/// so a report finishes it during the pass (`turn::OVER_AFTER_NS`) and
+/// holds about 6,000 at a time, not 60,000.  Every one is still counted,
+/// listed up to 1,000 and merged into one finding.
+#[test]
+fn many_allocations_that_end_keep_turn_memory_bounded() {
+    let n: u32 = 60_000;
+    let server = ([10, 0, 0, 1], 3478);
+    let mut w = PcapWriter::new(1);
+    for i in 0..n {
+        let client = (
+            [10, 1, (i >> 16) as u8, (i >> 8) as u8],
+            1024 + (i & 0xff) as u16,
+        );
+        let mut tid = [0u8; 12];
+        tid[..4].copy_from_slice(&i.to_be_bytes());
+        let request = stun_msg(0x0003, tid, &[(0x0019, vec![17, 0, 0, 0])]);
+        let refused = stun_msg(
+            0x0113,
+            tid,
+            &[(0x0009, stun_error(508, "Insufficient Capacity"))],
+        );
+        let t = u64::from(i) * 20_000;
+        w.packet(t, &udp_frame(client, server, &request));
+        w.packet(t + 1_000, &udp_frame(server, client, &refused));
+    }
+    let file = temp_file("ending-allocations.pcap", &w.bytes);
+    let (code, v, rss) = run_measured(&["report", "--json"], &file);
+    assert_eq!(code, 0);
+    assert_eq!(v["counts"]["turn_allocations"], n);
+    assert_eq!(v["turn"].as_array().unwrap().len(), 1000);
+    assert_eq!(v["turn"][0]["outcome"], "failed");
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "turn.request-rejected")
+        .expect("the 508 finding");
+    assert_eq!(f["count"], n);
+    assert!(rss < 96.0, "peak RSS {rss:.0} MiB");
 }
