@@ -1199,27 +1199,8 @@ mod tests {
     /// a finished allocation's binds are forgotten up to its last frame.
     #[test]
     fn binds_index_in_capture_order_and_forget_a_prefix() {
-        use crate::capture::FrameInfo;
-        use crate::packet::{Packet, Transport, Udp};
         let mut flows = FlowTable::new();
-        let frame = FrameInfo {
-            number: 1,
-            ts_ns: 0,
-            orig_len: 60,
-            cap_len: 60,
-        };
-        let pkt = Packet {
-            src: "10.0.0.1".parse().unwrap(),
-            dst: "10.0.0.2".parse().unwrap(),
-            transport: Transport::Udp(Udp {
-                src_port: 40_000,
-                dst_port: 3478,
-                payload: &[],
-                wire_len: 0,
-            }),
-            ip_truncated: false,
-        };
-        flows.observe(&frame, &pkt);
+        crate::flow::tests::observe_udp(&mut flows, 1, 40_000);
         let server = flows.get(0).server;
         let bind = |frame: u64, class: Class, tid: u8, conn_id: Option<u32>| Bind {
             flow: 0,

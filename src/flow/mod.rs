@@ -539,9 +539,36 @@ impl std::ops::IndexMut<usize> for Records {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::packet::{Transport, Udp};
+
+    /// Frame `number` (time `number` ns) of an empty UDP datagram from
+    /// 10.0.0.1:`src_port` to 10.0.0.2:3478, observed by `table`.
+    pub(crate) fn observe_udp(
+        table: &mut FlowTable,
+        number: u64,
+        src_port: u16,
+    ) -> Option<(FlowId, Dir)> {
+        let frame = FrameInfo {
+            number,
+            ts_ns: number as i64,
+            orig_len: 60,
+            cap_len: 60,
+        };
+        let pkt = Packet {
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "10.0.0.2".parse().unwrap(),
+            transport: Transport::Udp(Udp {
+                src_port,
+                dst_port: 3478,
+                payload: &[],
+                wire_len: 0,
+            }),
+            ip_truncated: false,
+        };
+        table.observe(&frame, &pkt)
+    }
 
     /// A table slot (key and flow id) takes 48 bytes, not 64.
     #[test]
@@ -555,24 +582,10 @@ mod tests {
         let mut t = FlowTable::new();
         let n = 2 * Records::CHUNK + 5;
         for i in 0..n {
-            let frame = FrameInfo {
-                number: i as u64 + 1,
-                ts_ns: i as i64,
-                orig_len: 60,
-                cap_len: 60,
-            };
-            let pkt = Packet {
-                src: "10.0.0.1".parse().unwrap(),
-                dst: "10.0.0.2".parse().unwrap(),
-                transport: Transport::Udp(Udp {
-                    src_port: 10_000 + i as u16,
-                    dst_port: 3478,
-                    payload: &[],
-                    wire_len: 0,
-                }),
-                ip_truncated: false,
-            };
-            assert_eq!(t.observe(&frame, &pkt), Some((i as FlowId, Dir::ToServer)));
+            assert_eq!(
+                observe_udp(&mut t, i as u64 + 1, 10_000 + i as u16),
+                Some((i as FlowId, Dir::ToServer))
+            );
         }
         assert_eq!(t.len(), n);
         for id in [0, Records::CHUNK - 1, Records::CHUNK, n - 1] {
