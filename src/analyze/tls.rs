@@ -44,6 +44,19 @@ pub struct TlsEvent {
     pub what: String,
 }
 
+impl TlsEvent {
+    /// An event of one frame (the first bytes of a direction, not a record).
+    fn in_frame(frame: u64, ts_ns: i64, dir: usize, what: &str) -> TlsEvent {
+        TlsEvent {
+            frame,
+            end_frame: frame,
+            ts_ns,
+            dir,
+            what: what.into(),
+        }
+    }
+}
+
 /// A certificate as sent.
 #[derive(Debug, Clone)]
 pub struct SentCert {
@@ -270,17 +283,13 @@ impl Core {
                     ds.stopped = true;
                     if let Some(c) = self.conn(flow, f) {
                         c.pseudo_tls = true;
-                        record_event(
-                            &mut c.events,
-                            c.cut,
-                            TlsEvent {
-                                frame,
-                                end_frame: frame,
-                                ts_ns: ts,
-                                dir: d,
-                                what: "MS pseudo-TLS ClientHello (MS-TURN framing follows)".into(),
-                            },
+                        let e = TlsEvent::in_frame(
+                            frame,
+                            ts,
+                            d,
+                            "MS pseudo-TLS ClientHello (MS-TURN framing follows)",
                         );
+                        record_event(&mut c.events, c.cut, e);
                     }
                     return;
                 }
@@ -289,17 +298,8 @@ impl Core {
                     ds.seen.hit();
                     if let Some(c) = self.conn(flow, f) {
                         c.sslv2_hello = Some((d, frame));
-                        record_event(
-                            &mut c.events,
-                            c.cut,
-                            TlsEvent {
-                                frame,
-                                end_frame: frame,
-                                ts_ns: ts,
-                                dir: d,
-                                what: "SSLv2-format ClientHello".into(),
-                            },
-                        );
+                        let e = TlsEvent::in_frame(frame, ts, d, "SSLv2-format ClientHello");
+                        record_event(&mut c.events, c.cut, e);
                     }
                     return;
                 }
