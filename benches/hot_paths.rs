@@ -98,23 +98,31 @@ fn benches(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("FlowTable::observe (samples)", |b| {
-        b.iter(|| {
-            let mut t = FlowTable::new();
-            for (i, (ts, d)) in frames.iter().enumerate() {
-                if let Decoded::Packet(p) = packet::decode_frame(1, d) {
-                    let info = FrameInfo {
-                        number: i as u64 + 1,
-                        ts_ns: *ts,
-                        orig_len: d.len() as u32,
-                        cap_len: d.len() as u32,
-                    };
-                    black_box(t.observe(&info, &p));
+    for (name, counting) in [
+        ("FlowTable::observe (samples)", false),
+        ("FlowTable::observe, counting (samples)", true),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut t = FlowTable::new();
+                if counting {
+                    t = t.counting();
                 }
-            }
-            t.len()
-        })
-    });
+                for (i, (ts, d)) in frames.iter().enumerate() {
+                    if let Decoded::Packet(p) = packet::decode_frame(1, d) {
+                        let info = FrameInfo {
+                            number: i as u64 + 1,
+                            ts_ns: *ts,
+                            orig_len: d.len() as u32,
+                            cap_len: d.len() as u32,
+                        };
+                        black_box(t.observe(&info, &p));
+                    }
+                }
+                t.len()
+            })
+        });
+    }
     g.finish();
 
     // the UDP payloads the parsers see

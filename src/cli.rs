@@ -329,6 +329,7 @@ fn run_options(cli: &Cli, reader: &CaptureReader) -> RunOptions {
     RunOptions {
         progress: !cli.no_progress && big && io::stderr().is_terminal(),
         max_flows: Some(usize::try_from(cli.max_flows).unwrap_or(usize::MAX)),
+        flow_counts: false,
     }
 }
 
@@ -367,7 +368,10 @@ fn damage_exit(name: &str, read: &crate::capture::ReadStats) -> i32 {
 fn flows(cli: &Cli, args: &InputArgs) -> Result<i32> {
     let name = args.capture.display().to_string();
     let reader = open(args)?;
-    let opts = run_options(cli, &reader);
+    let opts = RunOptions {
+        flow_counts: true,
+        ..run_options(cli, &reader)
+    };
     let result =
         pipeline::run(reader, &opts, &mut NoSink).with_context(|| format!("reading {name}"))?;
     let read = result.read.clone();

@@ -77,6 +77,10 @@ pub struct RunOptions {
     pub progress: bool,
     /// Most flows tracked (None: [`FlowTable::DEFAULT_LIMIT`]).
     pub max_flows: Option<usize>,
+    /// Keep each flow's counters and TCP sequence analysis
+    /// ([`crate::flow::FlowCounts`]): what `edgetrace flows` shows and no
+    /// analyzer reads.
+    pub flow_counts: bool,
 }
 
 /// Everything the pass produced.
@@ -317,6 +321,9 @@ fn drive(
     std::thread::scope(|scope| {
         let stage1 = scope.spawn(move || read_and_decode(reader, copy, tx, recycle_rx, bar));
         let mut flows = FlowTable::with_limit(max_flows);
+        if opts.flow_counts {
+            flows = flows.counting();
+        }
         for mut batch in rx.iter() {
             on_batch(&mut flows, &batch);
             batch.metas.clear();
@@ -784,9 +791,13 @@ mod tests {
         let bytes = udp_capture_of(&[rtp.clone(), stun.clone(), vec![]]);
         let reader = CaptureReader::new(Source::from_bytes(bytes)).unwrap();
         let mut sink = Payloads(Vec::new());
-        let run = run(reader, &RunOptions::default(), &mut sink).unwrap();
+        let opts = RunOptions {
+            flow_counts: true,
+            ..RunOptions::default()
+        };
+        let run = run(reader, &opts, &mut sink).unwrap();
         assert_eq!(sink.0, vec![vec![0x80], stun, vec![]]);
-        let flow = run.flows.get(0);
-        assert_eq!(flow.payload_bytes.iter().sum::<u64>(), rtp.len() as u64);
+        let counts = run.flows.counts(0).expect("a counting table");
+        assert_eq!(counts.payload_bytes.iter().sum::<u64>(), rtp.len() as u64);
     }
 }

@@ -859,7 +859,7 @@ impl StunFinder {
 /// ends with its control connection).
 pub(crate) fn closed_frame(f: &crate::flow::Flow) -> Option<u64> {
     let t = f.tcp.as_ref()?;
-    t.fin.iter().chain(&t.rst).flatten().min().copied()
+    t.fin().into_iter().chain(t.rst()).flatten().min()
 }
 
 /// How often (capture time) a report's pass looks for TURN allocations

@@ -13,8 +13,9 @@
 //!   counted on the flow they quote).
 //!
 //! The table keeps one light record per flow for the whole run (it is the
-//! output); per-flow heavy state such as reassembly buffers lives with the
-//! consumers and is bounded there.
+//! output): [`Flow`], what analyzers read, and, for `edgetrace flows` only,
+//! [`FlowCounts`].  Per-flow heavy state such as reassembly buffers lives
+//! with the consumers and is bounded there.
 
 pub mod reassembly;
 pub mod seq;
@@ -23,6 +24,7 @@ pub mod tcp;
 
 use std::fmt;
 use std::net::IpAddr;
+use std::num::NonZeroU64;
 
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -192,26 +194,62 @@ impl Key {
     }
 }
 
-/// TCP-specific facts of a flow.
+/// A frame number as a flow keeps it: frames are numbered from 1, so `None`
+/// costs no room (a plain `Option<u64>` takes 16 bytes).
+type FrameNo = Option<NonZeroU64>;
+
+#[inline]
+fn frame_no(n: u64) -> FrameNo {
+    NonZeroU64::new(n)
+}
+
+#[inline]
+fn frames(v: [FrameNo; 2]) -> [Option<u64>; 2] {
+    v.map(|x| x.map(NonZeroU64::get))
+}
+
+/// TCP ends of a flow: its handshake, FINs and RSTs, which analyzers read
+/// (how a TLS connection ended, when a TURN control connection closed).
 #[derive(Debug, Clone, Default)]
 pub struct TcpFacts {
-    /// Frame of the client's SYN.
-    pub syn_frame: Option<u64>,
-    /// Frame of the server's SYN/ACK.
-    pub synack_frame: Option<u64>,
-    /// Frame of the client's ACK completing the handshake.
-    pub ack_frame: Option<u64>,
-    /// First FIN per direction (frame).
-    pub fin: [Option<u64>; 2],
-    /// First RST per direction (frame).
-    pub rst: [Option<u64>; 2],
-    /// Sequence analysis per direction.
-    pub seq: [tcp::SeqTracker; 2],
+    syn: FrameNo,
+    synack: FrameNo,
+    ack: FrameNo,
+    fin: [FrameNo; 2],
+    rst: [FrameNo; 2],
     /// First sequence number seen per direction (Wireshark's base_seq), for stream splitting.
     base_seq: [Option<u32>; 2],
 }
 
-/// One flow: a row of `edgetrace flows`.
+impl TcpFacts {
+    /// Frame of the client's SYN.
+    pub fn syn_frame(&self) -> Option<u64> {
+        self.syn.map(NonZeroU64::get)
+    }
+
+    /// Frame of the server's SYN/ACK.
+    pub fn synack_frame(&self) -> Option<u64> {
+        self.synack.map(NonZeroU64::get)
+    }
+
+    /// Frame of the client's ACK completing the handshake.
+    pub fn ack_frame(&self) -> Option<u64> {
+        self.ack.map(NonZeroU64::get)
+    }
+
+    /// First FIN per direction (frame; 0 = client→server).
+    pub fn fin(&self) -> [Option<u64>; 2] {
+        frames(self.fin)
+    }
+
+    /// First RST per direction (frame).
+    pub fn rst(&self) -> [Option<u64>; 2] {
+        frames(self.rst)
+    }
+}
+
+/// One flow as every analyzer sees it: who talks to whom, its Wireshark
+/// stream number, its first and last frame and its TCP ends.
 #[derive(Debug, Clone)]
 pub struct Flow {
     /// Transport.
@@ -230,6 +268,21 @@ pub struct Flow {
     pub first_ts: i64,
     /// Time of the last frame.
     pub last_ts: i64,
+    /// TCP ends (None for UDP).
+    pub tcp: Option<Box<TcpFacts>>,
+    /// True when the client is the low side of the hash key (direction test without address compares).
+    client_is_lo: bool,
+}
+
+/// What `edgetrace flows` shows of a flow besides its [`Flow`] record:
+/// counters, the longest silence, ICMP errors and TCP sequence analysis.
+///
+/// Only a table made with [`FlowTable::counting`] keeps them.  No analyzer
+/// reads them, and without them a flow costs 96 bytes instead of 160, a TCP
+/// flow 72 more instead of 288, and a packet fewer writes on the one thread
+/// that accounts every packet (`docs/performance.md`).
+#[derive(Debug, Clone, Default)]
+pub struct FlowCounts {
     /// Frames per direction (0 = client→server).
     pub packets: [u64; 2],
     /// Wire bytes (`frame.len`) per direction.
@@ -242,10 +295,8 @@ pub struct Flow {
     pub max_idle_end_frame: u64,
     /// ICMP errors that quote a packet of this flow.
     pub icmp_errors: u32,
-    /// TCP details (None for UDP).
-    pub tcp: Option<Box<TcpFacts>>,
-    /// True when the client is the low side of the hash key (direction test without address compares).
-    client_is_lo: bool,
+    /// TCP sequence analysis per direction (None for UDP).
+    pub seq: Option<Box<[tcp::SeqTracker; 2]>>,
 }
 
 /// Handle of a flow inside a [`FlowTable`].
@@ -261,7 +312,9 @@ pub type FlowId = u32;
 /// Wireshark's for every tracked flow, because untracked flows come after them.
 pub struct FlowTable {
     map: FxHashMap<Key, FlowId>,
-    flows: Records,
+    flows: Records<Flow>,
+    /// Each flow's counters, by id, when the table counts ([`FlowTable::counting`]).
+    counts: Option<Records<FlowCounts>>,
     next_stream: [u32; 2],
     limit: usize,
     /// Packets that found the table full.
@@ -301,10 +354,23 @@ impl FlowTable {
         FlowTable {
             map: FxHashMap::default(),
             flows: Records::default(),
+            counts: None,
             next_stream: [0; 2],
             limit: limit.max(1),
             untracked: Untracked::default(),
         }
+    }
+
+    /// The table, keeping each flow's [`FlowCounts`] as well (what
+    /// `edgetrace flows` shows).
+    pub fn counting(mut self) -> Self {
+        self.counts.get_or_insert_with(Records::default);
+        self
+    }
+
+    /// True when the table keeps [`FlowCounts`].
+    pub fn counts_flows(&self) -> bool {
+        self.counts.is_some()
     }
 
     /// Most flows tracked.
@@ -373,16 +439,11 @@ impl FlowTable {
             Dir::ToClient
         };
         let d = dir.idx();
-        let gap = frame.ts_ns - f.last_ts;
-        if f.packets[0] + f.packets[1] > 0 && gap > f.max_idle_ns {
-            f.max_idle_ns = gap;
-            f.max_idle_end_frame = frame.number;
+        if let Some(counts) = self.counts.as_mut() {
+            counts[id as usize].count(frame, f.last_ts, d, payload_len, tcp);
         }
         f.last_frame = frame.number;
         f.last_ts = frame.ts_ns;
-        f.packets[d] += 1;
-        f.bytes[d] += frame.orig_len as u64;
-        f.payload_bytes[d] += payload_len as u64;
         if let (Some(t), Some(facts)) = (tcp, f.tcp.as_deref_mut()) {
             let fl = t.flags;
             if facts.base_seq[d].is_none() {
@@ -393,24 +454,24 @@ impl FlowTable {
                     t.seq.wrapping_sub(1)
                 });
             }
+            let n = frame_no(frame.number);
             if fl.has(TcpFlags::SYN) && !fl.has(TcpFlags::ACK) && dir == Dir::ToServer {
-                facts.syn_frame.get_or_insert(frame.number);
+                facts.syn = facts.syn.or(n);
             } else if fl.has(TcpFlags::SYN | TcpFlags::ACK) && dir == Dir::ToClient {
-                facts.synack_frame.get_or_insert(frame.number);
+                facts.synack = facts.synack.or(n);
             } else if fl.has(TcpFlags::ACK)
                 && dir == Dir::ToServer
-                && facts.synack_frame.is_some()
-                && facts.ack_frame.is_none()
+                && facts.synack.is_some()
+                && facts.ack.is_none()
             {
-                facts.ack_frame = Some(frame.number);
+                facts.ack = n;
             }
             if fl.has(TcpFlags::FIN) {
-                facts.fin[d].get_or_insert(frame.number);
+                facts.fin[d] = facts.fin[d].or(n);
             }
             if fl.has(TcpFlags::RST) {
-                facts.rst[d].get_or_insert(frame.number);
+                facts.rst[d] = facts.rst[d].or(n);
             }
-            facts.seq[d].segment(t.seq, fl, t.wire_len);
         }
         Some((id, dir))
     }
@@ -448,22 +509,27 @@ impl FlowTable {
             last_frame: frame.number,
             first_ts: frame.ts_ns,
             last_ts: frame.ts_ns,
-            packets: [0; 2],
-            bytes: [0; 2],
-            payload_bytes: [0; 2],
-            max_idle_ns: 0,
-            max_idle_end_frame: 0,
-            icmp_errors: 0,
             tcp: (l4 == L4::Tcp).then(Box::default),
             client_is_lo,
         });
+        if let Some(counts) = self.counts.as_mut() {
+            counts.push(FlowCounts {
+                seq: (l4 == L4::Tcp).then(Box::default),
+                ..FlowCounts::default()
+            });
+        }
         self.map.insert(key, id);
         id
     }
 
     fn note_icmp(&mut self, q: &Quoted) {
+        if self.counts.is_none() {
+            return; // only counted
+        }
         if let Some(id) = self.quoted_flow(q) {
-            self.flows[id as usize].icmp_errors += 1;
+            if let Some(c) = self.counts.as_mut() {
+                c[id as usize].icmp_errors += 1;
+            }
         }
     }
 
@@ -488,9 +554,20 @@ impl FlowTable {
         self.flows.chunks.iter().flatten()
     }
 
-    /// Consumes the table, returning the flows in creation order.
-    pub fn into_flows(self) -> impl Iterator<Item = Flow> {
-        self.flows.chunks.into_iter().flatten()
+    /// The counters of the flow with this id, when the table counts.
+    pub fn counts(&self, id: FlowId) -> Option<&FlowCounts> {
+        self.counts.as_ref().map(|c| &c[id as usize])
+    }
+
+    /// Consumes the table, returning the flows in creation order, each
+    /// with its counters when the table counts.
+    pub fn into_flows(self) -> impl Iterator<Item = (Flow, Option<FlowCounts>)> {
+        let mut counts = self.counts.map(|c| c.chunks.into_iter().flatten());
+        self.flows
+            .chunks
+            .into_iter()
+            .flatten()
+            .map(move |f| (f, counts.as_mut().and_then(Iterator::next)))
     }
 
     /// Number of flows.
@@ -504,37 +581,72 @@ impl FlowTable {
     }
 }
 
-/// Flow records in chunks of [`Records::CHUNK`]: the table grows a chunk at
-/// a time instead of doubling one vector, so it never holds twice the room
+impl FlowCounts {
+    /// Counts one packet of direction `d` that arrived after the flow's
+    /// last packet at `last_ts` (the flow's first packet has no silence before it).
+    #[inline]
+    fn count(
+        &mut self,
+        frame: &FrameInfo,
+        last_ts: i64,
+        d: usize,
+        payload_len: u32,
+        tcp: Option<&crate::packet::Tcp<'_>>,
+    ) {
+        let gap = frame.ts_ns - last_ts;
+        if self.packets != [0, 0] && gap > self.max_idle_ns {
+            self.max_idle_ns = gap;
+            self.max_idle_end_frame = frame.number;
+        }
+        self.packets[d] += 1;
+        self.bytes[d] += frame.orig_len as u64;
+        self.payload_bytes[d] += payload_len as u64;
+        if let (Some(t), Some(seq)) = (tcp, self.seq.as_deref_mut()) {
+            seq[d].segment(t.seq, t.flags, t.wire_len);
+        }
+    }
+}
+
+/// Per-flow records in chunks of [`CHUNK`]: the table grows a chunk at a
+/// time instead of doubling one vector, so it never holds twice the room
 /// its flows need, nor copies them all (two copies at once) when it grows.
-#[derive(Default)]
-struct Records {
-    chunks: Vec<Vec<Flow>>,
+struct Records<T> {
+    chunks: Vec<Vec<T>>,
     len: usize,
 }
 
-impl Records {
-    const CHUNK: usize = 4096;
+/// Records per chunk of [`Records`].
+const CHUNK: usize = 4096;
 
-    fn push(&mut self, f: Flow) {
-        if self.len % Self::CHUNK == 0 {
-            self.chunks.push(Vec::with_capacity(Self::CHUNK));
+impl<T> Default for Records<T> {
+    fn default() -> Self {
+        Records {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Records<T> {
+    fn push(&mut self, f: T) {
+        if self.len % CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK));
         }
         self.chunks.last_mut().expect("a chunk with room").push(f);
         self.len += 1;
     }
 }
 
-impl std::ops::Index<usize> for Records {
-    type Output = Flow;
-    fn index(&self, i: usize) -> &Flow {
-        &self.chunks[i / Self::CHUNK][i % Self::CHUNK]
+impl<T> std::ops::Index<usize> for Records<T> {
+    type Output = T;
+    fn index(&self, i: usize) -> &T {
+        &self.chunks[i / CHUNK][i % CHUNK]
     }
 }
 
-impl std::ops::IndexMut<usize> for Records {
-    fn index_mut(&mut self, i: usize) -> &mut Flow {
-        &mut self.chunks[i / Self::CHUNK][i % Self::CHUNK]
+impl<T> std::ops::IndexMut<usize> for Records<T> {
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
     }
 }
 
@@ -576,11 +688,132 @@ pub(crate) mod tests {
         assert_eq!(std::mem::size_of::<(Key, FlowId)>(), 48);
     }
 
+    /// What every run keeps per flow: 96 bytes, and 72 more for TCP ends
+    /// (the counters and sequence analysis of `flows` are kept apart).
+    #[test]
+    fn flow_records_are_small() {
+        assert!(std::mem::size_of::<Flow>() <= 96);
+        assert!(std::mem::size_of::<TcpFacts>() <= 72);
+    }
+
+    /// Frame `number` (time `number` s) of a TCP segment between
+    /// 10.0.0.1:5000 and 10.0.0.2:443, either way, observed by `table`.
+    fn observe_tcp(
+        table: &mut FlowTable,
+        number: u64,
+        to_server: bool,
+        flags: u8,
+        seq: u32,
+        len: u32,
+    ) -> Option<(FlowId, Dir)> {
+        let frame = FrameInfo {
+            number,
+            ts_ns: number as i64 * 1_000_000_000,
+            orig_len: 54 + len,
+            cap_len: 54 + len,
+        };
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let ((src, sp), (dst, dp)) = if to_server {
+            ((a, 5000), (b, 443))
+        } else {
+            ((b, 443), (a, 5000))
+        };
+        let payload = vec![0u8; len as usize];
+        let pkt = Packet {
+            src,
+            dst,
+            transport: Transport::Tcp(crate::packet::Tcp {
+                src_port: sp,
+                dst_port: dp,
+                seq,
+                ack: 0,
+                flags: TcpFlags(flags),
+                window: 0,
+                payload: &payload,
+                wire_len: len,
+            }),
+            ip_truncated: false,
+        };
+        table.observe(&frame, &pkt)
+    }
+
+    /// A TCP connection with a handshake, data, a retransmission, a pause
+    /// and both FINs, and a quoting ICMP error: a counting table and a lean
+    /// one keep the same record and ends; only the counting one counts.
+    #[test]
+    fn a_lean_table_keeps_the_records_and_ends_without_the_counts() {
+        const S: u8 = TcpFlags::SYN;
+        const A: u8 = TcpFlags::ACK;
+        const F: u8 = TcpFlags::FIN;
+        let mut lean = FlowTable::new();
+        let mut counting = FlowTable::new().counting();
+        assert!(!lean.counts_flows() && counting.counts_flows());
+        let segments = [
+            (1, true, S, 100, 0),
+            (2, false, S | A, 900, 0),
+            (3, true, A, 101, 0),
+            (4, true, A, 101, 10),
+            (5, true, A, 101, 10),  // retransmission
+            (9, false, A, 901, 20), // after 4 s of silence
+            (10, true, F | A, 111, 0),
+            (11, false, F | A, 921, 0),
+        ];
+        for t in [&mut lean, &mut counting] {
+            for &(n, to_server, flags, seq, len) in &segments {
+                let dir = if to_server {
+                    Dir::ToServer
+                } else {
+                    Dir::ToClient
+                };
+                assert_eq!(
+                    observe_tcp(t, n, to_server, flags, seq, len),
+                    Some((0, dir))
+                );
+            }
+            t.note_icmp(&Quoted {
+                src: "10.0.0.1".parse().unwrap(),
+                dst: "10.0.0.2".parse().unwrap(),
+                protocol: 6,
+                src_port: 5000,
+                dst_port: 443,
+            });
+        }
+        for t in [&lean, &counting] {
+            let f = t.get(0);
+            assert_eq!(
+                (f.l4, f.stream, f.first_frame, f.last_frame),
+                (L4::Tcp, 0, 1, 11)
+            );
+            assert_eq!(f.client.to_string(), "10.0.0.1:5000");
+            assert_eq!((f.first_ts, f.last_ts), (1_000_000_000, 11_000_000_000));
+            let tcp = f.tcp.as_deref().expect("TCP ends");
+            assert_eq!(
+                (tcp.syn_frame(), tcp.synack_frame(), tcp.ack_frame()),
+                (Some(1), Some(2), Some(3))
+            );
+            assert_eq!((tcp.fin(), tcp.rst()), ([Some(10), Some(11)], [None, None]));
+        }
+        assert!(lean.counts(0).is_none());
+        let c = counting.counts(0).expect("counted");
+        assert_eq!((c.packets, c.payload_bytes), ([5, 3], [20, 20]));
+        assert_eq!(c.bytes, [54 * 5 + 20, 54 * 3 + 20]);
+        assert_eq!((c.max_idle_ns, c.max_idle_end_frame), (4_000_000_000, 9));
+        assert_eq!(c.icmp_errors, 1);
+        let seq = c.seq.as_deref().expect("TCP sequence analysis");
+        assert_eq!((seq[0].retransmissions, seq[0].new_bytes), (1, 10));
+        let (flows, counts): (Vec<Flow>, Vec<Option<FlowCounts>>) = counting.into_flows().unzip();
+        assert_eq!(
+            (flows.len(), counts[0].as_ref().map(|c| c.packets)),
+            (1, Some([5, 3]))
+        );
+        assert!(lean.into_flows().all(|(_, c)| c.is_none()));
+    }
+
     /// Flows past a chunk boundary keep their ids, records and order.
     #[test]
     fn records_cross_chunk_boundaries() {
         let mut t = FlowTable::new();
-        let n = 2 * Records::CHUNK + 5;
+        let n = 2 * CHUNK + 5;
         for i in 0..n {
             assert_eq!(
                 observe_udp(&mut t, i as u64 + 1, 10_000 + i as u16),
@@ -588,7 +821,7 @@ pub(crate) mod tests {
             );
         }
         assert_eq!(t.len(), n);
-        for id in [0, Records::CHUNK - 1, Records::CHUNK, n - 1] {
+        for id in [0, CHUNK - 1, CHUNK, n - 1] {
             let f = t.get(id as FlowId);
             assert_eq!(
                 (f.stream as usize, f.client.port as usize),

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::capture::{Damage, Truncation};
-use crate::flow::{Endpoint, Flow, L4};
+use crate::flow::{Endpoint, Flow, FlowCounts, L4};
 use crate::packet::defrag::DefragStats;
 use crate::packet::DecodeCounts;
 use crate::pipeline::RunResult;
@@ -255,26 +255,28 @@ fn side(v: [Option<u64>; 2]) -> Option<&'static str> {
 }
 
 impl FlowSummary {
-    /// Summarises a flow; `t0` is the capture's first timestamp.
-    pub fn from_flow(f: &Flow, t0: i64) -> FlowSummary {
+    /// Summarises a flow and its counters; `t0` is the capture's first timestamp.
+    pub fn from_flow(f: &Flow, c: &FlowCounts, t0: i64) -> FlowSummary {
         let tcp = f.tcp.as_deref().map(|t| {
-            let handshake = match (t.syn_frame, t.synack_frame, t.ack_frame) {
+            let handshake = match (t.syn_frame(), t.synack_frame(), t.ack_frame()) {
                 (Some(_), Some(_), Some(_)) => "complete",
                 (Some(_), Some(_), None) => "syn-synack",
                 (Some(_), None, _) => "syn-only",
                 (None, Some(_), _) => "synack-only",
                 (None, None, _) => "none",
             };
+            let none = Default::default();
+            let seq: &[crate::flow::tcp::SeqTracker; 2] = c.seq.as_deref().unwrap_or(&none);
             let per = |g: &dyn Fn(&crate::flow::tcp::SeqTracker) -> u64| PerDir {
-                to_server: g(&t.seq[0]),
-                to_client: g(&t.seq[1]),
+                to_server: g(&seq[0]),
+                to_client: g(&seq[1]),
             };
             TcpSummary {
                 handshake,
-                syn_frame: t.syn_frame,
-                fin_by: side(t.fin),
-                rst_by: side(t.rst),
-                rst_frame: match t.rst {
+                syn_frame: t.syn_frame(),
+                fin_by: side(t.fin()),
+                rst_by: side(t.rst()),
+                rst_frame: match t.rst() {
                     [Some(a), Some(b)] => Some(a.min(b)),
                     [a, b] => a.or(b),
                 },
@@ -295,12 +297,12 @@ impl FlowSummary {
             last_frame: f.last_frame,
             start_s: crate::timefmt::seconds(f.first_ts - t0),
             duration_s: crate::timefmt::seconds(f.last_ts - f.first_ts),
-            packets: f.packets.into(),
-            bytes: f.bytes.into(),
-            payload_bytes: f.payload_bytes.into(),
-            max_idle_s: crate::timefmt::seconds(f.max_idle_ns),
-            max_idle_end_frame: (f.max_idle_end_frame > 0).then_some(f.max_idle_end_frame),
-            icmp_errors: f.icmp_errors,
+            packets: c.packets.into(),
+            bytes: c.bytes.into(),
+            payload_bytes: c.payload_bytes.into(),
+            max_idle_s: crate::timefmt::seconds(c.max_idle_ns),
+            max_idle_end_frame: (c.max_idle_end_frame > 0).then_some(c.max_idle_end_frame),
+            icmp_errors: c.icmp_errors,
             tcp,
         }
     }
@@ -363,14 +365,19 @@ pub struct FlowsReport {
 
 impl FlowsReport {
     /// Builds the report from a finished run, consuming its flow table so
-    /// that flow records and their summaries are not held twice.
+    /// that flow records and their summaries are not held twice.  The run's
+    /// table must count ([`crate::pipeline::RunOptions::flow_counts`]).
     pub fn from_run(mut r: RunResult, input: &str) -> FlowsReport {
         let t0 = r.read.first_ts.unwrap_or(0);
         let capture = CaptureSummary::from_run(&r);
         let table = std::mem::take(&mut r.flows);
         let mut flows: Vec<FlowSummary> = Vec::with_capacity(table.len());
-        for f in table.into_flows() {
-            flows.push(FlowSummary::from_flow(&f, t0));
+        debug_assert!(
+            table.counts_flows(),
+            "a flows report needs the flows' counts"
+        );
+        for (f, c) in table.into_flows() {
+            flows.push(FlowSummary::from_flow(&f, &c.unwrap_or_default(), t0));
         }
         flows.sort_by_key(|f| (f.transport, f.stream));
         FlowsReport {

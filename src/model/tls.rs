@@ -451,14 +451,14 @@ fn conn_out(c: &Conn, h: Option<&Health>, f: &Flow, t0: i64) -> ConnOut {
         .flatten();
     let tcp = f.tcp.as_deref();
     let rst_by = tcp.and_then(|t| {
-        t.rst
-            .iter()
+        t.rst()
+            .into_iter()
             .enumerate()
             .filter_map(|(d, x)| x.map(|fr| (fr, d)))
             .min()
     });
     let fin_by: Vec<usize> = tcp
-        .map(|t| (0..2).filter(|&d| t.fin[d].is_some()).collect())
+        .map(|t| (0..2).filter(|&d| t.fin()[d].is_some()).collect())
         .unwrap_or_default();
     let close_notify: Vec<usize> = c
         .alerts
