@@ -849,7 +849,12 @@ impl TlsReport {
             .enumerate()
             .filter_map(|(i, &id)| {
                 let c = core.conns.get(&id)?;
-                Some(listed_out(c, core.health.get(&id), run, i < listed))
+                Some(listed_out(
+                    c,
+                    core.health.get(&id).map(|h| &**h),
+                    run,
+                    i < listed,
+                ))
             })
             .collect();
         Self::assemble(run, input, &order, out)
@@ -871,7 +876,7 @@ impl TlsReport {
             .filter_map(|(i, &id)| {
                 let c = core.conns.remove(&id)?;
                 let h = core.health.remove(&id);
-                Some(listed_out(&c, h.as_ref(), run, i < listed))
+                Some(listed_out(&c, h.as_deref(), run, i < listed))
             })
             .collect();
         Self::assemble(run, input, &order, out)
