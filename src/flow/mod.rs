@@ -136,13 +136,36 @@ pub fn quoted_endpoints(q: &Quoted) -> Option<(L4, Endpoint, Endpoint)> {
     Some((l4, src, dst))
 }
 
-/// Hash key: the unordered endpoint pair plus transport, packed into
-/// integers (IPv4 as IPv4-mapped IPv6) so hashing and comparing are a few
-/// word operations on the hot path.  The addresses are held as two 64-bit
-/// words each, not as `u128`, whose 16-byte alignment would pad a table
-/// slot (key and flow id) from 48 to 64 bytes.
+/// Hash key of an IPv4 flow: the unordered endpoint pair plus transport,
+/// packed into integers so hashing and comparing are a few word operations
+/// on the hot path.  A table slot (key and flow id) takes 20 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key4 {
+    lo_ip: u32,
+    hi_ip: u32,
+    lo_port: u16,
+    hi_port: u16,
+    l4: L4,
+}
+
+/// Two words to hash instead of five fields.
+impl std::hash::Hash for Key4 {
+    #[inline(always)]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(u64::from(self.lo_ip) << 32 | u64::from(self.hi_ip));
+        let l4 = match self.l4 {
+            L4::Tcp => 0,
+            L4::Udp => 1,
+        };
+        h.write_u64(u64::from(self.lo_port) << 32 | u64::from(self.hi_port) << 16 | l4);
+    }
+}
+
+/// Hash key of an IPv6 flow.  The addresses are held as two 64-bit words
+/// each, not as `u128`, whose 16-byte alignment would pad a table slot from
+/// 48 to 64 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Key {
+struct Key6 {
     lo_ip: [u64; 2],
     hi_ip: [u64; 2],
     lo_port: u16,
@@ -150,47 +173,107 @@ struct Key {
     l4: L4,
 }
 
-#[inline]
-fn words(ip: u128) -> [u64; 2] {
-    [(ip >> 64) as u64, ip as u64]
+/// The key of a flow, in the table of its address family.  IPv4 and IPv6
+/// addresses never match each other, IPv4-mapped ones included, as in
+/// Wireshark, whose conversations compare address types first.
+#[derive(Debug, Clone, Copy)]
+enum Key {
+    V4(Key4),
+    V6(Key6),
 }
 
 #[inline]
-fn ip_bits(ip: IpAddr) -> u128 {
+fn words(ip: std::net::Ipv6Addr) -> [u64; 2] {
+    let ip = u128::from(ip);
+    [(ip >> 64) as u64, ip as u64]
+}
+
+/// The address as IPv6 (IPv4-mapped for IPv4).
+#[inline]
+fn as_v6(ip: IpAddr) -> std::net::Ipv6Addr {
     match ip {
-        IpAddr::V4(a) => 0xffff_0000_0000 | u32::from(a) as u128,
-        IpAddr::V6(a) => u128::from(a),
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+        IpAddr::V6(a) => a,
     }
 }
 
 impl Key {
     /// The key and whether `a` is its low side.
-    #[inline]
+    #[inline(always)]
     fn new(l4: L4, a: Endpoint, b: Endpoint) -> (Key, bool) {
-        let (ai, bi) = (ip_bits(a.ip), ip_bits(b.ip));
-        if (ai, a.port) <= (bi, b.port) {
-            (
-                Key {
-                    lo_ip: words(ai),
-                    hi_ip: words(bi),
-                    lo_port: a.port,
-                    hi_port: b.port,
-                    l4,
-                },
-                true,
-            )
-        } else {
-            (
-                Key {
-                    lo_ip: words(bi),
-                    hi_ip: words(ai),
-                    lo_port: b.port,
-                    hi_port: a.port,
-                    l4,
-                },
-                false,
-            )
+        if let (IpAddr::V4(x), IpAddr::V4(y)) = (a.ip, b.ip) {
+            let (x, y) = (u32::from(x), u32::from(y));
+            let a_lo = (x, a.port) <= (y, b.port);
+            let ((lo_ip, lo_port), (hi_ip, hi_port)) = if a_lo {
+                ((x, a.port), (y, b.port))
+            } else {
+                ((y, b.port), (x, a.port))
+            };
+            let k = Key4 {
+                lo_ip,
+                hi_ip,
+                lo_port,
+                hi_port,
+                l4,
+            };
+            return (Key::V4(k), a_lo);
         }
+        // (a packet's two addresses are of one family; `find` turns a mixed
+        // pair away before it gets here)
+        let (x, y) = (words(as_v6(a.ip)), words(as_v6(b.ip)));
+        let a_lo = (x, a.port) <= (y, b.port);
+        let ((lo_ip, lo_port), (hi_ip, hi_port)) = if a_lo {
+            ((x, a.port), (y, b.port))
+        } else {
+            ((y, b.port), (x, a.port))
+        };
+        let k = Key6 {
+            lo_ip,
+            hi_ip,
+            lo_port,
+            hi_port,
+            l4,
+        };
+        (Key::V6(k), a_lo)
+    }
+
+    fn l4(&self) -> L4 {
+        match self {
+            Key::V4(k) => k.l4,
+            Key::V6(k) => k.l4,
+        }
+    }
+}
+
+/// The current flow of every key, one map per address family: IPv4 keys
+/// are less than half the size of IPv6 ones.
+#[derive(Default)]
+struct Keys {
+    v4: FxHashMap<Key4, FlowId>,
+    v6: FxHashMap<Key6, FlowId>,
+}
+
+impl Keys {
+    #[inline(always)]
+    fn get(&self, k: &Key) -> Option<FlowId> {
+        match k {
+            Key::V4(k) => self.v4.get(k).copied(),
+            Key::V6(k) => self.v6.get(k).copied(),
+        }
+    }
+
+    fn insert(&mut self, k: Key, id: FlowId) {
+        match k {
+            Key::V4(k) => self.v4.insert(k, id),
+            Key::V6(k) => self.v6.insert(k, id),
+        };
+    }
+
+    fn remove(&mut self, k: &Key) {
+        match k {
+            Key::V4(k) => self.v4.remove(k),
+            Key::V6(k) => self.v6.remove(k),
+        };
     }
 }
 
@@ -249,7 +332,7 @@ impl TcpFacts {
 }
 
 /// One flow as every analyzer sees it: who talks to whom, its Wireshark
-/// stream number, its first and last frame and its TCP ends.
+/// stream number, the times of its first and last packets and its TCP ends.
 #[derive(Debug, Clone)]
 pub struct Flow {
     /// Transport.
@@ -260,10 +343,6 @@ pub struct Flow {
     pub client: Endpoint,
     /// The other side.
     pub server: Endpoint,
-    /// First frame.
-    pub first_frame: u64,
-    /// Last frame.
-    pub last_frame: u64,
     /// Time of the first frame (ns since epoch).
     pub first_ts: i64,
     /// Time of the last frame.
@@ -274,15 +353,20 @@ pub struct Flow {
     client_is_lo: bool,
 }
 
-/// What `edgetrace flows` shows of a flow besides its [`Flow`] record:
-/// counters, the longest silence, ICMP errors and TCP sequence analysis.
+/// What `edgetrace flows` shows of a flow besides its [`Flow`] record: its
+/// first and last frame, counters, the longest silence, ICMP errors and TCP
+/// sequence analysis.
 ///
 /// Only a table made with [`FlowTable::counting`] keeps them.  No analyzer
-/// reads them, and without them a flow costs 96 bytes instead of 160, a TCP
+/// reads them, and without them a flow costs 80 bytes instead of 160, a TCP
 /// flow 72 more instead of 288, and a packet fewer writes on the one thread
 /// that accounts every packet (`docs/performance.md`).
 #[derive(Debug, Clone, Default)]
 pub struct FlowCounts {
+    /// First frame.
+    pub first_frame: u64,
+    /// Last frame.
+    pub last_frame: u64,
     /// Frames per direction (0 = client→server).
     pub packets: [u64; 2],
     /// Wire bytes (`frame.len`) per direction.
@@ -311,7 +395,7 @@ pub type FlowId = u32;
 /// while the flows already tracked go on being followed.  Stream indices stay
 /// Wireshark's for every tracked flow, because untracked flows come after them.
 pub struct FlowTable {
-    map: FxHashMap<Key, FlowId>,
+    map: Keys,
     flows: Records<Flow>,
     /// Each flow's counters, by id, when the table counts ([`FlowTable::counting`]).
     counts: Option<Records<FlowCounts>>,
@@ -352,7 +436,7 @@ impl FlowTable {
     /// An empty table that tracks at most `limit` flows (at least 1).
     pub fn with_limit(limit: usize) -> Self {
         FlowTable {
-            map: FxHashMap::default(),
+            map: Keys::default(),
             flows: Records::default(),
             counts: None,
             next_stream: [0; 2],
@@ -410,7 +494,7 @@ impl FlowTable {
         };
         let (key, src_is_lo) = Key::new(l4, src, dst);
         let mut id = match self.map.get(&key) {
-            Some(&id) => id,
+            Some(id) => id,
             None if self.flows.len >= self.limit => return self.untrack(frame),
             None => self.create(key, src_is_lo, src, dst, frame, tcp.map(|t| t.flags)),
         };
@@ -442,7 +526,6 @@ impl FlowTable {
         if let Some(counts) = self.counts.as_mut() {
             counts[id as usize].count(frame, f.last_ts, d, payload_len, tcp);
         }
-        f.last_frame = frame.number;
         f.last_ts = frame.ts_ns;
         if let (Some(t), Some(facts)) = (tcp, f.tcp.as_deref_mut()) {
             let fl = t.flags;
@@ -485,7 +568,7 @@ impl FlowTable {
         frame: &FrameInfo,
         flags: Option<TcpFlags>,
     ) -> FlowId {
-        let l4 = key.l4;
+        let l4 = key.l4();
         // Client: the SYN sender; a SYN/ACK seen first means the receiver is the client.
         let synack_first = flags.is_some_and(|f| f.has(TcpFlags::SYN | TcpFlags::ACK));
         let (client, server, client_is_lo) = if synack_first {
@@ -505,8 +588,6 @@ impl FlowTable {
             stream,
             client,
             server,
-            first_frame: frame.number,
-            last_frame: frame.number,
             first_ts: frame.ts_ns,
             last_ts: frame.ts_ns,
             tcp: (l4 == L4::Tcp).then(Box::default),
@@ -514,6 +595,8 @@ impl FlowTable {
         });
         if let Some(counts) = self.counts.as_mut() {
             counts.push(FlowCounts {
+                first_frame: frame.number,
+                last_frame: frame.number,
                 seq: (l4 == L4::Tcp).then(Box::default),
                 ..FlowCounts::default()
             });
@@ -541,7 +624,10 @@ impl FlowTable {
 
     /// The current flow between two endpoints, if any.
     pub fn find(&self, l4: L4, a: Endpoint, b: Endpoint) -> Option<FlowId> {
-        self.map.get(&Key::new(l4, a, b).0).copied()
+        if a.ip.is_ipv4() != b.ip.is_ipv4() {
+            return None; // no packet goes between two address families
+        }
+        self.map.get(&Key::new(l4, a, b).0)
     }
 
     /// The flow with this id.
@@ -598,6 +684,7 @@ impl FlowCounts {
             self.max_idle_ns = gap;
             self.max_idle_end_frame = frame.number;
         }
+        self.last_frame = frame.number;
         self.packets[d] += 1;
         self.bytes[d] += frame.orig_len as u64;
         self.payload_bytes[d] += payload_len as u64;
@@ -682,17 +769,64 @@ pub(crate) mod tests {
         table.observe(&frame, &pkt)
     }
 
-    /// A table slot (key and flow id) takes 48 bytes, not 64.
+    /// A table slot (key and flow id) takes 20 bytes for IPv4 and 48 for
+    /// IPv6, not 64.
     #[test]
-    fn key_slot_is_48_bytes() {
-        assert_eq!(std::mem::size_of::<(Key, FlowId)>(), 48);
+    fn key_slots_are_small() {
+        assert_eq!(std::mem::size_of::<(Key4, FlowId)>(), 20);
+        assert_eq!(std::mem::size_of::<(Key6, FlowId)>(), 48);
     }
 
-    /// What every run keeps per flow: 96 bytes, and 72 more for TCP ends
+    /// IPv4 and IPv6 flows have their own keys: an IPv4-mapped IPv6 address
+    /// is not the IPv4 address (Wireshark's conversations compare address
+    /// types first), the order of the sides is the same in both tables, and
+    /// a lookup of a mixed pair finds nothing.
+    #[test]
+    fn ipv4_and_ipv6_keys_are_apart() {
+        let mut t = FlowTable::new();
+        let udp = |src: &str, dst: &str, sp: u16, dp: u16| Packet {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            transport: Transport::Udp(Udp {
+                src_port: sp,
+                dst_port: dp,
+                payload: &[],
+                wire_len: 0,
+            }),
+            ip_truncated: false,
+        };
+        let frame = |number: u64| FrameInfo {
+            number,
+            ts_ns: number as i64,
+            orig_len: 60,
+            cap_len: 60,
+        };
+        let v4 = udp("10.0.0.2", "10.0.0.1", 3478, 5000);
+        let mapped = udp("::ffff:10.0.0.2", "::ffff:10.0.0.1", 3478, 5000);
+        let v4_back = udp("10.0.0.1", "10.0.0.2", 5000, 3478);
+        let mapped_back = udp("::ffff:10.0.0.1", "::ffff:10.0.0.2", 5000, 3478);
+        assert_eq!(t.observe(&frame(1), &v4), Some((0, Dir::ToServer)));
+        assert_eq!(t.observe(&frame(2), &mapped), Some((1, Dir::ToServer)));
+        assert_eq!(t.observe(&frame(3), &v4_back), Some((0, Dir::ToClient)));
+        assert_eq!(t.observe(&frame(4), &mapped_back), Some((1, Dir::ToClient)));
+        assert_eq!((t.get(0).stream, t.get(1).stream), (0, 1));
+        let end = |ip: &str, port| Endpoint {
+            ip: ip.parse().unwrap(),
+            port,
+        };
+        assert_eq!(
+            t.find(L4::Udp, end("10.0.0.1", 5000), end("10.0.0.2", 3478)),
+            Some(0)
+        );
+        let mixed = t.find(L4::Udp, end("10.0.0.1", 5000), end("::ffff:10.0.0.2", 3478));
+        assert_eq!(mixed, None);
+    }
+
+    /// What every run keeps per flow: 80 bytes, and 72 more for TCP ends
     /// (the counters and sequence analysis of `flows` are kept apart).
     #[test]
     fn flow_records_are_small() {
-        assert!(std::mem::size_of::<Flow>() <= 96);
+        assert!(std::mem::size_of::<Flow>() <= 80);
         assert!(std::mem::size_of::<TcpFacts>() <= 72);
     }
 
@@ -780,10 +914,7 @@ pub(crate) mod tests {
         }
         for t in [&lean, &counting] {
             let f = t.get(0);
-            assert_eq!(
-                (f.l4, f.stream, f.first_frame, f.last_frame),
-                (L4::Tcp, 0, 1, 11)
-            );
+            assert_eq!((f.l4, f.stream), (L4::Tcp, 0));
             assert_eq!(f.client.to_string(), "10.0.0.1:5000");
             assert_eq!((f.first_ts, f.last_ts), (1_000_000_000, 11_000_000_000));
             let tcp = f.tcp.as_deref().expect("TCP ends");
@@ -795,6 +926,7 @@ pub(crate) mod tests {
         }
         assert!(lean.counts(0).is_none());
         let c = counting.counts(0).expect("counted");
+        assert_eq!((c.first_frame, c.last_frame), (1, 11));
         assert_eq!((c.packets, c.payload_bytes), ([5, 3], [20, 20]));
         assert_eq!(c.bytes, [54 * 5 + 20, 54 * 3 + 20]);
         assert_eq!((c.max_idle_ns, c.max_idle_end_frame), (4_000_000_000, 9));
