@@ -64,9 +64,11 @@ pub trait StreamConsumer {
 pub struct StreamLimits {
     /// Out-of-order bytes buffered per direction.
     pub max_pending_per_dir: usize,
-    /// Out-of-order bytes buffered over all connections.
+    /// Out-of-order bytes buffered over all connections (of one shard: a
+    /// sharded pass has [`crate::pipeline::SHARDS`], so 128 MiB in all by
+    /// default).
     pub max_pending_total: usize,
-    /// Connections open at once.
+    /// Connections open at once (of one shard).
     pub max_connections: usize,
     /// Capture-time idle period after which a connection is finished.
     pub idle_timeout_ns: i64,
@@ -76,7 +78,7 @@ impl Default for StreamLimits {
     fn default() -> Self {
         StreamLimits {
             max_pending_per_dir: super::reassembly::DEFAULT_MAX_PENDING,
-            max_pending_total: 64 << 20,
+            max_pending_total: 32 << 20,
             max_connections: 100_000,
             idle_timeout_ns: 600_000_000_000,
         }
