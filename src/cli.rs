@@ -375,11 +375,26 @@ fn flows(cli: &Cli, args: &InputArgs) -> Result<i32> {
     let result =
         pipeline::run(reader, &opts, &mut NoSink).with_context(|| format!("reading {name}"))?;
     let read = result.read.clone();
-    let report = FlowsReport::from_run(result, &name);
-    emit(args, &report, |out, r| {
-        render::table::flows(out, r, table_style(), args.limit)
-    })?;
-    exit_without_freeing(report);
+    if args.format() == OutputFormat::Json {
+        // written row by row: the rows are never all held at once
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        render::json::write(&mut out, &FlowsReport::stream(&result, &name))?;
+        out.flush()?;
+        exit_without_freeing(result);
+    } else {
+        // the rows the table shows, and how many there are
+        let (report, total) = if args.limit == 0 {
+            let report = FlowsReport::from_run(result, &name);
+            let total = report.flows.len();
+            (report, total)
+        } else {
+            FlowsReport::first_rows(&result, &name, args.limit)
+        };
+        emit(args, &report, |out, r| {
+            render::table::flows(out, r, table_style(), total)
+        })?;
+        exit_without_freeing(report);
+    }
     Ok(damage_exit(&name, &read))
 }
 

@@ -135,8 +135,9 @@ pub fn capture_summary(out: &mut dyn Write, input: &str, c: &CaptureSummary) -> 
     Ok(())
 }
 
-/// `edgetrace flows` as a table, at most `limit` rows (0 = all).
-pub fn flows(out: &mut dyn Write, r: &FlowsReport, style: Style, limit: usize) -> io::Result<()> {
+/// `edgetrace flows` as a table of the report's rows ([`FlowsReport::first_rows`]
+/// makes only those a table shows) out of `total`.
+pub fn flows(out: &mut dyn Write, r: &FlowsReport, style: Style, total: usize) -> io::Result<()> {
     capture_summary(out, &r.meta.input, &r.capture)?;
     writeln!(out)?;
     if r.flows.is_empty() {
@@ -158,8 +159,7 @@ pub fn flows(out: &mut dyn Write, r: &FlowsReport, style: Style, limit: usize) -
         "missing →/←",
         "idle s",
     ]);
-    let rows = capped(&r.flows, limit);
-    for f in rows {
+    for f in &r.flows {
         let (hs, re, oo, mi) = match &f.tcp {
             Some(t) => {
                 let mut hs = t.handshake.to_string();
@@ -195,7 +195,7 @@ pub fn flows(out: &mut dyn Write, r: &FlowsReport, style: Style, limit: usize) -
         ]);
     }
     writeln!(out, "{t}")?;
-    more_line(out, r.flows.len(), rows.len(), "flows")
+    more_line(out, total, r.flows.len(), "flows")
 }
 
 /// The attributes worth a column: error, addresses, lifetime, username, realm, channel, connection id.

@@ -165,3 +165,36 @@ fn table_limit_caps_rows_and_says_so() {
         .unwrap();
     assert!(!String::from_utf8(out.stdout).unwrap().contains("not shown"));
 }
+
+/// `flows --json` writes its rows straight from the flow table: the same
+/// JSON as the report built whole (which the table format uses): TCP rows
+/// first, then UDP, each in stream order.
+#[test]
+fn streamed_flows_json_is_the_built_report() {
+    use edgetrace::capture::CaptureReader;
+    use edgetrace::model::FlowsReport;
+    use edgetrace::pipeline::{self, NoSink, RunOptions};
+    let opts = RunOptions {
+        flow_counts: true,
+        ..RunOptions::default()
+    };
+    for name in [
+        "session-combined.client-side.pcap", // 1 TCP and 5 UDP flows
+        "turn-tcp-relay-6062.pcap",
+        "sip-invite-udp.pcap",
+    ] {
+        let run = || {
+            let reader = CaptureReader::open(&sample(name)).unwrap();
+            pipeline::run(reader, &opts, &mut NoSink).unwrap()
+        };
+        let r = run();
+        let streamed = serde_json::to_value(FlowsReport::stream(&r, name)).unwrap();
+        let built = serde_json::to_value(FlowsReport::from_run(run(), name)).unwrap();
+        assert!(!built["flows"].as_array().unwrap().is_empty(), "{name}");
+        let strip = |mut v: serde_json::Value| {
+            v["meta"] = serde_json::Value::Null; // the time it was made
+            v
+        };
+        assert_eq!(strip(streamed), strip(built), "{name}");
+    }
+}
