@@ -135,8 +135,21 @@ pub fn tcp_framing(data: &[u8]) {
 
 /// Every analyzer (STUN, TURN, SIP, ICE, TLS) over `data` as a capture
 /// file, then the report with its findings and JSON, the streamed `sip`
-/// JSON, and every per-command output model built from what they found.
+/// JSON, and every per-command output model built from what they found;
+/// first the counted flow table, written as `flows` writes it.
 pub fn analyzers_capture(data: &[u8]) {
+    let Ok(reader) = CaptureReader::new(Source::from_bytes(data.to_vec())) else {
+        return;
+    };
+    let counted = RunOptions {
+        flow_counts: true,
+        ..RunOptions::default()
+    };
+    if let Ok(run) = pipeline::run(reader, &counted, &mut pipeline::NoSink) {
+        let json = serde_json::to_vec(&crate::model::FlowsReport::stream(&run, "fuzz"));
+        let (table, total) = crate::model::FlowsReport::first_rows(&run, "fuzz", 2);
+        std::hint::black_box((json.map(|v| v.len()).unwrap_or(0), table.flows.len(), total));
+    }
     let Ok(reader) = CaptureReader::new(Source::from_bytes(data.to_vec())) else {
         return;
     };
