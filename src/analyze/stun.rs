@@ -840,7 +840,7 @@ impl StunFinder {
     }
 
     /// Finishes each TURN allocation at the first barrier after it is over
-    /// (see [`super::turn::OVER_AFTER_NS`]) instead of at the end of the
+    /// (two quiet minutes, `turn::OVER_AFTER_NS`) instead of at the end of the
     /// capture, for [`take_finished`]: a report's pass then holds only the
     /// allocations still alive.
     pub fn finishing_allocations(mut self) -> Self {
@@ -869,7 +869,7 @@ const OVER_CHECK_EVERY_NS: i64 = 10_000_000_000;
 /// The allocations with RFC 6062 peer connections that the shards found
 /// over since the last call (see [`StunFinder::finishing_allocations`]), for
 /// the caller to finish with the binds of every flow
-/// ([`super::turn::Tracker::finish`]).
+/// (`turn::Tracker::finish`).
 pub fn take_over_with_connections<'a>(
     shards: impl Iterator<Item = &'a mut StunFinder>,
 ) -> Vec<(FlowId, super::turn::Tracker)> {

@@ -932,7 +932,7 @@ impl Tracker {
 }
 
 /// Receives the TURN allocations a report's pass finishes before the end of
-/// the capture, once they are over ([`OVER_AFTER_NS`]), with whether they
+/// the capture, once they are over (`OVER_AFTER_NS`), with whether they
 /// recorded what a listing shows (see [`super::FirstN`]): the report counts
 /// them, checks them for findings and keeps the ones it may list, so the
 /// pass does not hold them to the end.
