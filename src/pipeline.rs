@@ -719,7 +719,8 @@ mod tests {
 
     /// Every batch reaches `take` once, then `fold`, in file order and one
     /// batch behind, and a last time after the shards finished: the fold sees
-    /// every frame in order whatever the number of shards.
+    /// every frame in order; there are [`SHARDS`] shards whatever the
+    /// number of threads.
     #[test]
     fn barriers_hand_over_every_batch_in_order() {
         let bytes = udp_capture(10_000);
@@ -733,6 +734,7 @@ mod tests {
                 let mut seen: Vec<u64> = Vec::new();
                 let mut takes = 0;
                 let take = |shards: &mut [Recorder], _: Barrier, _: &FlowTable| {
+                    assert_eq!(shards.len(), SHARDS, "{threads} threads");
                     takes += 1;
                     let mut v: Vec<u64> = shards
                         .iter_mut()
@@ -747,7 +749,7 @@ mod tests {
                     }
                     seen.extend(v)
                 };
-                run_sharded_with(
+                let (_, shards) = run_sharded_with(
                     reader,
                     &RunOptions::default(),
                     Recorder::default(),
@@ -755,6 +757,7 @@ mod tests {
                     fold,
                 )
                 .unwrap();
+                assert_eq!(shards.len(), SHARDS, "{threads} threads");
                 (seen, takes)
             });
             assert_eq!(
