@@ -197,18 +197,23 @@ fn as_v6(ip: IpAddr) -> std::net::Ipv6Addr {
     }
 }
 
+/// Two sides (address, port) low side first, and whether `a` is the low one.
+#[inline(always)]
+fn ordered<T: Ord>(a: (T, u16), b: (T, u16)) -> ((T, u16), (T, u16), bool) {
+    if a <= b {
+        (a, b, true)
+    } else {
+        (b, a, false)
+    }
+}
+
 impl Key {
     /// The key and whether `a` is its low side.
     #[inline(always)]
     fn new(l4: L4, a: Endpoint, b: Endpoint) -> (Key, bool) {
         if let (IpAddr::V4(x), IpAddr::V4(y)) = (a.ip, b.ip) {
-            let (x, y) = (u32::from(x), u32::from(y));
-            let a_lo = (x, a.port) <= (y, b.port);
-            let ((lo_ip, lo_port), (hi_ip, hi_port)) = if a_lo {
-                ((x, a.port), (y, b.port))
-            } else {
-                ((y, b.port), (x, a.port))
-            };
+            let ((lo_ip, lo_port), (hi_ip, hi_port), a_lo) =
+                ordered((u32::from(x), a.port), (u32::from(y), b.port));
             let k = Key4 {
                 lo_ip,
                 hi_ip,
@@ -220,13 +225,8 @@ impl Key {
         }
         // (a packet's two addresses are of one family; `find` turns a mixed
         // pair away before it gets here)
-        let (x, y) = (words(as_v6(a.ip)), words(as_v6(b.ip)));
-        let a_lo = (x, a.port) <= (y, b.port);
-        let ((lo_ip, lo_port), (hi_ip, hi_port)) = if a_lo {
-            ((x, a.port), (y, b.port))
-        } else {
-            ((y, b.port), (x, a.port))
-        };
+        let ((lo_ip, lo_port), (hi_ip, hi_port), a_lo) =
+            ordered((words(as_v6(a.ip)), a.port), (words(as_v6(b.ip)), b.port));
         let k = Key6 {
             lo_ip,
             hi_ip,
@@ -853,22 +853,35 @@ pub(crate) mod tests {
             ((b, 443), (a, 5000))
         };
         let payload = vec![0u8; len as usize];
-        let pkt = Packet {
+        table.observe(
+            &frame,
+            &tcp_packet((src, sp), (dst, dp), seq, flags, &payload),
+        )
+    }
+
+    /// A TCP segment from `src` to `dst` carrying `payload` whole.
+    pub(crate) fn tcp_packet<'a>(
+        (src, src_port): (IpAddr, u16),
+        (dst, dst_port): (IpAddr, u16),
+        seq: u32,
+        flags: u8,
+        payload: &'a [u8],
+    ) -> Packet<'a> {
+        Packet {
             src,
             dst,
             transport: Transport::Tcp(crate::packet::Tcp {
-                src_port: sp,
-                dst_port: dp,
+                src_port,
+                dst_port,
                 seq,
                 ack: 0,
                 flags: TcpFlags(flags),
                 window: 0,
-                payload: &payload,
-                wire_len: len,
+                payload,
+                wire_len: payload.len() as u32,
             }),
             ip_truncated: false,
-        };
-        table.observe(&frame, &pkt)
+        }
     }
 
     /// A TCP connection with a handshake, data, a retransmission, a pause

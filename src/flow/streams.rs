@@ -428,21 +428,8 @@ mod tests {
             443 => ("10.0.0.2", "10.0.0.1", 443, 1000),
             other => ("10.0.0.3", "10.0.0.4", other, 80),
         };
-        let pkt = Packet {
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            transport: Transport::Tcp(crate::packet::Tcp {
-                src_port: sp,
-                dst_port: dp,
-                seq,
-                ack: 0,
-                flags: TcpFlags(flags),
-                window: 0,
-                payload: p,
-                wire_len: p.len() as u32,
-            }),
-            ip_truncated: false,
-        };
+        let (src, dst) = (src.parse().unwrap(), dst.parse().unwrap());
+        let pkt = crate::flow::tests::tcp_packet((src, sp), (dst, dp), seq, flags, p);
         let fl = table.observe(f, &pkt);
         s.packet(f, &pkt, fl, table);
     }
