@@ -114,6 +114,9 @@ fn analyze_with(
             return (Vec::new(), 0, Vec::new(), Vec::new());
         }
         let sip = sip::take_batch(shards.iter_mut().map(|s| &mut s.1 .0));
+        // the listing's ranks of the whole pass, not of each shard
+        stun::StunFinder::cap_listing(shards.iter_mut().map(|s| &mut s.0));
+        tls::TlsFinder::cap_listing(shards.iter_mut().map(|s| &mut s.1 .1));
         let stun = stun::take_batch(shards.iter_mut().map(|s| &mut s.0));
         for f in &stun {
             if let Some(x) = turn::Bind::of(f) {

@@ -15,12 +15,17 @@ pub mod turn;
 /// beyond in its shard is ranked at least as far in the whole capture (a
 /// rank only grows as items with lower ids appear), so it will not be
 /// listed and may give up what only a listing shows.  Without N, every
-/// item can be listed.
+/// item can be listed.  At the pipeline's barriers, [`FirstN::cap`] brings
+/// the shards together to the N lowest of the whole pass, so a report keeps
+/// about N items whole however many shards there are.
 #[derive(Debug, Clone, Default)]
 pub struct FirstN {
     n: Option<usize>,
     /// At most N flow ids, the lowest.
     kept: std::collections::BTreeSet<crate::flow::FlowId>,
+    /// No id above this can be listed: N lower ones are kept across the
+    /// shards ([`FirstN::cap`]).
+    ceiling: Option<crate::flow::FlowId>,
 }
 
 impl FirstN {
@@ -29,6 +34,7 @@ impl FirstN {
         FirstN {
             n: Some(n),
             kept: Default::default(),
+            ceiling: None,
         }
     }
 
@@ -37,7 +43,37 @@ impl FirstN {
         FirstN {
             n: self.n,
             kept: Default::default(),
+            ceiling: None,
         }
+    }
+
+    /// Brings the shards' ranks to the N lowest flow ids of the whole pass:
+    /// returns, per shard, the ids it kept that are no longer among them,
+    /// and from now on each shard turns away ids above the N-th lowest.  A
+    /// kept id stays kept unless a lower one displaces it, so an id ranked
+    /// out here is ranked out at the end too.  Called at a barrier, where
+    /// every shard is at the same point of the capture, it gives the same
+    /// result whatever the timing.
+    pub fn cap<'a>(shards: impl Iterator<Item = &'a mut FirstN>) -> Vec<Vec<crate::flow::FlowId>> {
+        let mut shards: Vec<&mut FirstN> = shards.collect();
+        let n = shards.first().and_then(|s| s.n).unwrap_or(usize::MAX);
+        let total: usize = shards.iter().map(|s| s.kept.len()).sum();
+        if total <= n || n == 0 {
+            return vec![Vec::new(); shards.len()];
+        }
+        let mut all: Vec<crate::flow::FlowId> =
+            shards.iter().flat_map(|s| s.kept.iter().copied()).collect();
+        let top = *all.select_nth_unstable(n - 1).1;
+        shards
+            .iter_mut()
+            .map(|s| {
+                s.ceiling = Some(s.ceiling.map_or(top, |c| c.min(top)));
+                let out: Vec<crate::flow::FlowId> =
+                    s.kept.iter().copied().filter(|&x| x > top).collect();
+                s.kept.retain(|&x| x <= top);
+                out
+            })
+            .collect()
     }
 
     /// `flow` just became an item; returns the item that can no longer be
@@ -48,6 +84,8 @@ impl FirstN {
         let n = self.n?;
         if self.kept.contains(&flow) {
             None
+        } else if self.ceiling.is_some_and(|c| flow > c) {
+            Some(flow)
         } else if self.kept.len() < n {
             self.kept.insert(flow);
             None
@@ -129,6 +167,36 @@ mod tests {
         assert_eq!(other.admit(8), None, "a fork starts empty");
         let mut all = FirstN::default();
         assert!((0..100).all(|x| all.admit(x).is_none()));
+    }
+
+    /// Capped across shards, the ranks are the N lowest of the whole pass:
+    /// the others are handed back per shard and turned away from then on,
+    /// while a lower id still gets in; without N nothing is capped.
+    #[test]
+    fn cap_keeps_the_lowest_n_of_all_shards() {
+        let mut a = FirstN::new(3);
+        let mut b = a.fork();
+        for x in [2, 8, 9] {
+            assert_eq!(a.admit(x), None);
+        }
+        for x in [1, 5, 7] {
+            assert_eq!(b.admit(x), None);
+        }
+        let out = FirstN::cap([&mut a, &mut b].into_iter());
+        assert_eq!(
+            out,
+            [vec![8, 9], vec![7]],
+            "1, 2 and 5 are the lowest three"
+        );
+        assert_eq!(a.admit(6), Some(6), "above the third lowest: turned away");
+        assert_eq!(a.admit(3), None, "below it: kept");
+        let out = FirstN::cap([&mut a, &mut b].into_iter());
+        assert_eq!(out, [vec![], vec![5]], "now 1, 2 and 3");
+        assert_eq!(b.admit(4), Some(4));
+        let (mut x, mut y) = (FirstN::default(), FirstN::default());
+        assert!((0..10).all(|i| x.admit(i).is_none() && y.admit(i + 10).is_none()));
+        let out = FirstN::cap([&mut x, &mut y].into_iter());
+        assert_eq!(out, [Vec::<u32>::new(), Vec::new()]);
     }
 
     #[test]

@@ -466,6 +466,16 @@ impl Core {
         self.found.push(found);
     }
 
+    /// Allocations of these flows can no longer be listed ([`super::FirstN::cap`]):
+    /// they stop recording what only a listing shows.
+    pub(crate) fn unlist(&mut self, flows: &[FlowId]) {
+        for id in flows {
+            if let Some(t) = self.turn.get_mut(id) {
+                t.unlist();
+            }
+        }
+    }
+
     /// A flow just became an allocation: one that can no longer be listed
     /// ([`super::FirstN`]) stops recording what only a listing shows.
     fn rank_allocation(&mut self, flow: FlowId) {
@@ -824,6 +834,21 @@ pub struct StunFinder {
 }
 
 impl StunFinder {
+    /// Ranks the shard's allocations with the other shards' for a report's
+    /// listing ([`super::FirstN::cap`]): those it ranks out stop recording
+    /// what only a listing shows.
+    pub fn cap_listing<'a>(shards: impl Iterator<Item = &'a mut StunFinder>) {
+        let mut shards: Vec<&mut StunFinder> = shards.collect();
+        let out = super::FirstN::cap(
+            shards
+                .iter_mut()
+                .map(|s| &mut s.streams.consumer_mut().listable),
+        );
+        for (s, ids) in shards.iter_mut().zip(out) {
+            s.streams.consumer_mut().unlist(&ids);
+        }
+    }
+
     /// A finder that keeps every message in [`Core::found`].
     pub fn keeping_all() -> Self {
         let mut f = StunFinder::default();
