@@ -76,6 +76,21 @@ impl FirstN {
             .collect()
     }
 
+    /// [`FirstN::cap`] over the shards of a pass: `ranks` gives a shard's
+    /// ranks, and `ranked_out` tells it which of its items can no longer be
+    /// listed, so it gives up what only a listing shows.
+    pub fn cap_shards<'a, T: 'a>(
+        shards: impl Iterator<Item = &'a mut T>,
+        ranks: impl Fn(&mut T) -> &mut FirstN,
+        mut ranked_out: impl FnMut(&mut T, &[crate::flow::FlowId]),
+    ) {
+        let mut shards: Vec<&mut T> = shards.collect();
+        let out = Self::cap(shards.iter_mut().map(|s| ranks(s)));
+        for (s, ids) in shards.iter_mut().zip(out) {
+            ranked_out(s, &ids);
+        }
+    }
+
     /// `flow` just became an item; returns the item that can no longer be
     /// listed because of it (`flow` itself, or one it displaced), if any.
     /// A flow admitted again (a second TURN allocation on one 5-tuple) keeps

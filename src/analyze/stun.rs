@@ -838,15 +838,11 @@ impl StunFinder {
     /// listing ([`super::FirstN::cap`]): those it ranks out stop recording
     /// what only a listing shows.
     pub fn cap_listing<'a>(shards: impl Iterator<Item = &'a mut StunFinder>) {
-        let mut shards: Vec<&mut StunFinder> = shards.collect();
-        let out = super::FirstN::cap(
-            shards
-                .iter_mut()
-                .map(|s| &mut s.streams.consumer_mut().listable),
+        super::FirstN::cap_shards(
+            shards,
+            |s| &mut s.streams.consumer_mut().listable,
+            |s, ids| s.streams.consumer_mut().unlist(ids),
         );
-        for (s, ids) in shards.iter_mut().zip(out) {
-            s.streams.consumer_mut().unlist(&ids);
-        }
     }
 
     /// A finder that keeps every message in [`Core::found`].

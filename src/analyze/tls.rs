@@ -692,20 +692,18 @@ impl TlsFinder {
     /// Ranks the shard's connections with the other shards' for a report's
     /// listing ([`super::FirstN::cap`]): those it ranks out are cut down.
     pub fn cap_listing<'a>(shards: impl Iterator<Item = &'a mut TlsFinder>) {
-        let mut shards: Vec<&mut TlsFinder> = shards.collect();
-        let out = super::FirstN::cap(
-            shards
-                .iter_mut()
-                .map(|s| &mut s.streams.consumer_mut().listable),
-        );
-        for (s, ids) in shards.iter_mut().zip(out) {
-            let core = s.streams.consumer_mut();
-            for id in ids {
-                if let Some(c) = core.conns.get_mut(&id) {
-                    c.cut_down();
+        super::FirstN::cap_shards(
+            shards,
+            |s| &mut s.streams.consumer_mut().listable,
+            |s, ids| {
+                let core = s.streams.consumer_mut();
+                for id in ids {
+                    if let Some(c) = core.conns.get_mut(id) {
+                        c.cut_down();
+                    }
                 }
-            }
-        }
+            },
+        );
     }
 
     /// A finder for a report that lists the first `n` connections by stream:
