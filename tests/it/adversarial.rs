@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use super::common::{
-    edgetrace, sip_msg, stun_error, stun_msg, tcp_frame, temp_file, udp_frame, PcapWriter,
+    edgetrace, finding, sip_msg, stun_error, stun_msg, tcp_frame, temp_file, udp_frame, PcapWriter,
 };
 
 /// Runs the binary with `args` and `file`; returns (exit code, stdout JSON,
@@ -72,12 +72,7 @@ fn many_tiny_flows_stop_at_the_flow_table_bound() {
     assert_eq!(v["capture"]["frames"], n);
     assert_eq!(v["capture"]["skipped"]["flow-table-full"], 50_000);
     assert_eq!(v["flows"]["other-udp"]["count"], 250_000);
-    let f = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "capture.flow-table-full")
-        .expect("the finding says flows were not analysed");
+    let f = finding(&v, "capture.flow-table-full");
     assert_eq!(f["filter"], "frame.number >= 250001");
     assert!(rss < 256.0, "peak RSS {rss:.0} MiB");
 
@@ -259,12 +254,7 @@ fn many_failing_calls_keep_memory_bounded() {
     assert_eq!(code, 0);
     assert_eq!(v["counts"]["sip_dialogs"], n);
     assert_eq!(v["sip"].as_array().unwrap().len(), 1000);
-    let f = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "sip.error-response")
-        .expect("the 486 finding");
+    let f = finding(&v, "sip.error-response");
     assert_eq!(f["count"], n);
     assert_eq!(f["frames"].as_array().unwrap().len(), 20);
     assert!(rss < 128.0, "peak RSS {rss:.0} MiB");
@@ -303,12 +293,7 @@ fn many_allocations_that_end_keep_turn_memory_bounded() {
     assert_eq!(v["counts"]["turn_allocations"], n);
     assert_eq!(v["turn"].as_array().unwrap().len(), 1000);
     assert_eq!(v["turn"][0]["outcome"], "failed");
-    let f = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "turn.request-rejected")
-        .expect("the 508 finding");
+    let f = finding(&v, "turn.request-rejected");
     assert_eq!(f["count"], n);
     assert!(rss < 96.0, "peak RSS {rss:.0} MiB");
 }

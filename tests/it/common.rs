@@ -74,6 +74,16 @@ impl edgetrace::analyze::turn::AllocationSink for Ended {
     }
 }
 
+/// The finding `id` of a report's JSON; the test fails naming the ids it
+/// has when there is none.
+pub fn finding<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    let all = report["findings"].as_array().expect("a findings list");
+    all.iter().find(|f| f["id"] == id).unwrap_or_else(|| {
+        let ids: Vec<&str> = all.iter().filter_map(|f| f["id"].as_str()).collect();
+        panic!("no finding {id}: the report has {ids:?}")
+    })
+}
+
 /// The binary under test.
 pub fn edgetrace() -> Command {
     let mut c = Command::cargo_bin("edgetrace").expect("binary built");

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::common::{
-    edgetrace, sample, shared, sip_msg, stun_addr, stun_error, stun_msg, tcp_frame, temp_file,
-    udp_frame, PcapWriter,
+    edgetrace, finding, sample, shared, sip_msg, stun_addr, stun_error, stun_msg, tcp_frame,
+    temp_file, udp_frame, PcapWriter,
 };
 
 fn report(path: &Path, extra: &[&str]) -> Value {
@@ -49,12 +49,7 @@ fn assert_trigger(id: &str, yes: &Path, no: &Path, no_args: &[&str]) {
         yes.display(),
         ids(&y)
     );
-    let f = y["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == id)
-        .unwrap();
+    let f = finding(&y, id);
     assert!(!f["summary"].as_str().unwrap().is_empty());
     assert!(
         !f["filter"].as_str().unwrap().is_empty(),
@@ -678,12 +673,7 @@ fn unchecked_candidates() {
     );
     assert_trigger("ice.unchecked-candidates", &some, &all, &[]);
     let v = report(&some, &[]);
-    let f = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "ice.unchecked-candidates")
-        .unwrap();
+    let f = finding(&v, "ice.unchecked-candidates");
     let s = f["summary"].as_str().unwrap();
     assert!(
         s.contains("2 offered candidate(s)")
@@ -750,12 +740,7 @@ fn tls_server_cert_without_serverauth() {
     let good = write("tls-server-no-cert.pcap", &frames(&no_cert));
     assert_trigger("tls.server-cert-eku", &bad, &good, &[]);
     let v = report(&bad, &[]);
-    let f = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "tls.server-cert-eku")
-        .unwrap();
+    let f = finding(&v, "tls.server-cert-eku");
     assert!(
         f["summary"]
             .as_str()
@@ -782,12 +767,7 @@ fn long_lists_are_capped_and_counted() {
     assert_eq!(v["counts"]["turn_allocations"], 1001);
     assert_eq!(v["turn"].as_array().unwrap().len(), 1000);
     assert_eq!(v["omitted"]["turn"], 1);
-    let f = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "turn.no-answer")
-        .expect("no-answer finding");
+    let f = finding(&v, "turn.no-answer");
     assert_eq!(f["count"], 1001, "the finding counts every allocation");
     // the allocations past the listed ones do not record their timelines, and
     // the listed ones keep theirs, whatever the number of shards
@@ -853,12 +833,7 @@ fn dialogs_past_the_listed_ones_are_counted_and_their_errors_found() {
     let listed = v["sip"].as_array().unwrap();
     assert_eq!(listed.len(), 1000);
     assert_eq!(listed[999]["call_id"], "call-999");
-    let f = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "sip.error-response")
-        .expect("the unlisted dialog's 503 is a finding");
+    let f = finding(&v, "sip.error-response");
     assert_eq!(f["frames"], serde_json::json!([2004]));
     assert!(f["summary"].as_str().unwrap().contains("call-1001"), "{f}");
 }
