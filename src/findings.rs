@@ -243,41 +243,43 @@ pub fn turn_allocation(al: &Allocation, o: &Options, out: &mut Vec<Finding>) {
         });
     }
     if let Some(relayed) = al.relayed {
-        if is_private(relayed.ip()) {
-            out.push(Finding {
+        // both findings point at the Allocate success that handed it out
+        let success: Vec<u64> = al.success_frame.into_iter().collect();
+        let relay_finding = |id, severity, summary, hint| Finding {
             count: 1,
             group: relayed.ip().to_string(),
-                id: "turn.relay-private",
-                severity: Severity::Warning,
-                summary: format!(
+            id,
+            severity,
+            summary,
+            frames: frames(success.clone()),
+            streams: vec![stream.clone()],
+            addresses: vec![Endpoint::from(relayed).to_string()],
+            filter: frame_filter(&success),
+            hint: Some(hint),
+        };
+        if is_private(relayed.ip()) {
+            out.push(relay_finding(
+                "turn.relay-private",
+                Severity::Warning,
+                format!(
                     "TURN server {} handed out the relayed address {} in a private range: peers on the Internet cannot reach it",
                     al.server,
                     Endpoint::from(relayed)
                 ),
-                frames: frames(al.success_frame.into_iter().collect()),
-                streams: vec![stream.clone()],
-                addresses: vec![Endpoint::from(relayed).to_string()],
-                filter: frame_filter(&al.success_frame.into_iter().collect::<Vec<_>>()),
-                hint: Some("An A/V Edge external interface behind NAT must advertise its public address (\"external IP address of the A/V Edge service is translated by NAT\" in Topology Builder); otherwise the relay candidates are useless outside."),
-            });
+                "An A/V Edge external interface behind NAT must advertise its public address (\"external IP address of the A/V Edge service is translated by NAT\" in Topology Builder); otherwise the relay candidates are useless outside.",
+            ));
         }
         let (lo, hi) = o.relay_ports;
         if !(lo..=hi).contains(&relayed.port()) {
-            out.push(Finding {
-            count: 1,
-            group: relayed.ip().to_string(),
-                id: "turn.relay-port-range",
-                severity: Severity::Info,
-                summary: format!(
+            out.push(relay_finding(
+                "turn.relay-port-range",
+                Severity::Info,
+                format!(
                     "relayed address {} is outside the relay port range {lo}–{hi}",
                     Endpoint::from(relayed)
                 ),
-                frames: frames(al.success_frame.into_iter().collect()),
-                streams: vec![stream.clone()],
-                addresses: vec![Endpoint::from(relayed).to_string()],
-                filter: frame_filter(&al.success_frame.into_iter().collect::<Vec<_>>()),
-                hint: Some("Firewalls in front of an A/V Edge usually open only 50000–59999; a relay port outside the range firewalls allow will not carry media (set --relay-ports when your range differs)."),
-            });
+                "Firewalls in front of an A/V Edge usually open only 50000–59999; a relay port outside the range firewalls allow will not carry media (set --relay-ports when your range differs).",
+            ));
         }
     }
 }
