@@ -34,11 +34,13 @@ pub trait PacketSink {
     /// True when the sink reads payload bytes (else payloads arrive empty,
     /// with their wire length, and stage 1 copies nothing).
     fn wants_payload(&self) -> bool;
-    /// True when the sink reads a UDP payload that starts with byte `first`.
-    /// Stage 1 copies only the first byte of a UDP payload no sink wants, so
-    /// media (RTP and RTCP, first byte 128–191 by RFC 7983 §7, most of an
-    /// Edge capture's bytes) is not copied for finders that would look at
-    /// that byte and stop.  The default follows [`Self::wants_payload`].
+    /// True when the sink reads a UDP payload that starts with byte `first`;
+    /// false promises that the sink ignores such a packet altogether.
+    /// Stage 1 copies only the first byte of a UDP payload no sink wants, and
+    /// stage 2 hands such a packet to no sink (its flow is accounted all the
+    /// same), so media (RTP and RTCP, first byte 128–191 by RFC 7983 §7,
+    /// most of an Edge capture's packets and bytes) costs the finders
+    /// nothing.  The default follows [`Self::wants_payload`].
     fn wants_udp_payload(&self, _first: u8) -> bool {
         self.wants_payload()
     }
@@ -168,6 +170,16 @@ impl CopyRule {
         CopyRule {
             payload: sink.wants_payload(),
             udp: std::array::from_fn(|b| sink.wants_udp_payload(b as u8)),
+        }
+    }
+
+    /// True when no sink wants the packet: a UDP payload whose first byte
+    /// no sink reads ([`PacketSink::wants_udp_payload`]).
+    #[inline]
+    fn unwanted(&self, p: &Packet<'_>) -> bool {
+        match (&p.transport, self.payload) {
+            (Transport::Udp(u), true) => u.payload.first().is_some_and(|&b| !self.udp[b as usize]),
+            _ => false,
         }
     }
 
@@ -362,11 +374,12 @@ pub fn run(
     opts: &RunOptions,
     sink: &mut dyn PacketSink,
 ) -> Result<RunResult, CaptureError> {
-    let result = drive(reader, opts, CopyRule::of(sink), |flows, batch| {
+    let copy = CopyRule::of(sink);
+    let result = drive(reader, opts, copy, |flows, batch| {
         for m in &batch.metas {
             let p = batch.packet(m);
             let f = flows.observe(&m.frame, &p);
-            if f.is_some() || !is_flow_packet(&p) {
+            if (f.is_some() && !copy.unwanted(&p)) || !is_flow_packet(&p) {
                 sink.packet(&m.frame, &p, f, flows);
             }
         }
@@ -498,6 +511,9 @@ pub fn run_sharded_with<S: ShardSink, W: Send>(
             let f = flows.observe(&m.frame, &p);
             if f.is_none() && is_flow_packet(&p) {
                 continue; // the flow table is full: counted there, not analysed
+            }
+            if copy.unwanted(&p) {
+                continue; // media: accounted to its flow, and no sink reads it
             }
             let shard = shard_flow(&p, f, flows).map_or(0, |id| id as usize % n);
             routed[shard].push((i as u32, f));
@@ -795,8 +811,8 @@ mod tests {
         }
     }
 
-    /// A UDP payload no sink wants arrives as its first byte, with its wire
-    /// length and flow accounting intact; the others arrive whole.
+    /// A UDP payload no sink wants is not handed over, and its flow
+    /// accounting is intact; the others arrive whole.
     #[test]
     fn unwanted_udp_payloads_are_cut_to_their_first_byte() {
         let rtp = [0x80u8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10].to_vec();
@@ -809,7 +825,7 @@ mod tests {
             ..RunOptions::default()
         };
         let run = run(reader, &opts, &mut sink).unwrap();
-        assert_eq!(sink.0, vec![vec![0x80], stun, vec![]]);
+        assert_eq!(sink.0, vec![stun, vec![]]);
         let counts = run.flows.counts(0).expect("a counting table");
         assert_eq!(counts.payload_bytes.iter().sum::<u64>(), rtp.len() as u64);
     }
