@@ -251,7 +251,12 @@ impl Batch {
         };
         let start = self.arena.len() as u32;
         let payload = copy.cut(&p.transport, payload);
-        self.arena.extend_from_slice(payload);
+        match payload {
+            // media cut to its first byte: most packets, and a call to
+            // memmove for one byte cost 5 % of a report's CPU
+            &[b] => self.arena.push(b),
+            _ => self.arena.extend_from_slice(payload),
+        }
         let len = payload.len() as u32;
         self.metas.push(Meta {
             frame,
