@@ -243,6 +243,17 @@ impl Key {
             Key::V6(k) => k.l4,
         }
     }
+
+    /// True for a flow between an endpoint and itself (its two sides are
+    /// one): integer compares, where comparing two endpoints compares
+    /// addresses byte by byte.
+    #[inline(always)]
+    fn is_loop(&self) -> bool {
+        match self {
+            Key::V4(k) => k.lo_ip == k.hi_ip && k.lo_port == k.hi_port,
+            Key::V6(k) => k.lo_ip == k.hi_ip && k.lo_port == k.hi_port,
+        }
+    }
 }
 
 /// The current flow of every key, one map per address family: IPv4 keys
@@ -517,7 +528,7 @@ impl FlowTable {
         }
         let f = &mut self.flows[id as usize];
         // (a flow between an endpoint and itself counts as client → server)
-        let dir = if f.client_is_lo == src_is_lo || f.client == f.server {
+        let dir = if f.client_is_lo == src_is_lo || key.is_loop() {
             Dir::ToServer
         } else {
             Dir::ToClient
