@@ -64,7 +64,7 @@ pub struct Message {
     pub problems: Vec<String>,
 }
 
-/// Header names in lower case, sorted (looked up by binary search), and
+/// Header names in lower case, sorted (so each appears once), and
 /// their canonical form: RFC 3261 §7.3.3 compact forms and the names
 /// analyzers read.
 const NAMES: &[(&str, &str)] = &[
@@ -125,8 +125,14 @@ pub fn canonical_name(name: &str) -> Cow<'static, str> {
         for (d, c) in buf.iter_mut().zip(n.bytes()) {
             *d = c.to_ascii_lowercase();
         }
-        if let Ok(i) = NAMES.binary_search_by(|(alias, _)| alias.as_bytes().cmp(buf)) {
-            return Cow::Borrowed(NAMES[i].1);
+        // a scan that compares lengths first: an equality test of the few
+        // names of the same length, where a binary search ordered ~6 byte
+        // strings per header (1.5 % of a report's CPU, in memcmp)
+        if let Some((_, full)) = NAMES
+            .iter()
+            .find(|(alias, _)| alias.len() == buf.len() && alias.as_bytes() == buf)
+        {
+            return Cow::Borrowed(full);
         }
     }
     Cow::Owned(n.to_string())
@@ -840,7 +846,7 @@ c: application/sdp\r\nl: 5\r\n\r\nv=0\r\n";
     }
 
     #[test]
-    fn header_names_are_sorted_lower_case_for_binary_search() {
+    fn header_names_are_unique_lower_case_and_fit_the_lookup_buffer() {
         assert!(NAMES.windows(2).all(|w| w[0].0 < w[1].0));
         assert!(NAMES
             .iter()
