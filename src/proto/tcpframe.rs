@@ -173,15 +173,7 @@ impl Framer {
             // relayed application bytes with no framing we know: pass them on as data
             return Some((Unit::Data(b), b.len()));
         }
-        // Resynchronise: skip to the next offset where some framing starts.
-        let skip = (1..b.len())
-            .find(|&i| {
-                let rest = &b[i..];
-                [Framing::MsTurn, Framing::Plain, Framing::Rfc4571]
-                    .iter()
-                    .any(|&m| matches!(self.try_mode(m, rest), Try::Unit(Unit::Stun(_), _)))
-            })
-            .unwrap_or(b.len());
+        let skip = self.resync(b);
         if skip == b.len() && !at_end {
             // keep the tail: a header may be split across deliveries
             let keep = b.len().min(64);
@@ -193,6 +185,23 @@ impl Framer {
             };
         }
         Some((Unit::Skipped(skip), skip))
+    }
+
+    /// Resynchronises: the next offset (from 1) where some framing starts
+    /// a STUN message, or `b.len()`.  Offsets are screened first with
+    /// [`may_start_stun`]: a text stream (SIP on TCP, which the finder reads
+    /// up to [`crate::analyze::Recognition::GIVE_UP_AFTER`] bytes of before
+    /// giving up) then costs a few compares a byte instead of three framings.
+    fn resync(&self, b: &[u8]) -> usize {
+        (1..b.len())
+            .find(|&i| {
+                let rest = &b[i..];
+                may_start_stun(rest)
+                    && [Framing::MsTurn, Framing::Plain, Framing::Rfc4571]
+                        .iter()
+                        .any(|&m| matches!(self.try_mode(m, rest), Try::Unit(Unit::Stun(_), _)))
+            })
+            .unwrap_or(b.len())
     }
 
     fn try_mode<'a>(&self, m: Framing, b: &'a [u8]) -> Try<'a> {
@@ -237,8 +246,7 @@ impl Framer {
                     }
                     let inner = &b[4..];
                     let cookie = inner[4..8] == MAGIC_COOKIE.to_be_bytes();
-                    let ms_magic = inner.len() >= 28
-                        && inner[20..28] == [0, 0x0F, 0, 4, 0x72, 0xC6, 0x4B, 0xC6];
+                    let ms_magic = inner.len() >= 28 && inner[20..28] == MS_MARKER;
                     let stun_len = u16::from_be_bytes([inner[2], inner[3]]) as usize;
                     if inner[0] & 0xC0 != 0 || len != 20 + stun_len {
                         return Try::No;
@@ -329,9 +337,84 @@ impl Framer {
     }
 }
 
+/// MS-TURN's marker attribute (type 0x000F, length 4, value 0x72C64BC6:
+/// MAGIC-COOKIE of [MS-TURN] 2.2.2.8) as the first attribute of a message
+/// without the RFC 5389 cookie.
+const MS_MARKER: [u8; 8] = [0x00, 0x0F, 0x00, 0x04, 0x72, 0xC6, 0x4B, 0xC6];
+
+/// False when no framing could start a STUN message at `b[0]`: each one
+/// [`Framer`] resynchronises on has the magic cookie at a fixed offset
+/// (plain STUN 4, RFC 4571 6, MS-TURN 8) or MS-TURN's marker at 24.
+#[inline]
+fn may_start_stun(b: &[u8]) -> bool {
+    let cookie = MAGIC_COOKIE.to_be_bytes();
+    let cookie_at = |i: usize| b.get(i..i + 4) == Some(&cookie[..]);
+    cookie_at(4) || cookie_at(6) || cookie_at(8) || b.get(24..32) == Some(&MS_MARKER[..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The screened resynchronisation finds the offset trying every
+    /// framing at every offset finds, on text with STUN messages of each
+    /// framing, cut-off ones and stray cookies planted at random offsets
+    /// (seeded, reproducible).
+    #[test]
+    fn screened_resync_finds_what_trying_every_offset_finds() {
+        let brute = |f: &Framer, b: &[u8]| {
+            (1..b.len())
+                .find(|&i| {
+                    [Framing::MsTurn, Framing::Plain, Framing::Rfc4571]
+                        .iter()
+                        .any(|&m| matches!(f.try_mode(m, &b[i..]), Try::Unit(Unit::Stun(_), _)))
+                })
+                .unwrap_or(b.len())
+        };
+        let plain = binding(8);
+        let mut rfc4571 = (plain.len() as u16).to_be_bytes().to_vec();
+        rfc4571.extend(&plain);
+        let mut ms = vec![0x02, 0x00];
+        let mut inner = vec![0x00, 0x01, 0x00, 0x08, 1, 2, 3, 4];
+        inner.extend([9u8; 12]);
+        inner.extend(MS_MARKER);
+        ms.extend((inner.len() as u16).to_be_bytes());
+        ms.extend(&inner);
+        let cookie = MAGIC_COOKIE.to_be_bytes().to_vec();
+        let pieces = [plain, rfc4571, ms, cookie, MS_MARKER.to_vec()];
+        let mut seed = 0x2545_f491_u64;
+        let mut rnd = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut found = 0;
+        for _ in 0..2_000 {
+            let mut b = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP x\r\n".repeat(1 + rnd(3));
+            for _ in 0..rnd(3) {
+                let p = &pieces[rnd(pieces.len())];
+                let cut = if rnd(4) == 0 { rnd(p.len()) } else { p.len() };
+                let at = rnd(b.len());
+                b.splice(at..at, p[..cut].iter().copied());
+            }
+            for mode in [
+                None,
+                Some(Framing::Plain),
+                Some(Framing::Rfc4571),
+                Some(Framing::MsTurn),
+            ] {
+                let f = Framer {
+                    mode,
+                    ..Framer::default()
+                };
+                let want = brute(&f, &b);
+                assert_eq!(f.resync(&b), want, "{b:?}");
+                found += usize::from(want < b.len());
+            }
+        }
+        assert!(found > 1_000, "the inputs hold STUN to find ({found})");
+    }
 
     fn binding(len_attrs: usize) -> Vec<u8> {
         let mut v = vec![0x00, 0x01, 0x00, len_attrs as u8, 0x21, 0x12, 0xA4, 0x42];
