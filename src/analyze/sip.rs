@@ -194,28 +194,7 @@ impl Core {
                 }
                 Framed::NotSip => {
                     // skip to the next line that starts a message
-                    let mut skip = data.len();
-                    let mut i = 0;
-                    while let Some(p) = data[i..].iter().position(|&c| c == b'\n') {
-                        let ls = i + p + 1;
-                        let le = data[ls..].iter().position(|&c| c == b'\n').map(|q| ls + q);
-                        match le {
-                            Some(le) => {
-                                let line = &data[ls..le];
-                                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                                if sip::is_start_line(line) {
-                                    skip = ls;
-                                    break;
-                                }
-                            }
-                            None if !at_end => {
-                                skip = ls; // keep a possibly split start line
-                                break;
-                            }
-                            None => {}
-                        }
-                        i = ls;
-                    }
+                    let skip = sip::next_start_line(data, at_end);
                     if skip == 0 {
                         return;
                     }

@@ -475,13 +475,39 @@ pub enum Framed {
 }
 
 fn line_end(b: &[u8], from: usize) -> Option<(usize, usize)> {
-    let i = b[from..].iter().position(|&c| c == b'\n')? + from;
+    let i = memchr::memchr(b'\n', &b[from..])? + from;
     let start_of_eol = if i > from && b[i - 1] == b'\r' {
         i - 1
     } else {
         i
     };
     Some((start_of_eol, i + 1))
+}
+
+/// Where a stream's bytes that do not start with a SIP message
+/// ([`Framed::NotSip`]) may resume: the start of the first later line that
+/// is a start line; or, while more bytes may come (`at_end` false), of the
+/// last line, which has no end yet and may become one; else `data.len()`.
+/// One pass over the line ends.
+pub fn next_start_line(data: &[u8], at_end: bool) -> usize {
+    let mut ends = memchr::memchr_iter(b'\n', data);
+    let Some(first) = ends.next() else {
+        return data.len();
+    };
+    let mut line_start = first + 1;
+    loop {
+        match ends.next() {
+            Some(end) => {
+                let line = &data[line_start..end];
+                if is_start_line(line.strip_suffix(b"\r").unwrap_or(line)) {
+                    return line_start;
+                }
+                line_start = end + 1;
+            }
+            None if at_end => return data.len(),
+            None => return line_start,
+        }
+    }
 }
 
 /// True when `line` is a SIP request or status line.
@@ -843,6 +869,52 @@ c: application/sdp\r\nl: 5\r\n\r\nv=0\r\n";
             &*invite.body, b"v=0\r\n",
             "SDP is read by the SIP model and ICE"
         );
+    }
+
+    /// The one-pass search for the next start line finds what looking for
+    /// each line's end twice found (the finder's loop before it), on
+    /// streams of SIP messages, junk and binary bytes cut at every offset.
+    #[test]
+    fn next_start_line_finds_what_the_two_pass_search_found() {
+        fn two_pass(data: &[u8], at_end: bool) -> usize {
+            let mut skip = data.len();
+            let mut i = 0;
+            while let Some(p) = data[i..].iter().position(|&c| c == b'\n') {
+                let ls = i + p + 1;
+                let le = data[ls..].iter().position(|&c| c == b'\n').map(|q| ls + q);
+                match le {
+                    Some(le) => {
+                        let line = &data[ls..le];
+                        if is_start_line(line.strip_suffix(b"\r").unwrap_or(line)) {
+                            skip = ls;
+                            break;
+                        }
+                    }
+                    None if !at_end => {
+                        skip = ls;
+                        break;
+                    }
+                    None => {}
+                }
+                i = ls;
+            }
+            skip
+        }
+        let mut stream = b"junk\r\n\x16\x03\x01\x00\x05\n\n\r\n".to_vec();
+        stream.extend_from_slice(INVITE);
+        stream.extend_from_slice(b"\r\nnot a start line\nSIP/2.0 200 OK\r\nl: 0\r\n\r\n\x00\xff\n");
+        for cut in 0..=stream.len() {
+            for from in [0, 1, 5, 7] {
+                let data = &stream[from.min(cut)..cut];
+                for at_end in [false, true] {
+                    assert_eq!(
+                        next_start_line(data, at_end),
+                        two_pass(data, at_end),
+                        "{cut} {from} {at_end}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
