@@ -237,6 +237,10 @@ pub fn sip(data: &[u8]) {
         assert!(n <= data.len());
         let _ = crate::proto::sip::parse(&data[..n], false);
     }
+    // where a stream that is not SIP may resume: never past its end
+    for at_end in [false, true] {
+        assert!(crate::proto::sip::next_start_line(data, at_end) <= data.len());
+    }
 }
 
 /// TLS: the record layer over arbitrary stream bytes, handshake reassembly
