@@ -252,8 +252,9 @@ impl Batch {
         let start = self.arena.len() as u32;
         let payload = copy.cut(&p.transport, payload);
         match payload {
-            // media cut to its first byte: most packets, and a call to
-            // memmove for one byte cost 5 % of a report's CPU
+            // media cut to its first byte: most packets, and calls to
+            // memmove for one byte were half of this function's copying
+            // (2.4 % of a report's samples)
             &[b] => self.arena.push(b),
             _ => self.arena.extend_from_slice(payload),
         }
@@ -819,7 +820,7 @@ mod tests {
     /// A UDP payload no sink wants is not handed over, and its flow
     /// accounting is intact; the others arrive whole.
     #[test]
-    fn unwanted_udp_payloads_are_cut_to_their_first_byte() {
+    fn unwanted_udp_payloads_reach_no_sink() {
         let rtp = [0x80u8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10].to_vec();
         let stun = [0x00u8, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42].to_vec();
         let bytes = udp_capture_of(&[rtp.clone(), stun.clone(), vec![]]);

@@ -195,39 +195,61 @@ impl Framer {
     /// on TCP, which the finder reads up to
     /// [`crate::analyze::Recognition::GIVE_UP_AFTER`] bytes of before giving
     /// up) then costs a byte search instead of three framings per offset.
+    /// The next cookie and marker are searched for again only once the
+    /// offset has passed them, so `b` is searched once in all, however many
+    /// cookies it holds.
     fn resync(&self, b: &[u8]) -> usize {
+        self.resync_searching(b).0
+    }
+
+    /// [`Self::resync`], and the bytes its searches went over (for the test
+    /// that it goes over `b` about once, not once per candidate).
+    fn resync_searching(&self, b: &[u8]) -> (usize, usize) {
         let cookie = MAGIC_COOKIE.to_be_bytes();
-        let find = |from: usize, pat: &[u8]| {
-            b.get(from..)
-                .and_then(|rest| memchr::memmem::find(rest, pat))
-                .map(|p| from + p)
+        let cookies = memchr::memmem::Finder::new(&cookie);
+        let markers = memchr::memmem::Finder::new(&MS_MARKER);
+        let searched = std::cell::Cell::new(0usize);
+        let next = |f: &memchr::memmem::Finder<'_>, from: usize| {
+            let rest = b.get(from..)?;
+            let found = f.find(rest);
+            let upto = found.map_or(rest.len(), |p| p + f.needle().len());
+            searched.set(searched.get() + upto);
+            found.map(|p| from + p)
         };
-        // the lowest offset from `lo` on that a cookie or marker puts in reach
-        let candidate = |lo: usize| {
-            let by_cookie = find(lo + 4, &cookie).map(|q| {
+        let mut lo = 1;
+        let mut cookie_at = next(&cookies, lo + 4);
+        let mut marker_at = next(&markers, lo + 24);
+        loop {
+            if cookie_at.is_some_and(|q| q < lo + 4) {
+                cookie_at = next(&cookies, lo + 4);
+            }
+            if marker_at.is_some_and(|r| r < lo + 24) {
+                marker_at = next(&markers, lo + 24);
+            }
+            // the lowest offset from `lo` on that one of them puts in reach
+            let by_cookie = cookie_at.map(|q| {
                 [8, 6, 4]
                     .into_iter()
                     .filter_map(|d| q.checked_sub(d))
                     .find(|&i| i >= lo)
                     .unwrap_or(q - 4)
             });
-            let by_marker = find(lo + 24, &MS_MARKER).map(|r| r - 24);
-            match (by_cookie, by_marker) {
+            let by_marker = marker_at.map(|r| r - 24);
+            let candidate = match (by_cookie, by_marker) {
                 (Some(c), Some(m)) => Some(c.min(m)),
                 (c, m) => c.or(m),
-            }
-        };
-        let mut lo = 1;
-        while let Some(i) = candidate(lo) {
+            };
+            let Some(i) = candidate else {
+                return (b.len(), searched.get());
+            };
             let starts = [Framing::MsTurn, Framing::Plain, Framing::Rfc4571]
                 .iter()
                 .any(|&m| matches!(self.try_mode(m, &b[i..]), Try::Unit(Unit::Stun(_), _)));
             if starts {
-                return i;
+                return (i, searched.get());
             }
             lo = i + 1;
         }
-        b.len()
     }
 
     fn try_mode<'a>(&self, m: Framing, b: &'a [u8]) -> Try<'a> {
@@ -372,12 +394,12 @@ const MS_MARKER: [u8; 8] = [0x00, 0x0F, 0x00, 0x04, 0x72, 0xC6, 0x4B, 0xC6];
 mod tests {
     use super::*;
 
-    /// The screened resynchronisation finds the offset trying every
-    /// framing at every offset finds, on text with STUN messages of each
-    /// framing, cut-off ones and stray cookies planted at random offsets
-    /// (seeded, reproducible).
+    /// Resynchronisation finds the offset trying every framing at every
+    /// offset finds, on text with STUN messages of each framing, cut-off
+    /// ones and stray cookies planted at random offsets (seeded,
+    /// reproducible).
     #[test]
-    fn screened_resync_finds_what_trying_every_offset_finds() {
+    fn resync_finds_what_trying_every_offset_finds() {
         let brute = |f: &Framer, b: &[u8]| {
             (1..b.len())
                 .find(|&i| {
@@ -559,5 +581,24 @@ mod tests {
         let mut f = Framer::default();
         assert!(f.next(&s[..10], false).is_none());
         assert!(matches!(f.next(&s, false), Some((Unit::Stun(_), 28))));
+    }
+
+    /// A buffer of cookies and nothing else (no candidate starts a
+    /// message) is searched about once: a search per candidate went over
+    /// the rest of the buffer for a marker each time, quadratic in its size
+    /// (resynchronisation gets up to a flushed out-of-order run, 256 KiB).
+    #[test]
+    fn resync_searches_a_buffer_of_cookies_once() {
+        let b = MAGIC_COOKIE.to_be_bytes().repeat(16 * 1024);
+        let (skip, searched) = Framer::default().resync_searching(&b);
+        assert_eq!(skip, b.len());
+        // each search counts up to the end of the cookie it found, so
+        // back-to-back cookies are counted about three times (180,188 bytes
+        // for these 65,536); a search per candidate: billions
+        assert!(
+            searched <= 4 * b.len(),
+            "{searched} bytes searched in {}",
+            b.len()
+        );
     }
 }
