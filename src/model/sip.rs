@@ -850,13 +850,23 @@ impl<'r> DialogAcc<'r> {
                 via: first,
                 record_route: true,
             },
-            StartLine::Response { code, .. } => Hops {
-                via: false,
-                record_route: first
-                    && ((self.ringing.is_none() && (180..=199).contains(&code))
-                        || (self.final_.is_none() && code >= 200)),
-            },
+            StartLine::Response { code, .. } => {
+                let (ringing, final_) = self.becomes(code);
+                Hops {
+                    via: false,
+                    record_route: first && (ringing || final_),
+                }
+            }
         }
+    }
+
+    /// Whether an answer with `status` to the first request becomes the
+    /// dialog's ringing one and its final one: the first of each.
+    fn becomes(&self, status: u16) -> (bool, bool) {
+        (
+            self.ringing.is_none() && (180..=199).contains(&status),
+            self.final_.is_none() && status >= 200,
+        )
     }
 
     /// The next message of the dialog, in capture order, sent at `ts_ns`.
@@ -876,10 +886,11 @@ impl<'r> DialogAcc<'r> {
         let cseq = self.first_req.as_ref().map(|r| &r.cseq);
         match m.status {
             Some(s) if cseq == Some(&m.cseq) => {
-                if self.ringing.is_none() && (180..=199).contains(&s) {
+                let (ringing, final_) = self.becomes(s);
+                if ringing {
                     self.ringing = Some(m.clone());
                 }
-                if self.final_.is_none() && s >= 200 {
+                if final_ {
                     self.final_ = Some(m.clone());
                 }
             }
