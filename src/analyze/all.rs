@@ -13,9 +13,11 @@
 //! [`turn::AllocationSink`] (the report's count, listing and findings), so
 //! only the allocations still alive wait for the end.
 
-use crate::capture::{CaptureError, CaptureReader};
-use crate::flow::FlowTable;
-use crate::pipeline::{self, RunOptions, RunResult};
+use crate::capture::{CaptureError, CaptureReader, FrameInfo};
+use crate::flow::streams::{Fanout, StreamTable};
+use crate::flow::{Dir, FlowId, FlowTable};
+use crate::packet::{Packet, Transport};
+use crate::pipeline::{self, PacketSink, RunOptions, RunResult, ShardSink};
 
 use super::{ice, sip, stun, tls, turn};
 
@@ -85,7 +87,83 @@ pub fn analyze_for_report(
     Ok(a)
 }
 
-type Finders = (stun::StunFinder, (sip::SipFinder, tls::TlsFinder));
+/// The STUN, SIP and TLS finders of one shard, reading one TCP reassembly
+/// ([`Fanout`]): each gets the same events its own reassembly would give
+/// it, and an open connection with its out-of-order bytes is held once, not
+/// three times.  Every other packet goes to each finder as it would alone.
+struct Finders {
+    tcp: StreamTable,
+    stun: stun::StunFinder,
+    sip: sip::SipFinder,
+    tls: tls::TlsFinder,
+}
+
+impl PacketSink for Finders {
+    fn wants_payload(&self) -> bool {
+        true
+    }
+
+    fn wants_udp_payload(&self, first: u8) -> bool {
+        self.stun.wants_udp_payload(first)
+            || self.sip.wants_udp_payload(first)
+            || self.tls.wants_udp_payload(first)
+    }
+
+    fn packet(
+        &mut self,
+        frame: &FrameInfo,
+        pkt: &Packet<'_>,
+        flow: Option<(FlowId, Dir)>,
+        flows: &FlowTable,
+    ) {
+        match (&pkt.transport, flow) {
+            (Transport::Tcp(t), Some((id, dir))) => {
+                self.tls.health(frame, t, id, dir);
+                let mut to = Fanout(
+                    self.stun.core_mut(),
+                    self.sip.core_mut(),
+                    self.tls.core_mut(),
+                );
+                self.tcp.packet(frame, pkt, flow, flows, &mut to);
+            }
+            _ => {
+                self.stun.packet(frame, pkt, flow, flows);
+                self.sip.packet(frame, pkt, flow, flows);
+                self.tls.packet(frame, pkt, flow, flows);
+            }
+        }
+    }
+
+    fn barrier(&mut self, now_ns: i64, flows: &FlowTable) {
+        self.stun.barrier(now_ns, flows);
+        self.sip.barrier(now_ns, flows);
+        self.tls.barrier(now_ns, flows);
+    }
+
+    fn finish(&mut self, flows: &FlowTable) {
+        let mut to = Fanout(
+            self.stun.core_mut(),
+            self.sip.core_mut(),
+            self.tls.core_mut(),
+        );
+        self.tcp.finish(flows, &mut to);
+        // their own reassemblies were never fed; this finishes the rest
+        self.stun.finish(flows);
+        self.sip.finish(flows);
+        self.tls.finish(flows);
+    }
+}
+
+impl ShardSink for Finders {
+    fn fork(&self) -> Self {
+        Finders {
+            tcp: StreamTable::default(),
+            stun: self.stun.fork(),
+            sip: self.sip.fork(),
+            tls: self.tls.fork(),
+        }
+    }
+}
 
 fn analyze_with(
     reader: CaptureReader,
@@ -98,7 +176,12 @@ fn analyze_with(
         Some(_) => sip::SipFinder::streamed(),
         None => sip::SipFinder::default(),
     };
-    let finders: Finders = (stun, (sip_finder, tls));
+    let finders = Finders {
+        tcp: StreamTable::default(),
+        stun,
+        sip: sip_finder,
+        tls,
+    };
     let t0 = std::time::Instant::now();
     let mut sdp = ice::SdpCollector::default();
     let mut sip_flows = std::collections::BTreeSet::new();
@@ -113,23 +196,23 @@ fn analyze_with(
         if !streamed {
             return (Vec::new(), 0, Vec::new(), Vec::new());
         }
-        let sip = sip::take_batch(shards.iter_mut().map(|s| &mut s.1 .0));
+        let sip = sip::take_batch(shards.iter_mut().map(|s| &mut s.sip));
         // the listing's ranks of the whole pass, not of each shard
-        stun::StunFinder::cap_listing(shards.iter_mut().map(|s| &mut s.0));
-        tls::TlsFinder::cap_listing(shards.iter_mut().map(|s| &mut s.1 .1));
-        let stun = stun::take_batch(shards.iter_mut().map(|s| &mut s.0));
+        stun::StunFinder::cap_listing(shards.iter_mut().map(|s| &mut s.stun));
+        tls::TlsFinder::cap_listing(shards.iter_mut().map(|s| &mut s.tls));
+        let stun = stun::take_batch(shards.iter_mut().map(|s| &mut s.stun));
         for f in &stun {
             if let Some(x) = turn::Bind::of(f) {
                 binds.push(x, flows);
             }
         }
-        let mut ended = stun::take_finished(shards.iter_mut().map(|s| &mut s.0));
-        let over = stun::take_over_with_connections(shards.iter_mut().map(|s| &mut s.0));
+        let mut ended = stun::take_finished(shards.iter_mut().map(|s| &mut s.stun));
+        let over = stun::take_over_with_connections(shards.iter_mut().map(|s| &mut s.stun));
         if !over.is_empty() {
             let relayed = |f| {
                 shards
                     .iter()
-                    .find_map(|s| s.0.relayed_bytes(f))
+                    .find_map(|s| s.stun.relayed_bytes(f))
                     .unwrap_or(0)
             };
             for (id, t) in over {
@@ -176,10 +259,10 @@ fn analyze_with(
     let mut stun_shards = Vec::with_capacity(shards.len());
     let mut sip_shards = Vec::with_capacity(shards.len());
     let mut tls_shards = Vec::with_capacity(shards.len());
-    for (a, (b, c)) in shards {
-        stun_shards.push(a);
-        sip_shards.push(b);
-        tls_shards.push(c);
+    for s in shards {
+        stun_shards.push(s.stun);
+        sip_shards.push(s.sip);
+        tls_shards.push(s.tls);
     }
     // merges, then TURN and ICE, each pair side by side (they share nothing
     // but read-only inputs, so the result does not depend on the threads)

@@ -341,6 +341,12 @@ impl ShardSink for SipFinder {
 }
 
 impl SipFinder {
+    /// The stream consumer, for a reassembly shared with other finders
+    /// ([`crate::flow::streams::Fanout`]).
+    pub fn core_mut(&mut self) -> &mut Core {
+        self.streams.consumer_mut()
+    }
+
     /// A finder whose messages are taken at each barrier with
     /// [`SipFinder::take_found`] instead of kept to the end.
     pub fn streamed() -> Self {

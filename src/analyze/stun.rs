@@ -834,6 +834,12 @@ pub struct StunFinder {
 }
 
 impl StunFinder {
+    /// The stream consumer, for a reassembly shared with other finders
+    /// ([`crate::flow::streams::Fanout`]).
+    pub fn core_mut(&mut self) -> &mut Core {
+        self.streams.consumer_mut()
+    }
+
     /// Ranks the shard's allocations with the other shards' for a report's
     /// listing ([`super::FirstN::cap`]): those it ranks out stop recording
     /// what only a listing shows.

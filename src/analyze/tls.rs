@@ -636,10 +636,23 @@ impl PacketSink for TlsFinder {
         let Transport::Tcp(t) = &pkt.transport else {
             return;
         };
-        let f = flows.get(id);
-        if f.l4 != L4::Tcp {
+        if flows.get(id).l4 != L4::Tcp {
             return;
         }
+        self.health(frame, t, id, dir);
+        self.streams.packet(frame, pkt, Some((id, dir)), flows);
+    }
+
+    fn finish(&mut self, flows: &FlowTable) {
+        self.streams.finish(flows);
+    }
+}
+
+impl TlsFinder {
+    /// Notes a TCP packet of flow `id` in the connection's health (silences,
+    /// retransmissions, the first RST): every TCP packet, whether or not its
+    /// stream is read.
+    pub fn health(&mut self, frame: &FrameInfo, t: &crate::packet::Tcp<'_>, id: FlowId, dir: Dir) {
         let core = self.streams.consumer_mut();
         let h = core.health.entry(id).or_default();
         let d = dir.idx();
@@ -672,11 +685,12 @@ impl PacketSink for TlsFinder {
             h.rst = Some((frame.number, frame.ts_ns, d, silence));
         }
         h.last = Some((frame.ts_ns, frame.number));
-        self.streams.packet(frame, pkt, Some((id, dir)), flows);
     }
 
-    fn finish(&mut self, flows: &FlowTable) {
-        self.streams.finish(flows);
+    /// The stream consumer, for a reassembly shared with other finders
+    /// ([`crate::flow::streams::Fanout`]).
+    pub fn core_mut(&mut self) -> &mut Core {
+        self.streams.consumer_mut()
     }
 }
 

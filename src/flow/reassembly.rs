@@ -31,8 +31,9 @@ const TAIL: usize = 4096;
 /// Default bound on out-of-order bytes buffered per direction.
 pub const DEFAULT_MAX_PENDING: usize = 256 * 1024;
 
-/// What the reassembler hands to its consumer.
-#[derive(Debug, PartialEq, Eq)]
+/// What the reassembler hands to its consumer (`Copy`: one reassembly hands
+/// the same event to every finder that reads the stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event<'a> {
     /// Contiguous bytes at `offset` of the stream, from one frame.
     Data {
