@@ -705,7 +705,7 @@ impl Core {
                     *self.pseudo_tls.entry(flow).or_insert(0) += 1;
                     None
                 }
-                // real TLS: the TLS finder's
+                // real TLS: the TLS finder's, and the framer stopped
                 Unit::Tls => None,
                 Unit::Skipped(k) => {
                     if relay_data {
@@ -721,7 +721,15 @@ impl Core {
                 }
             };
             if let Some(ds) = self.dirs.get_mut(&(flow, d)) {
-                ds.queue.consume(n);
+                if ds.framer.stopped() {
+                    // The rest of the stream is TLS: neither STUN nor junk
+                    // inside a STUN stream, so it is dropped here, not
+                    // counted as skipped when the connection closes (it used
+                    // to be, up to the first segment of every TLS stream).
+                    ds.queue.release();
+                } else {
+                    ds.queue.consume(n);
+                }
             }
             let ctx = Ctx {
                 frame,
@@ -821,6 +829,12 @@ impl StreamConsumer for Core {
         self.dirs
             .get(&(flow, dir.idx()))
             .is_none_or(|ds| !(ds.framer.stopped() || ds.seen.given_up()))
+    }
+
+    /// A direction given up holds nothing this finder reads again before
+    /// `closed` (whose drain of it would stop at once).
+    fn let_go(&mut self, flow: FlowId, dir: Dir) {
+        self.dirs.remove(&(flow, dir.idx()));
     }
 }
 

@@ -607,6 +607,11 @@ impl StreamConsumer for Core {
             .get(&(flow, dir.idx()))
             .is_none_or(|ds| !ds.seen.given_up())
     }
+    /// A direction given up holds nothing this finder reads again before
+    /// `closed` (whose drain of it would stop at once).
+    fn let_go(&mut self, flow: FlowId, dir: Dir) {
+        self.dirs.remove(&(flow, dir.idx()));
+    }
 }
 
 /// The finder as a pipeline sink.

@@ -177,6 +177,16 @@ fn rfc6062_connect_and_connectionbind() {
     assert_eq!(v["summary"]["tcp_bytes_skipped"], 0);
 }
 
+/// A TLS stream is not STUN: once the framer sees a TLS record it stops,
+/// and the stream's bytes are not counted as skipped STUN junk (they were,
+/// up to the first segment of every TLS stream).
+#[test]
+fn tls_streams_are_not_counted_as_skipped_stun_bytes() {
+    let v = stun_json(&sample("tls-8057-idle-rst-reconnect.pcap"));
+    assert_eq!(v["summary"]["messages"], 0);
+    assert_eq!(v["summary"]["tcp_bytes_skipped"], 0);
+}
+
 /// Secrets stay out by default.
 #[test]
 fn message_integrity_is_redacted_unless_asked() {
