@@ -452,7 +452,7 @@ struct Pending {
 /// and a copy later than that starts a new transaction on its flow.
 pub struct CheckFold {
     checks: Vec<Pending>,
-    by_tid: HashMap<[u8; 16], usize>,
+    by_tid: rustc_hash::FxHashMap<[u8; 16], usize>,
     pairing: Pairing,
     seq: u64,
 }
@@ -461,7 +461,7 @@ impl Default for CheckFold {
     fn default() -> Self {
         CheckFold {
             checks: Vec::new(),
-            by_tid: HashMap::new(),
+            by_tid: Default::default(),
             pairing: Pairing::within(crate::analyze::turn::PENDING_FOR_NS),
             seq: 0,
         }

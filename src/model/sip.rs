@@ -3,7 +3,8 @@
 //! Authorization and other credentials never appear; long routing
 //! signatures (`ms-route-sig`, `ms-key-info`, `opaque`) are shortened.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -1032,7 +1033,7 @@ enum Open<'r> {
     /// not parsed again.
     Folding {
         acc: Box<DialogAcc<'r>>,
-        bodies: HashSet<(Option<String>, std::sync::Arc<[u8]>)>,
+        bodies: FxHashSet<(Option<String>, std::sync::Arc<[u8]>)>,
     },
     /// Beyond the dialogs a report lists: counted, and its messages make
     /// their findings, but no summary is built.
@@ -1063,9 +1064,9 @@ pub struct DialogFolder<'r> {
     t0: i64,
     /// Dialogs by first appearance.
     dialogs: Vec<Open<'r>>,
-    index: HashMap<String, usize>,
+    index: FxHashMap<String, usize>,
     /// (Call-ID, status) of the error responses already reported.
-    errors_seen: HashSet<(String, u16)>,
+    errors_seen: FxHashSet<(String, u16)>,
     /// Their findings, merged as they are made: error responses are not kept.
     errors: crate::findings::Merging,
     /// Findings of MRAS answers without a relay (MRAS messages are not kept).
@@ -1114,8 +1115,8 @@ impl<'r> DialogFolder<'r> {
             listed: usize::MAX,
             t0: 0,
             dialogs: Vec::new(),
-            index: HashMap::new(),
-            errors_seen: HashSet::new(),
+            index: FxHashMap::default(),
+            errors_seen: FxHashSet::default(),
             errors: Default::default(),
             mras: Vec::new(),
             messages: 0,
@@ -1211,7 +1212,7 @@ impl<'r> DialogFolder<'r> {
                 self.roles,
                 self.ladder_cap,
             )),
-            bodies: HashSet::new(),
+            bodies: FxHashSet::default(),
         };
         for f in found {
             self.fold(i, f);
