@@ -931,6 +931,23 @@ pub(crate) mod tests {
         assert_eq!(std::mem::size_of::<(Key6, Slot)>(), 48);
     }
 
+    /// A slot keeps the id and the client side apart for every id a table
+    /// can hand out, and the limit keeps ids below the side's bit.
+    #[test]
+    fn slots_keep_id_and_side_apart() {
+        for id in [0, 1, 4095, 250_000, (FlowTable::MAX_LIMIT - 1) as FlowId] {
+            for lo in [false, true] {
+                let s = Slot::new(id, lo);
+                assert_eq!((s.id(), s.client_is_lo()), (id, lo));
+            }
+        }
+        assert_eq!(
+            FlowTable::with_limit(usize::MAX).limit(),
+            FlowTable::MAX_LIMIT
+        );
+        assert_eq!(FlowTable::with_limit(0).limit(), 1);
+    }
+
     /// IPv4 and IPv6 flows have their own keys: an IPv4-mapped IPv6 address
     /// is not the IPv4 address (Wireshark's conversations compare address
     /// types first), the order of the sides is the same in both tables, and
