@@ -4,8 +4,10 @@
 
 use crate::capture::{CaptureReader, Source};
 use crate::flow::reassembly::{Event, Reassembler};
-use crate::flow::streams::{StreamConsumer, StreamLimits, TcpStreams};
-use crate::flow::{Dir, FlowId};
+use crate::flow::streams::{
+    CloseReason, Fanout, StreamConsumer, StreamLimits, StreamTable, TcpStreams,
+};
+use crate::flow::{Dir, FlowId, FlowTable};
 use crate::packet::{self, TcpFlags};
 use crate::pipeline::{self, RunOptions};
 
@@ -92,6 +94,154 @@ pub fn reassembly(data: &[u8]) {
         i += 6 + len;
     }
     r.finish(&mut check);
+    stream_fanout(data);
+}
+
+/// What a consumer of reassembled streams was given, in order.
+#[derive(Debug, Default, PartialEq)]
+struct Recorded {
+    /// (flow, direction, offset, data or gap length, bytes, frame).
+    events: Vec<(FlowId, usize, u64, bool, Vec<u8>, u64)>,
+    closed: Vec<(FlowId, CloseReason)>,
+    let_go: Vec<(FlowId, usize)>,
+    /// Bytes delivered per (flow, direction).
+    got: std::collections::BTreeMap<(FlowId, usize), usize>,
+    /// Gives a direction up once it got this many bytes (None: never).
+    enough: Option<usize>,
+}
+
+impl StreamConsumer for Recorded {
+    fn event(&mut self, flow: FlowId, _: &crate::flow::Flow, dir: Dir, ev: Event<'_>) {
+        let d = dir.idx();
+        match ev {
+            Event::Data {
+                offset,
+                bytes,
+                frame,
+                ..
+            } => {
+                *self.got.entry((flow, d)).or_default() += bytes.len();
+                self.events
+                    .push((flow, d, offset, true, bytes.to_vec(), frame));
+            }
+            Event::Gap { offset, len, frame } => {
+                self.events
+                    .push((flow, d, offset, false, len.to_be_bytes().to_vec(), frame));
+            }
+        }
+    }
+    fn closed(&mut self, flow: FlowId, _: &crate::flow::Flow, reason: CloseReason) {
+        self.closed.push((flow, reason));
+        self.got.retain(|&(f, _), _| f != flow);
+    }
+    fn wants(&self, flow: FlowId, dir: Dir) -> bool {
+        let got = self.got.get(&(flow, dir.idx())).copied().unwrap_or(0);
+        self.enough.is_none_or(|n| got < n)
+    }
+    fn let_go(&mut self, flow: FlowId, dir: Dir) {
+        self.let_go.push((flow, dir.idx()));
+    }
+}
+
+/// One TCP reassembly shared by three consumers ([`Fanout`], as a report's
+/// finders share one) against three reassemblies of their own, over the
+/// segments `data` describes on two connections: each consumer must be
+/// given exactly the same events, closes and let-gos either way.  The
+/// first three bytes say after how many bytes each consumer gives a
+/// direction up (255: never); then each segment is a 5-byte header
+/// (connection, direction and SYN/FIN/RST bits; a 16-bit sequence offset;
+/// its length; seconds since the last segment) and its bytes.  Connections
+/// are evicted (one open at a time) and time out (100 s) as in a capture.
+pub fn stream_fanout(data: &[u8]) {
+    let Some((head, mut rest)) = data.split_first_chunk::<3>() else {
+        return;
+    };
+    let make = |b: u8| Recorded {
+        enough: (b != 255).then_some(b as usize),
+        ..Default::default()
+    };
+    let limits = StreamLimits {
+        max_pending_per_dir: 64,
+        // (a global flush may differ: alone, a reassembly holds only the
+        // directions its consumer still wants)
+        max_pending_total: usize::MAX / 2,
+        max_connections: 1,
+        idle_timeout_ns: 100_000_000_000,
+    };
+    let mut alone: Vec<TcpStreams<Recorded>> = head
+        .iter()
+        .map(|&b| TcpStreams::new(make(b), limits))
+        .collect();
+    let (mut a, mut b, mut c) = (make(head[0]), make(head[1]), make(head[2]));
+    let mut shared = StreamTable::new(limits);
+    let mut table = FlowTable::new();
+    let (client, server) = (
+        std::net::IpAddr::from([10, 0, 0, 1]),
+        std::net::IpAddr::from([10, 0, 0, 2]),
+    );
+    let (mut ts, mut frame) = (0i64, 0u64);
+    while let Some((h, tail)) = rest.split_first_chunk::<5>() {
+        let len = (h[3] as usize).min(tail.len());
+        let (payload, next) = tail.split_at(len);
+        rest = next;
+        frame += 1;
+        ts += i64::from(h[4]) * 1_000_000_000;
+        let cport = 1000 + u16::from(h[0] & 1);
+        let to_server = h[0] & 2 == 0;
+        let mut flags = TcpFlags::ACK;
+        for (bit, flag) in [(4, TcpFlags::SYN), (8, TcpFlags::FIN), (16, TcpFlags::RST)] {
+            if h[0] & bit != 0 {
+                flags |= flag;
+            }
+        }
+        let (src, dst, sport, dport) = if to_server {
+            (client, server, cport, 443)
+        } else {
+            (server, client, 443, cport)
+        };
+        let pkt = packet::Packet {
+            src,
+            dst,
+            transport: packet::Transport::Tcp(packet::Tcp {
+                src_port: sport,
+                dst_port: dport,
+                seq: 1_000 + u32::from(u16::from_be_bytes([h[1], h[2]])),
+                ack: 0,
+                flags: TcpFlags(flags),
+                window: 65_535,
+                payload,
+                wire_len: len as u32,
+            }),
+            ip_truncated: false,
+        };
+        let info = crate::capture::FrameInfo {
+            number: frame,
+            ts_ns: ts,
+            orig_len: 54 + len as u32,
+            cap_len: 54 + len as u32,
+        };
+        let flow = table.observe(&info, &pkt);
+        for s in &mut alone {
+            crate::pipeline::PacketSink::packet(s, &info, &pkt, flow, &table);
+        }
+        shared.packet(
+            &info,
+            &pkt,
+            flow,
+            &table,
+            &mut Fanout(&mut a, &mut b, &mut c),
+        );
+    }
+    for s in &mut alone {
+        crate::pipeline::PacketSink::finish(s, &table);
+    }
+    shared.finish(&table, &mut Fanout(&mut a, &mut b, &mut c));
+    for (own, shared) in alone.into_iter().zip([a, b, c]) {
+        let own = own.into_consumer();
+        assert_eq!(own.events, shared.events, "events");
+        assert_eq!(own.closed, shared.closed, "closes");
+        assert_eq!(own.let_go, shared.let_go, "let-gos");
+    }
 }
 
 /// The STUN decoder on any bytes (exact message), and the whole STUN finder
@@ -272,4 +422,37 @@ pub fn tls(data: &[u8]) {
     // the bytes as one handshake message and as one certificate, too
     let _ = tls::parse_handshake(data);
     let _ = crate::proto::x509::parse(data);
+}
+
+#[cfg(test)]
+mod tests {
+    /// The shared reassembly against three of their own, on seeded random
+    /// segment sequences (the reassembly fuzz target runs the same check on
+    /// what it finds).
+    #[test]
+    fn a_shared_reassembly_matches_three_own_ones_on_random_segments() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..3000 {
+            let mut data: Vec<u8> = (0..3)
+                .map(|_| [0u8, 3, 20, 255][next() as usize % 4])
+                .collect();
+            for _ in 0..next() % 40 {
+                let r = next();
+                // small sequence offsets, so segments overlap, repeat and leave holes
+                let seq = (r >> 8) % 160;
+                let len = (r >> 24) % 24;
+                let flags = (r as u8) & 0b11111 & if r % 5 == 0 { 0xff } else { 0b00011 };
+                let secs = if r % 11 == 0 { 120 } else { 0 };
+                data.extend_from_slice(&[flags, (seq >> 8) as u8, seq as u8, len as u8, secs]);
+                data.extend((0..len).map(|i| (r >> (i % 56)) as u8));
+            }
+            super::stream_fanout(&data);
+        }
+    }
 }
