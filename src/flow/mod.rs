@@ -63,7 +63,7 @@ pub struct Endpoint {
     pub port: u16,
 }
 
-/// `addr:port`, IPv6 as `[addr]:port` ([`Endpoint::text`]).
+/// `addr:port`, IPv6 as `[addr]:port`, IPv4 written by hand (see `Endpoint::text`).
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut buf = [0u8; ENDPOINT_TEXT];
@@ -99,7 +99,7 @@ const ENDPOINT_TEXT: usize = 47;
 
 impl Endpoint {
     /// Appends the address alone (IPv6 without brackets) to `out`, written
-    /// as [`Self::text`] writes it.
+    /// as the endpoint's text is (IPv4 by hand, without `fmt`).
     pub fn push_ip(&self, out: &mut String) {
         let mut buf = [0u8; ENDPOINT_TEXT];
         let t = self.text(&mut buf);

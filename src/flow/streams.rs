@@ -1,6 +1,10 @@
 //! Per-connection TCP reassembly for consumers (protocol finders): a
-//! [`PacketSink`] that keeps one [`Reassembler`] per direction of every TCP
-//! flow and hands the ordered bytes, gaps and closes to a [`StreamConsumer`].
+//! [`StreamTable`] keeps one [`Reassembler`] per direction of every TCP flow
+//! and hands the ordered bytes, gaps and closes to its [`Consumers`]: one
+//! [`StreamConsumer`] ([`TcpStreams`], the [`PacketSink`] a finder runs as
+//! alone), or a [`Fanout`] of several that read the same streams (a report's
+//! STUN, SIP and TLS finders), each told only of the directions it still
+//! wants, as if it had a reassembly of its own.
 //!
 //! Memory is bounded for the whole run, not only per flow:
 //! - a connection is finished (its buffered bytes delivered, with gaps) on RST,
