@@ -184,11 +184,14 @@ impl Report {
         let capture = CaptureSummary::from_run(&a.run);
         let listed = ended.first(&a.allocations, MAX_LISTED);
         let allocations = ended.count + a.allocations.len();
-        let turn_findings = ended.findings(&a.allocations);
         // the three models are independent: built side by side (SIP was
-        // folded during the pass)
-        let (turn, (ice, tls)) = rayon::join(
-            || TurnReport::build(&a.run, &listed, input, o.redaction.redact_usernames),
+        // folded during the pass), the TURN findings beside the TLS listing,
+        // the longest of them
+        let ((turn, turn_findings), (ice, tls)) = rayon::join(
+            || {
+                let turn = TurnReport::build(&a.run, &listed, input, o.redaction.redact_usernames);
+                (turn, ended.findings(&a.allocations))
+            },
             || {
                 rayon::join(
                     || IceReport::build_without_checks(&a.run, &a.ice, input),
