@@ -322,6 +322,7 @@ fn ipv6_fragment_header(mut next: u8, exts: &[u8]) -> Option<(u32, u32, bool)> {
 }
 
 /// Decodes what an IP packet (or a reassembled datagram) carries.
+#[inline]
 pub fn decode_ip_payload<'a>(
     src: IpAddr,
     dst: IpAddr,
