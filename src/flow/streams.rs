@@ -587,15 +587,21 @@ mod tests {
         seq: u32,
         flags: u8,
     ) {
+        let pkt = segment_packet(p, sport, seq, flags);
+        let fl = table.observe(f, &pkt);
+        s.packet(f, &pkt, fl, table);
+    }
+
+    /// A segment from `sport`: 1000 is the client of 10.0.0.2:443, 443 that
+    /// server, any other port a client of 10.0.0.4:80.
+    fn segment_packet(p: &[u8], sport: u16, seq: u32, flags: u8) -> Packet<'_> {
         let (src, dst, sp, dp) = match sport {
             1000 => ("10.0.0.1", "10.0.0.2", 1000, 443),
             443 => ("10.0.0.2", "10.0.0.1", 443, 1000),
             other => ("10.0.0.3", "10.0.0.4", other, 80),
         };
         let (src, dst) = (src.parse().unwrap(), dst.parse().unwrap());
-        let pkt = crate::flow::tests::tcp_packet((src, sp), (dst, dp), seq, flags, p);
-        let fl = table.observe(f, &pkt);
-        s.packet(f, &pkt, fl, table);
+        crate::flow::tests::tcp_packet((src, sp), (dst, dp), seq, flags, p)
     }
 
     const A: u8 = TcpFlags::ACK;
@@ -761,13 +767,7 @@ mod tests {
         let mut table = StreamTable::default();
         let mut t = FlowTable::new();
         for (f, p, sport, seq, flags) in &segs {
-            let (src, dst, sp, dp) = match *sport {
-                1000 => ("10.0.0.1", "10.0.0.2", 1000, 443),
-                443 => ("10.0.0.2", "10.0.0.1", 443, 1000),
-                other => ("10.0.0.3", "10.0.0.4", other, 80),
-            };
-            let (src, dst) = (src.parse().unwrap(), dst.parse().unwrap());
-            let pkt = crate::flow::tests::tcp_packet((src, sp), (dst, dp), *seq, *flags, p);
+            let pkt = segment_packet(p, *sport, *seq, *flags);
             let fl = t.observe(f, &pkt);
             table.packet(f, &pkt, fl, &t, &mut Fanout(&mut a, &mut b, &mut c));
         }
