@@ -343,16 +343,19 @@ fn ice(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
                 .chain(&pair.b_to_a.checks)
                 .map(|&c| a.checks[c].frame)
                 .collect();
+            // one-way pairs of many calls are one problem (a firewall):
+            // merged per severity, the first session speaking for all
+            let severity = if s.nominated.is_some() {
+                Severity::Warning
+            } else {
+                Severity::Error
+            };
             out.push(Finding {
                 count: 1,
-                group: String::new(),
+                group: severity.name().to_string(),
                 id: "ice.one-way",
                 // another pair carrying the call makes it a warning
-                severity: if s.nominated.is_some() {
-                    Severity::Warning
-                } else {
-                    Severity::Error
-                },
+                severity,
                 summary: format!("{label}: {}", p.detail),
                 frames: frames(fr),
                 streams: p.carried_by.clone(),
@@ -370,7 +373,7 @@ fn ice(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
             let fr: Vec<u64> = a.checks.iter().map(|c| c.frame).collect();
             out.push(Finding {
                 count: 1,
-                group: String::new(),
+                group: severity.name().to_string(),
                 id: "ice.no-nomination",
                 severity,
                 summary: format!("{label}: no candidate pair was nominated ({})", s.detail),
@@ -384,7 +387,7 @@ fn ice(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
         if !s.unchecked_candidates.is_empty() {
             out.push(Finding {
                 count: 1,
-                group: String::new(),
+                group: "unchecked".to_string(),
                 id: "ice.unchecked-candidates",
                 severity: Severity::Info,
                 summary: format!(
@@ -410,7 +413,8 @@ fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
         if on_8057 && c.roles == "normal" {
             out.push(Finding {
                 count: 1,
-                group: String::new(),
+                // every connection to that server alike
+                group: c.tcp_server.to_string(),
                 id: "tls.8057-normal-direction",
                 severity: Severity::Warning,
                 summary: format!(
@@ -440,7 +444,12 @@ fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
                 .unwrap_or_default();
             out.push(Finding {
                 count: 1,
-                group: String::new(),
+                // the same certificate from the same host on every reconnect
+                group: format!(
+                    "{}|{}",
+                    cert.sender.ip,
+                    cert.subject.as_deref().unwrap_or_default()
+                ),
                 id: if client { "tls.client-cert-eku" } else { "tls.server-cert-eku" },
                 severity: Severity::Error,
                 summary: format!(
@@ -465,7 +474,13 @@ fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
         for al in c.alerts.iter().filter(|x| x.level == "fatal") {
             out.push(Finding {
                 count: 1,
-                group: String::new(),
+                // the same refusal by the same host on every reconnect
+                group: format!(
+                    "{}|{:?}|{:?}",
+                    al.sender.ip,
+                    al.sender_tls_role,
+                    al.code
+                ),
                 id: "tls.fatal-alert",
                 severity: Severity::Error,
                 summary: format!(

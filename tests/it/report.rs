@@ -837,3 +837,46 @@ fn dialogs_past_the_listed_ones_are_counted_and_their_errors_found() {
     assert_eq!(f["frames"], serde_json::json!([2004]));
     assert!(f["summary"].as_str().unwrap().contains("call-1001"), "{f}");
 }
+
+/// The same refused certificate on two connections (the Front End
+/// reconnecting from another port) is one finding of each kind standing for
+/// both, as the README promises for many connections alike.
+#[test]
+fn the_same_refusal_on_two_connections_is_one_finding() {
+    let Some(path) = lab("tls-8057-reversed-badeku") else {
+        return;
+    };
+    let mut r = edgetrace::capture::CaptureReader::open(&path).unwrap();
+    let mut frames = Vec::new();
+    while let Some(f) = r.next_frame().unwrap() {
+        frames.push(((f.ts_ns / 1000) as u64, f.data.to_vec()));
+    }
+    let span = frames.last().unwrap().0 - frames[0].0 + 1_000_000;
+    let mut w = PcapWriter::new(1);
+    for copy in 0..2u16 {
+        for (ts, data) in &frames {
+            let mut d = data.clone();
+            // Ethernet, IPv4, TCP: the side that is not 8057 moves one port up
+            let tcp = 14 + ((d[14] & 0x0f) as usize) * 4;
+            for at in [tcp, tcp + 2] {
+                let port = u16::from_be_bytes([d[at], d[at + 1]]);
+                if port != 8057 {
+                    d[at..at + 2].copy_from_slice(&(port + copy).to_be_bytes());
+                }
+            }
+            w.packet(ts + copy as u64 * span, &d);
+        }
+    }
+    let two = temp_file("badeku-twice.pcap", &w.bytes);
+    let (once, twice) = (report(&path, &[]), report(&two, &[]));
+    assert_eq!(twice["counts"]["tls_connections"], 2);
+    for id in ["tls.client-cert-eku", "tls.fatal-alert"] {
+        assert_eq!(finding(&once, id)["count"], 1, "{id}");
+        assert_eq!(finding(&twice, id)["count"], 2, "{id}");
+        assert_eq!(
+            ids(&twice).iter().filter(|x| *x == id).count(),
+            1,
+            "{id} is listed once"
+        );
+    }
+}
