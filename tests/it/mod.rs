@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod differential;
 mod fuzz_replay;
+mod gencap;
 mod ice;
 mod mermaid;
 mod reassembly;

@@ -14,6 +14,18 @@
 //! audio stream (RTP, 50 packets/s each way for 20 s, to a relay port in
 //! 50000–59999) and a bulk TLS-like TCP transfer on 443.  The average frame
 //! is about 250 bytes.
+//!
+//! Every replica is also its own call: the Call-IDs, From/To tags and ICE
+//! ufrags found in a sample are replaced, in every frame of a replica, by
+//! text of the same length that names that replica (see `replica.rs`), and
+//! the transaction id of every STUN message carried in UDP (ChannelData and
+//! TURN DATA included) is XORed with the replica number, with FINGERPRINT
+//! recomputed in the variant the message used (standard or MS legacy CRC).
+//! So a capture of N replicas holds N times the sample's SIP dialogs, ICE
+//! sessions and checks, as a real Edge capture of N calls does, rather than
+//! one dialog whose messages were seen N times.  STUN in TCP keeps its
+//! transaction ids: a message may span segments, and such transactions are
+//! paired within their own connection anyway.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -21,6 +33,9 @@ use std::path::{Path, PathBuf};
 
 use edgetrace::capture::CaptureReader;
 use etherparse::PacketBuilder;
+
+mod replica;
+use replica::{personalize, rewrite, Identity};
 
 struct Pkt {
     ts_us: u64,
@@ -65,42 +80,6 @@ fn load(dir: &Path) -> Vec<Vec<Pkt>> {
         out.push(pkts);
     }
     out
-}
-
-/// Rewrites IPv4 addresses (outer header only) to (10+S).(R/256).(R%256).(last octet)
-/// and fixes the header checksum; inner addresses (STUN, SDP) are left as they are.
-fn rewrite(frame: &mut [u8], s: u8, r: u16) {
-    let mut off = 14;
-    let mut et = u16::from_be_bytes([frame[12], frame[13]]);
-    while et == 0x8100 && frame.len() >= off + 4 {
-        et = u16::from_be_bytes([frame[off + 2], frame[off + 3]]);
-        off += 4;
-    }
-    if et != 0x0800 || frame.len() < off + 20 {
-        return;
-    }
-    let ip = &mut frame[off..];
-    for a in [12usize, 16] {
-        ip[a] = 10 + s;
-        ip[a + 1] = (r >> 8) as u8;
-        ip[a + 2] = (r & 0xff) as u8;
-        // keep the last octet: it distinguishes hosts within the sample
-    }
-    let ihl = ((ip[0] & 0x0f) as usize) * 4;
-    if ihl < 20 || ip.len() < ihl {
-        return;
-    }
-    ip[10] = 0;
-    ip[11] = 0;
-    let mut sum = 0u32;
-    for i in (0..ihl).step_by(2) {
-        sum += u16::from_be_bytes([ip[i], ip[i + 1]]) as u32;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let c = !(sum as u16);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
 }
 
 /// Synthetic traffic of one replica: audio both ways and a bulk TCP download.
@@ -177,6 +156,11 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples"));
     let samples = load(&dir);
+    let mut next = 0;
+    let ids: Vec<Identity> = samples
+        .iter()
+        .map(|s| Identity::discover(s.iter().map(|p| p.data.as_slice()), &mut next))
+        .collect();
     let mut w = BufWriter::with_capacity(1 << 20, File::create(out).expect("create output"));
     let mut hdr = Vec::new();
     hdr.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
@@ -221,6 +205,7 @@ fn main() {
             } else {
                 buf.extend_from_slice(&samples[si as usize][pi].data);
                 rewrite(&mut buf, si + 1, (r % 65_536) as u16);
+                personalize(&mut buf, &ids[si as usize], r);
             }
             let t = clock_us + ts;
             let mut rec = [0u8; 16];
