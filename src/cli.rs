@@ -590,8 +590,9 @@ fn ice(cli: &Cli, input: &InputArgs) -> Result<i32> {
     .with_context(|| format!("reading {name}"))?;
     let stun_shards: Vec<_> = shards.into_iter().map(|s| s.0).collect();
     let stun = crate::analyze::stun::merge(stun_shards, &result.flows);
-    let sdp = sdp.finish();
-    let sessions = checks.finish(&sdp, &stun, &result.flows);
+    let wanted = checks.sdp_wanted();
+    let sdp = sdp.finish_where(|m| wanted.keeps(m));
+    let sessions = checks.finish(sdp, &stun, &result.flows);
     let report = crate::model::ice::IceReport::build(&result, &sessions, &name);
     emit_with(
         input,
@@ -600,7 +601,7 @@ fn ice(cli: &Cli, input: &InputArgs) -> Result<i32> {
         Some(render::mermaid::ice),
     )?;
     let code = damage_exit(&name, &result.read);
-    exit_without_freeing((result, stun, sdp, sessions, report));
+    exit_without_freeing((result, stun, sessions, report));
     Ok(code)
 }
 

@@ -273,7 +273,8 @@ fn analyze_with(
     let t2 = std::time::Instant::now();
     let sdp = if streamed {
         sip.flows = sip_flows;
-        sdp.finish()
+        let wanted = checks.sdp_wanted();
+        sdp.finish_where(|m| wanted.keeps(m))
     } else {
         binds = turn::Binds::of_messages(&stun.found, &run.flows);
         ice::sdp_media(&sip)
@@ -284,9 +285,9 @@ fn analyze_with(
         || turn::allocations(trackers, &binds, &stun, &run.flows, end),
         || {
             if streamed {
-                checks.finish(&sdp, &stun, &run.flows)
+                checks.finish(sdp, &stun, &run.flows)
             } else {
-                ice::sessions(&stun, &sdp, &run.flows)
+                ice::sessions(&stun, sdp, &run.flows)
             }
         },
     );
