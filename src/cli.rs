@@ -639,9 +639,16 @@ fn report(cli: &Cli, args: &ReportArgs) -> Result<i32> {
     let t = std::time::Instant::now();
     let report = crate::model::report::Report::build(&mut analysis, sip, &name, &options);
     let built = t.elapsed();
-    emit(input, &report, |out, r| {
-        render::table::report(out, r, table_style(), input.limit)
-    })?;
+    if input.format() == OutputFormat::Json {
+        // the long lists written side by side (same bytes as `emit`)
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        render::json::write_report(&mut out, &report)?;
+        out.flush()?;
+    } else {
+        emit(input, &report, |out, r| {
+            render::table::report(out, r, table_style(), input.limit)
+        })?;
+    }
     if std::env::var_os("EDGETRACE_TIMINGS").is_some() {
         for (phase, d) in &analysis.timings {
             eprintln!("edgetrace: {:>8.3} s  {phase}", d.as_secs_f64());

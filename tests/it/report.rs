@@ -880,3 +880,64 @@ fn the_same_refusal_on_two_connections_is_one_finding() {
         );
     }
 }
+
+/// `report --json` writes its long lists in parallel
+/// (`render::json::write_report`): the bytes are those of the plain
+/// serializer, on every sample and lab capture, with and without the
+/// optional fields.
+#[test]
+fn the_parallel_report_writer_writes_what_serde_writes() {
+    use edgetrace::model::report::{analyze, Report, ReportOptions};
+    use edgetrace::render::json;
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(super::common::root().join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    if let Some(s) = shared() {
+        inputs.extend(
+            std::fs::read_dir(s.join("captures"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "pcap")),
+        );
+    }
+    inputs.sort();
+    let options = ReportOptions {
+        roles: edgetrace::roles::Roles::builtin(),
+        ..Default::default()
+    };
+    let mut with_8057 = 0;
+    for p in &inputs {
+        let reader = edgetrace::capture::CaptureReader::open(p).unwrap();
+        let (mut a, folds) = analyze(reader, &Default::default(), "x", &options).unwrap();
+        let mut r = Report::build(&mut a, folds, "x", &options);
+        with_8057 += usize::from(r.port_8057.is_some());
+        for variant in 0..2 {
+            if variant == 1 {
+                // what only a capture of over 1,000 entries has, and lists
+                // long enough to be cut in several chunks
+                r.omitted.insert("sip".into(), 7);
+                r.omitted.insert("turn".into(), 1);
+                r.port_8057 = None;
+                fn long<T: Clone>(v: &mut Vec<T>) {
+                    *v = v.iter().cycle().take(77).cloned().collect();
+                }
+                long(&mut r.turn);
+                long(&mut r.sip);
+                long(&mut r.ice);
+                long(&mut r.tls);
+                long(&mut r.findings);
+            }
+            let (mut plain, mut parallel) = (Vec::new(), Vec::new());
+            json::write(&mut plain, &r).unwrap();
+            json::write_report(&mut parallel, &r).unwrap();
+            assert!(
+                plain == parallel,
+                "{} (variant {variant}): the writers differ",
+                p.display()
+            );
+        }
+    }
+    assert!(with_8057 > 0, "a capture with the 8057 section");
+}
