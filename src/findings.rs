@@ -407,8 +407,9 @@ fn ice(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
 
 fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
     for c in &inp.tls.connections {
-        let stream = vec![format!("tcp {}", c.stream)];
-        let addrs = vec![c.tcp_client.to_string(), c.tcp_server.to_string()];
+        // made only for a connection with a finding (most have none)
+        let stream = || vec![format!("tcp {}", c.stream)];
+        let addrs = || vec![c.tcp_client.to_string(), c.tcp_server.to_string()];
         let on_8057 = c.tcp_server.port == 8057;
         if on_8057 && c.roles == "normal" {
             out.push(Finding {
@@ -422,8 +423,8 @@ fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
                     c.tcp_client, c.tcp_server
                 ),
                 frames: frames(c.client_hello.as_ref().map(|h| h.frame).into_iter().collect()),
-                streams: stream.clone(),
-                addresses: addrs.clone(),
+                streams: stream(),
+                addresses: addrs(),
                 filter: c.filter.clone(),
                 hint: Some("Check which box is which: on a healthy 8057 link the Front End connects and the Edge internal interface sends the ClientHello. A normal handshake suggests a proxy or load balancer terminating TLS in between."),
             });
@@ -461,7 +462,7 @@ fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
                     cert.eku_verdict.as_deref().unwrap_or("its EKU does not allow that role")
                 ),
                 frames: frames(vec![cert.frame]),
-                streams: stream.clone(),
+                streams: stream(),
                 addresses: vec![cert.sender.to_string()],
                 filter: format!("{} && tls.handshake.type == 11", c.filter),
                 hint: Some(if client {
@@ -492,8 +493,8 @@ fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
                     c.stream
                 ),
                 frames: vec![al.frame],
-                streams: stream.clone(),
-                addresses: addrs.clone(),
+                streams: stream(),
+                addresses: addrs(),
                 filter: format!("{} && tls.alert_message", c.filter),
                 hint: match al.code {
                     Some(42..=46) => Some("A certificate was rejected: check its EKU, validity, chain and revocation from the rejecting side's point of view."),
@@ -523,8 +524,8 @@ fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
                         if on_8057 { " — the 8057 idle-timeout pattern" } else { "" }
                     ),
                     frames: vec![fr],
-                    streams: stream.clone(),
-                    addresses: addrs.clone(),
+                    streams: stream(),
+                    addresses: addrs(),
                     filter: c.filter.clone(),
                     hint: Some("A firewall or load balancer between the hosts drops idle connections; raise its TCP idle timeout above the application's keep-alive interval (for 8057, well above 20 minutes) or exempt the link."),
                 });

@@ -598,7 +598,11 @@ impl IceReport {
 
     fn build_with(run: &RunResult, all: &[Session], input: &str, checks: bool) -> IceReport {
         let t0 = run.read.first_ts.unwrap_or(0);
-        let sessions: Vec<SessionOut> = all.iter().map(|s| session_out(s, t0, checks)).collect();
+        // each session's output is its own: made side by side, in order
+        let sessions: Vec<SessionOut> = {
+            use rayon::prelude::*;
+            all.par_iter().map(|s| session_out(s, t0, checks)).collect()
+        };
         let mut verdicts = BTreeMap::new();
         for p in sessions.iter().flat_map(|s| &s.pairs) {
             let k = serde_json::to_value(p.verdict)

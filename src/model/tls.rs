@@ -869,15 +869,18 @@ impl TlsReport {
         input: &str,
         listed: usize,
     ) -> TlsReport {
+        use rayon::prelude::*;
         let order = by_stream(&core);
-        let out = order
+        // moved out of the maps in stream order, then made side by side (each
+        // output is its connection's own), each freed once its output is made
+        let conns: Vec<(usize, Box<Conn>, Option<Box<Health>>)> = order
             .iter()
             .enumerate()
-            .filter_map(|(i, &id)| {
-                let c = core.conns.remove(&id)?;
-                let h = core.health.remove(&id);
-                Some(listed_out(&c, h.as_deref(), run, i < listed))
-            })
+            .filter_map(|(i, &id)| Some((i, core.conns.remove(&id)?, core.health.remove(&id))))
+            .collect();
+        let out = conns
+            .into_par_iter()
+            .map(|(i, c, h)| listed_out(&c, h.as_deref(), run, i < listed))
             .collect();
         Self::assemble(run, input, &order, out)
     }
