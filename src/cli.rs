@@ -591,7 +591,7 @@ fn ice(cli: &Cli, input: &InputArgs) -> Result<i32> {
     let stun_shards: Vec<_> = shards.into_iter().map(|s| s.0).collect();
     let stun = crate::analyze::stun::merge(stun_shards, &result.flows);
     let wanted = checks.sdp_wanted();
-    let sdp = sdp.finish_where(|m| wanted.keeps(m));
+    let sdp = sdp.finish_for(&wanted);
     let sessions = checks.finish(sdp, &stun, &result.flows);
     let report = crate::model::ice::IceReport::build(&result, &sessions, &name);
     emit_with(

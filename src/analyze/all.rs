@@ -274,7 +274,7 @@ fn analyze_with(
     let sdp = if streamed {
         sip.flows = sip_flows;
         let wanted = checks.sdp_wanted();
-        sdp.finish_where(|m| wanted.keeps(m))
+        sdp.finish_for(&wanted)
     } else {
         binds = turn::Binds::of_messages(&stun.found, &run.flows);
         ice::sdp_media(&sip)

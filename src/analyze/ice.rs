@@ -576,7 +576,7 @@ impl CheckFold {
     /// Which SDP media sections [`CheckFold::finish`] can give a session:
     /// those whose ufrag a check's USERNAME names and, when a check has a
     /// binary MS-ICE v1 USERNAME, every draft-6 section (its sides are found
-    /// among them).  Reading only these ([`SdpCollector::finish_where`])
+    /// among them).  Reading only these ([`SdpCollector::finish_for`])
     /// keeps the SDP of calls whose checks the capture does not show (a
     /// capture at a SIP proxy; the bench's SIPp calls) out of memory: on the
     /// 2 GiB bench capture that was 27 of the 34 MB of parsed SDP.
@@ -813,6 +813,28 @@ impl SdpWanted {
     pub fn keeps(&self, m: &SdpMedia) -> bool {
         (self.draft6 && m.draft6) || self.ufrags.contains(&m.ufrag)
     }
+
+    /// False when no section of `body` can be kept, found without parsing
+    /// it: a kept section's ufrag is an `a=ice-ufrag:` line's value, read
+    /// here as [`crate::proto::sdp::parse`] reads it (lines split at LF, CRs
+    /// trimmed at the end, the attribute name in any case, the value
+    /// trimmed); draft-6 sections have none, so with them every body is read.
+    pub fn may_name(&self, body: &[u8]) -> bool {
+        self.draft6
+            || body.split(|&b| b == b'\n').any(|line| {
+                let Some(rest) = line.strip_prefix(b"a=") else {
+                    return false;
+                };
+                let Some(colon) = rest.iter().position(|&b| b == b':') else {
+                    return false;
+                };
+                if !rest[..colon].eq_ignore_ascii_case(b"ice-ufrag") {
+                    return false;
+                }
+                let value = String::from_utf8_lossy(&rest[colon + 1..]);
+                self.ufrags.contains(value.trim_end_matches('\r').trim())
+            })
+    }
 }
 
 /// A body [`SdpCollector`] will read.
@@ -865,18 +887,29 @@ impl SdpCollector {
     /// The media sections, in the order their messages came: each
     /// (Call-ID, side, m-line, ufrag) once.
     pub fn finish(self) -> Vec<SdpMedia> {
-        self.finish_where(|_| true)
+        self.read(|_| true, |_| true)
     }
 
-    /// [`SdpCollector::finish`] keeping only the sections `keep` wants;
-    /// the others are dropped as each body is read, so they never all sit
-    /// in memory at once.  The same as filtering `finish`'s result: `keep`
-    /// sees the ufrag, which is part of what makes a section distinct.
-    pub fn finish_where(self, keep: impl Fn(&SdpMedia) -> bool + Sync) -> Vec<SdpMedia> {
+    /// [`SdpCollector::finish`] keeping only the sections ICE sessions can
+    /// read: bodies that cannot name one are not parsed, the other
+    /// sections are dropped as each body is read, so they never all sit in
+    /// memory at once.  The same as filtering `finish`'s result with
+    /// [`SdpWanted::keeps`]: it sees the ufrag, which is part of what makes
+    /// a section distinct.
+    pub fn finish_for(self, wanted: &SdpWanted) -> Vec<SdpMedia> {
+        self.read(|b| wanted.may_name(b), |m| wanted.keeps(m))
+    }
+
+    fn read(
+        self,
+        parse: impl Fn(&[u8]) -> bool + Sync,
+        keep: impl Fn(&SdpMedia) -> bool + Sync,
+    ) -> Vec<SdpMedia> {
         use rayon::prelude::*;
         let read: Vec<Vec<SdpMedia>> = self
             .bodies
             .par_iter()
+            .filter(|b| parse(&b.body))
             .map(|b| b.media().into_iter().filter(|m| keep(m)).collect())
             .collect();
         let mut listed = rustc_hash::FxHashSet::default();
@@ -1017,6 +1050,66 @@ mod tests {
         let w = fold.sdp_wanted();
         assert!(w.keeps(&draft6) && w.keeps(&media("ab", false)));
         assert!(!w.keeps(&media("zz", false)));
+    }
+
+    /// Whether a body can name a wanted section is decided without parsing
+    /// it, exactly as parsing it and keeping its sections decides.
+    #[test]
+    fn may_name_agrees_with_parsing() {
+        let sdp = |ufrag_line: &str| {
+            format!("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\nm=audio 5000 RTP/AVP 0\r\n{ufrag_line}\r\na=candidate:1 1 UDP 2130706431 10.0.0.1 5000 typ host\r\n")
+                .into_bytes()
+        };
+        let mut bodies: Vec<(Option<&str>, Vec<u8>)> = [
+            "a=ice-ufrag:ab",
+            "a=ICE-UFRAG: ab \r",
+            "a=ice-ufrag:ab:cd",
+            "a=ice-ufrag:zz",
+            " a=ice-ufrag:ab",
+            "a=x-ice-ufrag:ab",
+            "a=ice-ufrag",
+            "",
+        ]
+        .iter()
+        .map(|l| (Some("application/sdp"), sdp(l)))
+        .collect();
+        // LF line ends, invalid UTF-8 next to the value, session level
+        bodies.push((
+            Some("application/sdp"),
+            b"v=0\na=ice-ufrag:ab\nm=audio 1 RTP/AVP 0\n".to_vec(),
+        ));
+        bodies.push((
+            Some("application/sdp"),
+            b"v=0\r\nm=audio 1 RTP/AVP 0\r\na=ice-ufrag:\xffab\r\n".to_vec(),
+        ));
+        let mut multipart = b"--b1\r\nContent-Type: application/sdp\r\n\r\n".to_vec();
+        multipart.extend(sdp("a=ice-ufrag:cd"));
+        multipart.extend(b"\r\n--b1--\r\n");
+        bodies.push((Some("multipart/alternative;boundary=b1"), multipart));
+        let wanted_sets: [&[&str]; 4] = [&["ab"], &["cd"], &["\u{fffd}ab"], &[]];
+        for set in wanted_sets {
+            let w = SdpWanted {
+                ufrags: set.iter().map(|x| x.to_string()).collect(),
+                draft6: false,
+            };
+            for (ct, body) in &bodies {
+                let b = Body {
+                    call_id: "c".into(),
+                    side: "offer",
+                    frame: 1,
+                    content_type: ct.map(Into::into),
+                    body: body.as_slice().into(),
+                    same_hash: NO_BODY,
+                };
+                let kept = b.media().iter().any(|m| w.keeps(m));
+                assert_eq!(
+                    w.may_name(body),
+                    kept,
+                    "{set:?} {:?}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
     }
 
     #[test]
