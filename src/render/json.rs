@@ -17,11 +17,12 @@ pub fn write<W: Write + ?Sized, T: Serialize>(out: &mut W, value: &T) -> io::Res
 }
 
 /// `edgetrace report --json`, byte for byte what [`write`] makes of the
-/// report, with its four long lists (TURN allocations, SIP dialogs, ICE
+/// report, with its long lists (TURN allocations, SIP dialogs, ICE
 /// sessions, TLS connections: up to 1,000 entries each, 29 MB for the 1 GiB
-/// bench capture) serialized in parallel.  The rest of a run is over by
-/// then, so the writer was the only thread at work for about 50 ms of a
-/// 0.9 s run.
+/// bench capture) serialized in parallel, a window of entries at a time, so
+/// that little of the text is held before it is written.  The rest of a run
+/// is over by then, so the writer was the only thread at work for about
+/// 50 ms of a 0.9 s run.
 ///
 /// The top level is written here as the pretty printer writes an object:
 /// each field on its own line indented by two spaces, its value's lines by
@@ -30,36 +31,40 @@ pub fn write<W: Write + ?Sized, T: Serialize>(out: &mut W, value: &T) -> io::Res
 /// sample, with every optional field present, so a field added to
 /// [`Report`] and not here fails it.
 pub fn write_report<W: Write + ?Sized>(out: &mut W, r: &Report) -> io::Result<()> {
-    let ((turn, sip), (ice, tls)) = rayon::join(
-        || rayon::join(|| list(&r.turn), || list(&r.sip)),
-        || rayon::join(|| list(&r.ice), || list(&r.tls)),
-    );
-    let mut fields: Vec<(&str, Vec<Vec<u8>>)> = vec![
-        ("schema_version", vec![value(&r.schema_version)?]),
-        ("meta", vec![value(&r.meta)?]),
-        ("capture", vec![value(&r.capture)?]),
-        ("flows", vec![value(&r.flows)?]),
-        ("counts", vec![value(&r.counts)?]),
-        ("findings", list(&r.findings)?),
-        ("turn", turn?),
-        ("sip", sip?),
-        ("ice", ice?),
-        ("tls", tls?),
-    ];
+    let mut first = true;
+    let mut key = |out: &mut W, name: &str| -> io::Result<()> {
+        out.write_all(if first { b"{\n  " } else { b",\n  " })?;
+        first = false;
+        serde_json::to_writer(&mut *out, name).map_err(io::Error::other)?;
+        out.write_all(b": ")
+    };
+    key(out, "schema_version")?;
+    out.write_all(&value(&r.schema_version)?)?;
+    key(out, "meta")?;
+    out.write_all(&value(&r.meta)?)?;
+    key(out, "capture")?;
+    out.write_all(&value(&r.capture)?)?;
+    key(out, "flows")?;
+    out.write_all(&value(&r.flows)?)?;
+    key(out, "counts")?;
+    out.write_all(&value(&r.counts)?)?;
+    key(out, "findings")?;
+    list(out, &r.findings)?;
+    key(out, "turn")?;
+    list(out, &r.turn)?;
+    key(out, "sip")?;
+    list(out, &r.sip)?;
+    key(out, "ice")?;
+    list(out, &r.ice)?;
+    key(out, "tls")?;
+    list(out, &r.tls)?;
     if let Some(x) = &r.port_8057 {
-        fields.push(("port_8057", vec![value(x)?]));
+        key(out, "port_8057")?;
+        out.write_all(&value(x)?)?;
     }
     if !r.omitted.is_empty() {
-        fields.push(("omitted", vec![value(&r.omitted)?]));
-    }
-    out.write_all(b"{")?;
-    for (i, (name, v)) in fields.iter().enumerate() {
-        out.write_all(if i == 0 { b"\n  " } else { b",\n  " })?;
-        serde_json::to_writer(&mut *out, name).map_err(io::Error::other)?;
-        out.write_all(b": ")?;
-        for piece in v {
-            out.write_all(piece)?;
-        }
+        key(out, "omitted")?;
+        out.write_all(&value(&r.omitted)?)?;
     }
     out.write_all(b"\n}\n")
 }
@@ -155,29 +160,36 @@ impl serde_json::ser::Formatter for Pretty {
     }
 }
 
-/// A list as the value of a top-level field, in pieces to write in order:
-/// `[`, each entry on its own lines two levels deep, `  ]`; entries
-/// serialized in parallel, in chunks.
-fn list<T: Serialize + Sync>(items: &[T]) -> io::Result<Vec<Vec<u8>>> {
+/// Entries serialized side by side before they are written.
+const WINDOW: usize = 64;
+
+/// A list as the value of a top-level field: `[`, each entry on its own
+/// lines two levels deep, `  ]`.  Entries are serialized in parallel a
+/// [`WINDOW`] at a time (eight to a task) and written in order.
+fn list<W: Write + ?Sized, T: Serialize + Sync>(out: &mut W, items: &[T]) -> io::Result<()> {
     use rayon::prelude::*;
     if items.is_empty() {
-        return Ok(vec![b"[]".to_vec()]);
+        return out.write_all(b"[]");
     }
-    let chunk = items.len().div_ceil(32);
-    let mut parts: Vec<Vec<u8>> = items
-        .par_chunks(chunk)
-        .enumerate()
-        .map(|(i, c)| -> io::Result<Vec<u8>> {
-            // "[" opens the first chunk; entries are ",\n" apart
-            let mut buf = if i == 0 { b"[".to_vec() } else { Vec::new() };
-            for (j, item) in c.iter().enumerate() {
-                let first = i == 0 && j == 0;
-                buf.extend_from_slice(if first { b"\n    " } else { b",\n    " });
-                pretty_at(&mut buf, item, 2)?;
-            }
-            Ok(buf)
-        })
-        .collect::<io::Result<_>>()?;
-    parts.push(b"\n  ]".to_vec());
-    Ok(parts)
+    out.write_all(b"[")?;
+    for (w, window) in items.chunks(WINDOW).enumerate() {
+        let parts: Vec<Vec<u8>> = window
+            .par_chunks(8)
+            .enumerate()
+            .map(|(i, c)| -> io::Result<Vec<u8>> {
+                let mut buf = Vec::new();
+                for (j, item) in c.iter().enumerate() {
+                    // entries are ",\n" apart
+                    let first = w == 0 && i == 0 && j == 0;
+                    buf.extend_from_slice(if first { b"\n    " } else { b",\n    " });
+                    pretty_at(&mut buf, item, 2)?;
+                }
+                Ok(buf)
+            })
+            .collect::<io::Result<_>>()?;
+        for p in parts {
+            out.write_all(&p)?;
+        }
+    }
+    out.write_all(b"\n  ]")
 }
