@@ -16,7 +16,7 @@ pub fn write<W: Write + ?Sized, T: Serialize>(out: &mut W, value: &T) -> io::Res
     out.write_all(b"\n")
 }
 
-/// `edgetrace report --json`, byte for byte what [`write`] makes of the
+/// `edgetrace report --json`, byte for byte what [`write()`] makes of the
 /// report, with its long lists (TURN allocations, SIP dialogs, ICE
 /// sessions, TLS connections: up to 1,000 entries each, 29 MB for the 1 GiB
 /// bench capture) serialized in parallel, a window of entries at a time, so
@@ -27,7 +27,7 @@ pub fn write<W: Write + ?Sized, T: Serialize>(out: &mut W, value: &T) -> io::Res
 /// The top level is written here as the pretty printer writes an object:
 /// each field on its own line indented by two spaces, its value's lines by
 /// two more.  The fields are [`Report`]'s, in its order, with its
-/// `skip_serializing_if` rules; a test compares this with [`write`] on every
+/// `skip_serializing_if` rules; a test compares this with [`write()`] on every
 /// sample, with every optional field present, so a field added to
 /// [`Report`] and not here fails it.
 pub fn write_report<W: Write + ?Sized>(out: &mut W, r: &Report) -> io::Result<()> {
