@@ -374,12 +374,17 @@ pub fn sip(data: &[u8]) {
                 assert!(media.candidates.len() <= crate::proto::sdp::MAX_CANDIDATES);
             }
         }
+        crate::analyze::ice::assert_may_name_is_safe(ct, &m.body);
         let _ = crate::proto::mras::parse(&m.body);
     }
     // the body parsers on raw bytes too, so the fuzzer need not build a SIP head
     let sdp = crate::proto::sdp::parse(data);
     assert!(sdp.media.len() <= crate::proto::sdp::MAX_MEDIA);
     let _ = crate::proto::sdp::from_body(Some("multipart/alternative;boundary=b"), data);
+    // the ICE SDP reader skips bodies without parsing them: never one it needs
+    for ct in ["application/sdp", "multipart/alternative;boundary=b"] {
+        crate::analyze::ice::assert_may_name_is_safe(Some(ct), data);
+    }
     if let Ok(crate::proto::mras::Mras::Response { relays, .. }) = crate::proto::mras::parse(data) {
         assert!(relays.len() <= crate::proto::mras::MAX_RELAYS);
     }
@@ -426,6 +431,41 @@ pub fn tls(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    /// The SDP pre-filter against parsing, on seeded random bodies built
+    /// from SDP lines and near misses (the sip fuzz target runs the same
+    /// check on what it finds).
+    #[test]
+    fn the_sdp_prefilter_never_turns_away_a_needed_body() {
+        let pieces: [&[u8]; 14] = [
+            b"v=0\r\n",
+            b"m=audio 5000 RTP/AVP 0\r\n",
+            b"m=video 1 RTP/AVP 96\n",
+            b"a=ice-ufrag:ab\r\n",
+            b"a=ICE-Ufrag: ab \r\r\n",
+            b"a=ice-ufrag:\xffab\n",
+            b" a=ice-ufrag:ab\r\n",
+            b"a=ice-ufrag\r\n",
+            b"a=candidate:1 1 UDP 2130706431 10.0.0.1 5000 typ host\r\n",
+            b"a=candidate:2Tr+uGbG 1 kCq9Pz7e UDP 0.830 10.0.0.5 50040 \r\n",
+            b"--b\r\nContent-Type: application/sdp\r\n\r\n",
+            b"\r\n--b--\r\n",
+            b"a=ice-ufrag:cd\r",
+            b"\n",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..3000 {
+            let mut body = Vec::new();
+            for _ in 0..(x % 12) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                body.extend_from_slice(pieces[(x % 14) as usize]);
+            }
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            super::sip(&body);
+        }
+    }
+
     /// The shared reassembly against three of their own, on seeded random
     /// segment sequences (the reassembly fuzz target runs the same check on
     /// what it finds).
