@@ -321,7 +321,11 @@ pub fn analyzers_capture(data: &[u8]) {
     let sip = folder.finish(&a.run, &a.sip, "fuzz");
     let folds = crate::model::report::Folds { sip, turn };
     let report = crate::model::report::Report::build(&mut a, folds, "fuzz", &Default::default());
-    std::hint::black_box(serde_json::to_vec(&report).map(|v| v.len()).unwrap_or(0));
+    // `report --json`'s parallel writer gives the plain serializer's bytes
+    let (mut plain, mut parallel) = (Vec::new(), Vec::new());
+    crate::render::json::write(&mut plain, &report).expect("serializable");
+    crate::render::json::write_report(&mut parallel, &report).expect("serializable");
+    assert!(plain == parallel, "the parallel report writer differs");
     // the per-command models, from a pass that keeps every message
     let Ok(reader) = CaptureReader::new(Source::from_bytes(data.to_vec())) else {
         return;
