@@ -4,8 +4,9 @@
 #
 #   scripts/bench.sh [SIZE] [COMMAND...]      e.g.  scripts/bench.sh 1G flows
 #
-# The capture is made by examples/gencap.rs from samples/ into bench-data/
-# (git-ignored) and reused.  Each timing is the best of 3 runs with a warm
+# The capture is made by examples/gencap/ from samples/ into bench-data/
+# (git-ignored) and reused: delete bench-data/ after gencap changes (session 11
+# made every replica a call of its own).  Each timing is the best of 3 runs with a warm
 # page cache; peak RSS comes from GNU time when present, else from getrusage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
