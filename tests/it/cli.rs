@@ -198,3 +198,63 @@ fn streamed_flows_json_is_the_built_report() {
         assert_eq!(strip(streamed), strip(built), "{name}");
     }
 }
+
+/// A reader that stops early (`edgetrace stun --json big.pcap | head`) ends
+/// the run quietly with 0, for every command writing JSON: serde_json's
+/// write errors keep their I/O kind, so the CLI knows a broken pipe.
+#[test]
+fn a_reader_closing_the_json_pipe_early_is_not_an_error() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut w = super::common::PcapWriter::new(1);
+    // 5,000 Allocate requests from 2,500 client ports: every command's JSON
+    // (messages, allocations, flows) is far larger than a pipe's buffer
+    for i in 0..5_000u32 {
+        let mut tid = [0u8; 12];
+        tid[..4].copy_from_slice(&i.to_be_bytes());
+        let msg = super::common::stun_msg(0x0003, tid, &[]);
+        let port = 40_000 + (i % 2_500) as u16;
+        w.packet(
+            u64::from(i) * 1000,
+            &super::common::udp_frame(([10, 0, 0, 1], port), ([10, 0, 0, 2], 3478), &msg),
+        );
+    }
+    let path = temp_file("many-stun.pcap", &w.bytes);
+    for cmd in ["stun", "report", "flows"] {
+        let out = edgetrace()
+            .args([cmd, "--json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.stdout.len() > 256 * 1024,
+            "{cmd}: {} bytes",
+            out.stdout.len()
+        );
+    }
+    let bin = assert_cmd::cargo::cargo_bin("edgetrace");
+    for cmd in ["stun", "report", "flows"] {
+        let mut child = Command::new(&bin)
+            .args([cmd, "--json"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        // stdout is closed here, with most of the JSON still to come
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
