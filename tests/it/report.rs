@@ -36,6 +36,17 @@ fn ids(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The `.pcap` files of a directory, sorted.
+fn pcaps_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    v.sort();
+    v
+}
+
 fn lab(name: &str) -> Option<PathBuf> {
     Some(shared()?.join(format!("captures/{name}.pcap")))
 }
@@ -392,11 +403,7 @@ fn fail_on_sets_exit_1() {
 /// Same bytes of JSON with one thread and with many.
 #[test]
 fn report_is_deterministic_across_threads() {
-    let mut inputs: Vec<PathBuf> = std::fs::read_dir(super::common::root().join("samples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
-        .collect();
+    let mut inputs = pcaps_in(&super::common::root().join("samples"));
     if let Some(s) = shared() {
         inputs.push(s.join("captures/turn-errors.pcap"));
         inputs.push(s.join("captures/ice-udp-nat.pcap"));
@@ -889,20 +896,10 @@ fn the_same_refusal_on_two_connections_is_one_finding() {
 fn the_parallel_report_writer_writes_what_serde_writes() {
     use edgetrace::model::report::{analyze, Report, ReportOptions};
     use edgetrace::render::json;
-    let mut inputs: Vec<PathBuf> = std::fs::read_dir(super::common::root().join("samples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
-        .collect();
+    let mut inputs = pcaps_in(&super::common::root().join("samples"));
     if let Some(s) = shared() {
-        inputs.extend(
-            std::fs::read_dir(s.join("captures"))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "pcap")),
-        );
+        inputs.extend(pcaps_in(&s.join("captures")));
     }
-    inputs.sort();
     let options = ReportOptions {
         roles: edgetrace::roles::Roles::builtin(),
         ..Default::default()
