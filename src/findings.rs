@@ -20,10 +20,13 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::analyze::all::Analysis;
+use crate::analyze::ice::Session;
 use crate::analyze::turn::Allocation;
 use crate::flow::Endpoint;
+use crate::model::ice::SessionOut;
 use crate::model::sip::MessageOut;
-use crate::model::{ice::IceReport, tls::TlsReport, CaptureSummary};
+use crate::model::tls::{ConnOut, Section8057};
+use crate::model::CaptureSummary;
 
 /// How bad a finding is.  Ordered worst first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
@@ -103,11 +106,13 @@ pub struct Inputs<'a> {
     /// The SIP findings, made as the report's SIP fold met the messages
     /// ([`sip_error`] merged with [`Merging`], [`mras_no_relay`]).
     pub sip: &'a [Finding],
-    /// ICE sessions, in the order of `analysis.ice` (their `checks` lists
-    /// may be empty: evidence frames are read from `analysis.ice`).
-    pub ice: &'a IceReport,
-    /// TLS connections.
-    pub tls: &'a TlsReport,
+    /// The ICE findings, made as the report's ICE model met each session
+    /// ([`ice_session`], merged with [`Merging`]), so that sessions past the
+    /// listed ones need not be kept.
+    pub ice: &'a [Finding],
+    /// The TLS findings, made as the report's TLS model met each connection
+    /// ([`tls_connection`] merged with [`Merging`], then [`tls_8057`]).
+    pub tls: &'a [Finding],
     /// The TURN findings already merged, when a report made them as its
     /// pass finished allocations ([`turn_allocation`] into a [`Merging`],
     /// with those of `analysis.allocations`); None: made here from
@@ -318,235 +323,247 @@ fn stun(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn ice(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
-    // evidence frames come from the analysis' checks: the report's sessions
-    // do not list them (one line per check of a long capture)
-    for (s, a) in inp.ice.sessions.iter().zip(&inp.analysis.ice) {
-        let label = format!(
+/// The findings of one ICE session (`s` its output, `a` the session it was
+/// made from: evidence frames come from its checks, which a report's
+/// sessions do not list, one line per check of a long capture).  Each has
+/// a group: a [`Merging`] or [`findings`] merges alike ones of many calls.
+pub fn ice_session(s: &SessionOut, a: &Session, out: &mut Vec<Finding>) {
+    // made only for a session with a finding
+    let label = LazyCell::new(|| {
+        format!(
             "ICE session {}{}",
             s.ufrags.join("/"),
             s.call_id
                 .as_deref()
                 .map(|c| format!(" (Call-ID {c})"))
                 .unwrap_or_default()
-        );
-        for p in s
-            .pairs
+        )
+    });
+    for p in s
+        .pairs
+        .iter()
+        .filter(|p| p.verdict == crate::analyze::ice::Verdict::OneWay)
+    {
+        let pair = &a.pairs[p.index];
+        let fr: Vec<u64> = pair
+            .a_to_b
+            .checks
             .iter()
-            .filter(|p| p.verdict == crate::analyze::ice::Verdict::OneWay)
-        {
-            let pair = &a.pairs[p.index];
-            let fr: Vec<u64> = pair
-                .a_to_b
-                .checks
-                .iter()
-                .chain(&pair.b_to_a.checks)
-                .map(|&c| a.checks[c].frame)
-                .collect();
-            // one-way pairs of many calls are one problem (a firewall):
-            // merged per severity, the first session speaking for all
-            let severity = if s.nominated.is_some() {
-                Severity::Warning
+            .chain(&pair.b_to_a.checks)
+            .map(|&c| a.checks[c].frame)
+            .collect();
+        // one-way pairs of many calls are one problem (a firewall):
+        // merged per severity, the first session speaking for all
+        let severity = if s.nominated.is_some() {
+            Severity::Warning
+        } else {
+            Severity::Error
+        };
+        out.push(Finding {
+            count: 1,
+            group: severity.name().to_string(),
+            id: "ice.one-way",
+            // another pair carrying the call makes it a warning
+            severity,
+            summary: format!("{}: {}", *label, p.detail),
+            frames: frames(fr),
+            streams: p.carried_by.clone(),
+            addresses: vec![p.a.to_string(), p.b.to_string()],
+            filter: p.filter.clone(),
+            hint: Some("Checks that arrive but whose reverse checks never do point at a firewall that allows the traffic in one direction only (or only as replies). Open UDP both ways between the candidates, or rely on the relay (3478 UDP / 443 TCP to the Edge)."),
+        });
+    }
+    if s.nominated.is_none() {
+        let severity = if s.outcome == "connected" {
+            Severity::Warning
+        } else {
+            Severity::Error
+        };
+        let fr: Vec<u64> = a.checks.iter().map(|c| c.frame).collect();
+        out.push(Finding {
+            count: 1,
+            group: severity.name().to_string(),
+            id: "ice.no-nomination",
+            severity,
+            summary: format!("{}: no candidate pair was nominated ({})", *label, s.detail),
+            frames: frames(fr),
+            streams: s.pairs.iter().flat_map(|p| p.carried_by.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+            addresses: s.pairs.iter().flat_map(|p| [p.a.to_string(), p.b.to_string()]).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+            filter: s.filter.clone(),
+            hint: Some("Without a nominated pair no media flows. Look at the pairs' verdicts: failed pairs everywhere mean no path at all (relay not reachable either); one-way pairs mean a firewall."),
+        });
+    }
+    if !s.unchecked_candidates.is_empty() {
+        out.push(Finding {
+            count: 1,
+            group: "unchecked".to_string(),
+            id: "ice.unchecked-candidates",
+            severity: Severity::Info,
+            summary: format!(
+                "{}: {} offered candidate(s) never appear in a check from this vantage point: {}",
+                *label,
+                s.unchecked_candidates.len(),
+                s.unchecked_candidates.join("; ")
+            ),
+            frames: frames(
+                s.sides
+                    .iter()
+                    .filter_map(|x| x.sdp.as_ref().map(|d| d.frame))
+                    .collect(),
+            ),
+            streams: Vec::new(),
+            addresses: Vec::new(),
+            filter: s.filter.clone(),
+            hint: None,
+        });
+    }
+}
+
+/// The findings of one TLS connection, each with a group (a [`Merging`]
+/// or [`findings`] merges the same problem on many connections).
+pub fn tls_connection(c: &ConnOut, out: &mut Vec<Finding>) {
+    // made only for a connection with a finding (most have none)
+    let stream = || vec![format!("tcp {}", c.stream)];
+    let addrs = || vec![c.tcp_client.to_string(), c.tcp_server.to_string()];
+    let on_8057 = c.tcp_server.port == 8057;
+    if on_8057 && c.roles == "normal" {
+        out.push(Finding {
+            count: 1,
+            // every connection to that server alike
+            group: c.tcp_server.to_string(),
+            id: "tls.8057-normal-direction",
+            severity: Severity::Warning,
+            summary: format!(
+                "on 8057, {} opened TCP and also sent the ClientHello; the Edge ({}) is expected to be the TLS client",
+                c.tcp_client, c.tcp_server
+            ),
+            frames: frames(c.client_hello.as_ref().map(|h| h.frame).into_iter().collect()),
+            streams: stream(),
+            addresses: addrs(),
+            filter: c.filter.clone(),
+            hint: Some("Check which box is which: on a healthy 8057 link the Front End connects and the Edge internal interface sends the ClientHello. A normal handshake suggests a proxy or load balancer terminating TLS in between."),
+        });
+    }
+    for cert in c.certificates.iter().filter(|x| x.eku_ok == Some(false)) {
+        let client = cert.tls_role == "client";
+        let alert = c
+            .alerts
+            .iter()
+            .find(|x| x.level == "fatal")
+            .map(|x| {
+                format!(
+                    "; {} then sent fatal alert {}",
+                    x.sender,
+                    x.description.unwrap_or("?")
+                )
+            })
+            .unwrap_or_default();
+        out.push(Finding {
+            count: 1,
+            // the same certificate from the same host on every reconnect
+            group: format!(
+                "{}|{}",
+                cert.sender.ip,
+                cert.subject.as_deref().unwrap_or_default()
+            ),
+            id: if client { "tls.client-cert-eku" } else { "tls.server-cert-eku" },
+            severity: Severity::Error,
+            summary: format!(
+                "{} sent {} as TLS {} certificate on stream {}, but {}{alert}",
+                cert.sender,
+                cert.subject.as_deref().unwrap_or("a certificate"),
+                cert.tls_role,
+                c.stream,
+                cert.eku_verdict.as_deref().unwrap_or("its EKU does not allow that role")
+            ),
+            frames: frames(vec![cert.frame]),
+            streams: stream(),
+            addresses: vec![cert.sender.to_string()],
+            filter: format!("{} && tls.handshake.type == 11", c.filter),
+            hint: Some(if client {
+                "A certificate used as TLS client (the Edge on 8057 and 5062, any MTLS peer) needs the Client Authentication EKU (1.3.6.1.5.5.7.3.2). Public CAs stopped adding it in 2025–2026; issue the Edge internal certificate from an internal CA template with both Server and Client Authentication."
             } else {
-                Severity::Error
-            };
+                "A TLS server certificate needs the Server Authentication EKU (1.3.6.1.5.5.7.3.1)."
+            }),
+        });
+    }
+    for al in c.alerts.iter().filter(|x| x.level == "fatal") {
+        out.push(Finding {
+            count: 1,
+            // the same refusal by the same host on every reconnect
+            group: format!(
+                "{}|{:?}|{:?}",
+                al.sender.ip,
+                al.sender_tls_role,
+                al.code
+            ),
+            id: "tls.fatal-alert",
+            severity: Severity::Error,
+            summary: format!(
+                "{} ({}) sent fatal alert {} ({}) on stream {}",
+                al.sender,
+                al.sender_tls_role.map(|r| format!("TLS {r}")).unwrap_or_default(),
+                al.description.unwrap_or("?"),
+                al.code.unwrap_or(0),
+                c.stream
+            ),
+            frames: vec![al.frame],
+            streams: stream(),
+            addresses: addrs(),
+            filter: format!("{} && tls.alert_message", c.filter),
+            hint: match al.code {
+                Some(42..=46) => Some("A certificate was rejected: check its EKU, validity, chain and revocation from the rejecting side's point of view."),
+                Some(48) => Some("unknown_ca: the peer does not trust the issuing CA; install the root and intermediates on it."),
+                Some(40) | Some(70) | Some(71) => Some("No common protocol version or cipher suite: compare the ClientHello's offer with what the server allows (TLS 1.2 enabled on both?)."),
+                _ => None,
+            },
+        });
+    }
+    if let (Some(idle), Some(by), Some(fr)) = (
+        c.health.idle_before_rst_s,
+        c.health.rst_by,
+        c.health.rst_frame,
+    ) {
+        if idle >= crate::model::tls::IDLE_RST_NS as f64 / 1e9 {
             out.push(Finding {
-                count: 1,
-                group: severity.name().to_string(),
-                id: "ice.one-way",
-                // another pair carrying the call makes it a warning
-                severity,
-                summary: format!("{label}: {}", p.detail),
-                frames: frames(fr),
-                streams: p.carried_by.clone(),
-                addresses: vec![p.a.to_string(), p.b.to_string()],
-                filter: p.filter.clone(),
-                hint: Some("Checks that arrive but whose reverse checks never do point at a firewall that allows the traffic in one direction only (or only as replies). Open UDP both ways between the candidates, or rely on the relay (3478 UDP / 443 TCP to the Edge)."),
-            });
-        }
-        if s.nominated.is_none() {
-            let severity = if s.outcome == "connected" {
-                Severity::Warning
-            } else {
-                Severity::Error
-            };
-            let fr: Vec<u64> = a.checks.iter().map(|c| c.frame).collect();
-            out.push(Finding {
-                count: 1,
-                group: severity.name().to_string(),
-                id: "ice.no-nomination",
-                severity,
-                summary: format!("{label}: no candidate pair was nominated ({})", s.detail),
-                frames: frames(fr),
-                streams: s.pairs.iter().flat_map(|p| p.carried_by.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
-                addresses: s.pairs.iter().flat_map(|p| [p.a.to_string(), p.b.to_string()]).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
-                filter: s.filter.clone(),
-                hint: Some("Without a nominated pair no media flows. Look at the pairs' verdicts: failed pairs everywhere mean no path at all (relay not reachable either); one-way pairs mean a firewall."),
-            });
-        }
-        if !s.unchecked_candidates.is_empty() {
-            out.push(Finding {
-                count: 1,
-                group: "unchecked".to_string(),
-                id: "ice.unchecked-candidates",
-                severity: Severity::Info,
+            count: 1,
+            group: format!("{}|{}", c.tcp_server.port, by == c.tcp_server),
+                id: "tls.idle-reset",
+                severity: Severity::Warning,
                 summary: format!(
-                    "{label}: {} offered candidate(s) never appear in a check from this vantage point: {}",
-                    s.unchecked_candidates.len(),
-                    s.unchecked_candidates.join("; ")
+                    "stream {} ({} → {}) was reset by {by} after {idle:.1} s of silence ({} retransmission(s) before){}",
+                    c.stream,
+                    c.tcp_client,
+                    c.tcp_server,
+                    c.health.retransmissions_before_rst.unwrap_or(0),
+                    if on_8057 { " — the 8057 idle-timeout pattern" } else { "" }
                 ),
-                frames: frames(s.sides.iter().filter_map(|x| x.sdp.as_ref().map(|d| d.frame)).collect()),
-                streams: Vec::new(),
-                addresses: Vec::new(),
-                filter: s.filter.clone(),
-                hint: None,
+                frames: vec![fr],
+                streams: stream(),
+                addresses: addrs(),
+                filter: c.filter.clone(),
+                hint: Some("A firewall or load balancer between the hosts drops idle connections; raise its TCP idle timeout above the application's keep-alive interval (for 8057, well above 20 minutes) or exempt the link."),
             });
         }
     }
 }
 
-fn tls(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
-    for c in &inp.tls.connections {
-        // made only for a connection with a finding (most have none)
-        let stream = || vec![format!("tcp {}", c.stream)];
-        let addrs = || vec![c.tcp_client.to_string(), c.tcp_server.to_string()];
-        let on_8057 = c.tcp_server.port == 8057;
-        if on_8057 && c.roles == "normal" {
-            out.push(Finding {
-                count: 1,
-                // every connection to that server alike
-                group: c.tcp_server.to_string(),
-                id: "tls.8057-normal-direction",
-                severity: Severity::Warning,
-                summary: format!(
-                    "on 8057, {} opened TCP and also sent the ClientHello; the Edge ({}) is expected to be the TLS client",
-                    c.tcp_client, c.tcp_server
-                ),
-                frames: frames(c.client_hello.as_ref().map(|h| h.frame).into_iter().collect()),
-                streams: stream(),
-                addresses: addrs(),
-                filter: c.filter.clone(),
-                hint: Some("Check which box is which: on a healthy 8057 link the Front End connects and the Edge internal interface sends the ClientHello. A normal handshake suggests a proxy or load balancer terminating TLS in between."),
-            });
-        }
-        for cert in c.certificates.iter().filter(|x| x.eku_ok == Some(false)) {
-            let client = cert.tls_role == "client";
-            let alert = c
-                .alerts
-                .iter()
-                .find(|x| x.level == "fatal")
-                .map(|x| {
-                    format!(
-                        "; {} then sent fatal alert {}",
-                        x.sender,
-                        x.description.unwrap_or("?")
-                    )
-                })
-                .unwrap_or_default();
-            out.push(Finding {
-                count: 1,
-                // the same certificate from the same host on every reconnect
-                group: format!(
-                    "{}|{}",
-                    cert.sender.ip,
-                    cert.subject.as_deref().unwrap_or_default()
-                ),
-                id: if client { "tls.client-cert-eku" } else { "tls.server-cert-eku" },
-                severity: Severity::Error,
-                summary: format!(
-                    "{} sent {} as TLS {} certificate on stream {}, but {}{alert}",
-                    cert.sender,
-                    cert.subject.as_deref().unwrap_or("a certificate"),
-                    cert.tls_role,
-                    c.stream,
-                    cert.eku_verdict.as_deref().unwrap_or("its EKU does not allow that role")
-                ),
-                frames: frames(vec![cert.frame]),
-                streams: stream(),
-                addresses: vec![cert.sender.to_string()],
-                filter: format!("{} && tls.handshake.type == 11", c.filter),
-                hint: Some(if client {
-                    "A certificate used as TLS client (the Edge on 8057 and 5062, any MTLS peer) needs the Client Authentication EKU (1.3.6.1.5.5.7.3.2). Public CAs stopped adding it in 2025–2026; issue the Edge internal certificate from an internal CA template with both Server and Client Authentication."
-                } else {
-                    "A TLS server certificate needs the Server Authentication EKU (1.3.6.1.5.5.7.3.1)."
-                }),
-            });
-        }
-        for al in c.alerts.iter().filter(|x| x.level == "fatal") {
-            out.push(Finding {
-                count: 1,
-                // the same refusal by the same host on every reconnect
-                group: format!(
-                    "{}|{:?}|{:?}",
-                    al.sender.ip,
-                    al.sender_tls_role,
-                    al.code
-                ),
-                id: "tls.fatal-alert",
-                severity: Severity::Error,
-                summary: format!(
-                    "{} ({}) sent fatal alert {} ({}) on stream {}",
-                    al.sender,
-                    al.sender_tls_role.map(|r| format!("TLS {r}")).unwrap_or_default(),
-                    al.description.unwrap_or("?"),
-                    al.code.unwrap_or(0),
-                    c.stream
-                ),
-                frames: vec![al.frame],
-                streams: stream(),
-                addresses: addrs(),
-                filter: format!("{} && tls.alert_message", c.filter),
-                hint: match al.code {
-                    Some(42..=46) => Some("A certificate was rejected: check its EKU, validity, chain and revocation from the rejecting side's point of view."),
-                    Some(48) => Some("unknown_ca: the peer does not trust the issuing CA; install the root and intermediates on it."),
-                    Some(40) | Some(70) | Some(71) => Some("No common protocol version or cipher suite: compare the ClientHello's offer with what the server allows (TLS 1.2 enabled on both?)."),
-                    _ => None,
-                },
-            });
-        }
-        if let (Some(idle), Some(by), Some(fr)) = (
-            c.health.idle_before_rst_s,
-            c.health.rst_by,
-            c.health.rst_frame,
-        ) {
-            if idle >= crate::model::tls::IDLE_RST_NS as f64 / 1e9 {
-                out.push(Finding {
-                count: 1,
-                group: format!("{}|{}", c.tcp_server.port, by == c.tcp_server),
-                    id: "tls.idle-reset",
-                    severity: Severity::Warning,
-                    summary: format!(
-                        "stream {} ({} → {}) was reset by {by} after {idle:.1} s of silence ({} retransmission(s) before){}",
-                        c.stream,
-                        c.tcp_client,
-                        c.tcp_server,
-                        c.health.retransmissions_before_rst.unwrap_or(0),
-                        if on_8057 { " — the 8057 idle-timeout pattern" } else { "" }
-                    ),
-                    frames: vec![fr],
-                    streams: stream(),
-                    addresses: addrs(),
-                    filter: c.filter.clone(),
-                    hint: Some("A firewall or load balancer between the hosts drops idle connections; raise its TCP idle timeout above the application's keep-alive interval (for 8057, well above 20 minutes) or exempt the link."),
-                });
-            }
-        }
-    }
-    if let Some(x) = &inp.tls.port_8057 {
-        for f in x.flags.iter().filter(|f| f.id == "reconnect-loop") {
-            out.push(Finding {
-                count: 1,
-                group: String::new(),
-                id: "tls.reconnect-loop",
-                severity: Severity::Warning,
-                summary: f.detail.clone(),
-                frames: Vec::new(),
-                streams: vec![format!("tcp {}", f.stream)],
-                addresses: Vec::new(),
-                filter: f.filter.clone(),
-                hint: Some("Repeated reconnects between the same hosts mean the link keeps dying: look at how each connection ended (idle reset, alert, RST after retransmissions)."),
-            });
-        }
+/// `tls.reconnect-loop`: one finding per Front End → Edge pair on 8057
+/// that keeps reconnecting (never merged: each names its pair).
+pub fn tls_8057(x: &Section8057, out: &mut Vec<Finding>) {
+    for f in x.flags.iter().filter(|f| f.id == "reconnect-loop") {
+        out.push(Finding {
+            count: 1,
+            group: String::new(),
+            id: "tls.reconnect-loop",
+            severity: Severity::Warning,
+            summary: f.detail.clone(),
+            frames: Vec::new(),
+            streams: vec![format!("tcp {}", f.stream)],
+            addresses: Vec::new(),
+            filter: f.filter.clone(),
+            hint: Some("Repeated reconnects between the same hosts mean the link keeps dying: look at how each connection ended (idle reset, alert, RST after retransmissions)."),
+        });
     }
 }
 
@@ -831,8 +848,8 @@ pub fn findings(inp: &Inputs<'_>, o: &Options) -> Vec<Finding> {
     flow_table_full(inp, &mut out);
     turn(inp, o, &mut out);
     stun(inp, &mut out);
-    ice(inp, &mut out);
-    tls(inp, &mut out);
+    out.extend(inp.ice.iter().cloned());
+    out.extend(inp.tls.iter().cloned());
     out.extend(inp.sip.iter().cloned());
     merge(out)
 }

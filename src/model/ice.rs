@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{tuple_filter, CaptureSummary, Meta, SCHEMA_VERSION};
 use crate::analyze::ice::{self, Check, Direction, Pair, SdpMedia, Session, Verdict};
+use crate::findings::{Finding, Merging};
 use crate::flow::{Endpoint, L4};
 use crate::pipeline::RunResult;
 
@@ -586,42 +587,98 @@ fn sdp_ref(m: &SdpMedia) -> SdpRef {
 impl IceReport {
     /// Builds the report.
     pub fn build(run: &RunResult, sessions: &[Session], input: &str) -> IceReport {
-        Self::build_with(run, sessions, input, true)
+        Self::build_with(run, sessions.iter(), input, true, usize::MAX, None)
     }
 
-    /// The report without the per-check lists (`checks` empty in every
-    /// session; the summary still counts them): what `edgetrace report`
-    /// shows, without building a line per check of a long capture.
-    pub fn build_without_checks(run: &RunResult, sessions: &[Session], input: &str) -> IceReport {
-        Self::build_with(run, sessions, input, false)
+    /// What `edgetrace report` shows of the sessions, and their findings.
+    /// Only the first `listed` sessions are kept, without their per-check
+    /// lists (the summary still counts every session, pair and check); the
+    /// others are read for their findings and counts and dropped, each
+    /// session as soon as its output is made, so that a capture of many
+    /// calls does not hold every session and its output at once.  The
+    /// findings ([`crate::findings::ice_session`]) come merged
+    /// ([`crate::findings::Merging`]).
+    pub fn build_for_report(
+        run: &RunResult,
+        sessions: Vec<Session>,
+        input: &str,
+        listed: usize,
+    ) -> (IceReport, Vec<Finding>) {
+        let mut merged = Merging::default();
+        let report = Self::build_with(
+            run,
+            sessions.into_iter(),
+            input,
+            false,
+            listed,
+            Some(&mut merged),
+        );
+        (report, merged.finish())
     }
 
-    fn build_with(run: &RunResult, all: &[Session], input: &str, checks: bool) -> IceReport {
+    /// Sessions are read 256 at a time, their outputs (each its session's
+    /// own) made side by side, then counted, kept or dropped in order.
+    fn build_with<S: std::borrow::Borrow<Session> + Send>(
+        run: &RunResult,
+        mut all: impl Iterator<Item = S>,
+        input: &str,
+        checks: bool,
+        listed: usize,
+        mut findings: Option<&mut Merging>,
+    ) -> IceReport {
+        use rayon::prelude::*;
         let t0 = run.read.first_ts.unwrap_or(0);
-        // each session's output is its own: made side by side, in order
-        let sessions: Vec<SessionOut> = {
-            use rayon::prelude::*;
-            all.par_iter().map(|s| session_out(s, t0, checks)).collect()
+        let mut summary = IceSummary {
+            sessions: 0,
+            checks: 0,
+            pairs: 0,
+            verdicts: BTreeMap::new(),
+            nominated_sessions: 0,
         };
-        let mut verdicts = BTreeMap::new();
-        for p in sessions.iter().flat_map(|s| &s.pairs) {
-            let k = serde_json::to_value(p.verdict)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            *verdicts.entry(k).or_insert(0) += 1;
+        let mut sessions = Vec::new();
+        let want_findings = findings.is_some();
+        loop {
+            let chunk: Vec<S> = all.by_ref().take(256).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let outs: Vec<(SessionOut, usize, Vec<Finding>)> = chunk
+                .into_par_iter()
+                .map(|s| {
+                    let s = s.borrow();
+                    let o = session_out(s, t0, checks);
+                    let mut f = Vec::new();
+                    if want_findings {
+                        crate::findings::ice_session(&o, s, &mut f);
+                    }
+                    (o, s.checks.len(), f)
+                })
+                .collect();
+            for (o, n_checks, f) in outs {
+                summary.sessions += 1;
+                summary.checks += n_checks;
+                summary.pairs += o.pairs.len();
+                summary.nominated_sessions += usize::from(o.nominated.is_some());
+                for p in &o.pairs {
+                    let k = serde_json::to_value(p.verdict)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    *summary.verdicts.entry(k).or_insert(0) += 1;
+                }
+                if let Some(m) = findings.as_deref_mut() {
+                    f.into_iter().for_each(|x| m.add(x));
+                }
+                if sessions.len() < listed {
+                    sessions.push(o);
+                }
+            }
         }
         IceReport {
             schema_version: SCHEMA_VERSION,
             meta: Meta::new(input),
             capture: CaptureSummary::from_run(run),
-            summary: IceSummary {
-                sessions: sessions.len(),
-                checks: all.iter().map(|s| s.checks.len()).sum(),
-                pairs: sessions.iter().map(|s| s.pairs.len()).sum(),
-                verdicts,
-                nominated_sessions: sessions.iter().filter(|s| s.nominated.is_some()).count(),
-            },
+            summary,
             sessions,
         }
     }

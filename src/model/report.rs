@@ -180,13 +180,13 @@ pub fn analyze(
 
 impl Report {
     /// Builds the report from every analyzer's result and what was folded
-    /// during the pass ([`analyze`]).  It takes the TLS connections out of
-    /// `a` and frees each once its output is made.
+    /// during the pass ([`analyze`]).  It takes the ICE sessions and TLS
+    /// connections out of `a`, reads each for its findings and frees it once
+    /// its output is made, keeping the outputs of the listed ones only.
     pub fn build(a: &mut Analysis, folds: Folds, input: &str, o: &ReportOptions) -> Report {
         let Folds { sip, turn: ended } = folds;
         let flows = flows_by_protocol(a);
         let tls_core = std::mem::take(&mut a.tls);
-        let a = &*a;
         let Folded {
             report: sip,
             findings: sip_findings,
@@ -195,17 +195,19 @@ impl Report {
         let listed = ended.first(&a.allocations, MAX_LISTED);
         let allocations = ended.count + a.allocations.len();
         // the three models are independent: built side by side (SIP was
-        // folded during the pass), the TURN findings beside the TLS listing,
-        // the longest of them
-        let ((turn, turn_findings), (ice, tls)) = rayon::join(
+        // folded during the pass), the TURN findings beside the ICE and TLS
+        // listings, which make their own findings as they go
+        let ice_sessions = std::mem::take(&mut a.ice);
+        let a = &*a;
+        let ((turn, turn_findings), ((ice, ice_findings), (tls, tls_findings))) = rayon::join(
             || {
                 let turn = TurnReport::build(&a.run, &listed, input, o.redaction.redact_usernames);
                 (turn, ended.findings(&a.allocations))
             },
             || {
                 rayon::join(
-                    || IceReport::build_without_checks(&a.run, &a.ice, input),
-                    || TlsReport::build_listing_from(&a.run, tls_core, input, MAX_LISTED),
+                    || IceReport::build_for_report(&a.run, ice_sessions, input, MAX_LISTED),
+                    || TlsReport::build_for_report(&a.run, tls_core, input, MAX_LISTED),
                 )
             },
         );
@@ -213,8 +215,8 @@ impl Report {
             analysis: a,
             capture: &capture,
             sip: &sip_findings,
-            ice: &ice,
-            tls: &tls,
+            ice: &ice_findings,
+            tls: &tls_findings,
             turn: Some(&turn_findings),
         };
         let findings = findings::findings(&inputs, &o.findings);
@@ -230,8 +232,8 @@ impl Report {
             turn_allocations: allocations,
             sip_messages: sip.summary.messages,
             sip_dialogs: sip.summary.dialogs,
-            ice_sessions: ice.sessions.len(),
-            tls_connections: tls.connections.len(),
+            ice_sessions: ice.summary.sessions,
+            tls_connections: tls.summary.connections,
             findings: by_sev,
         };
         let mut omitted = BTreeMap::new();
@@ -242,14 +244,10 @@ impl Report {
         };
         cap("turn", allocations);
         cap("sip", sip.summary.dialogs);
-        cap("ice", ice.sessions.len());
-        cap("tls", tls.connections.len());
-        let mut sessions = ice.sessions;
-        sessions.truncate(MAX_LISTED);
+        cap("ice", ice.summary.sessions);
+        cap("tls", tls.summary.connections);
         let mut dialogs = sip.dialogs;
         dialogs.truncate(MAX_LISTED);
-        let mut connections = tls.connections;
-        connections.truncate(MAX_LISTED);
         Report {
             schema_version: SCHEMA_VERSION,
             meta: Meta::new(input),
@@ -259,8 +257,8 @@ impl Report {
             findings,
             turn: turn.allocations,
             sip: dialogs,
-            ice: sessions,
-            tls: connections,
+            ice: ice.sessions,
+            tls: tls.connections,
             port_8057: tls.port_8057,
             omitted,
         }

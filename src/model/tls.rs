@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{CaptureSummary, Meta, SCHEMA_VERSION};
 use crate::analyze::tls::{Conn, Core, Health};
+use crate::findings::{Finding, Merging};
 use crate::flow::{Endpoint, Flow, FlowId};
 use crate::pipeline::RunResult;
 use crate::proto::tls;
@@ -558,7 +559,7 @@ fn conn_out(c: &Conn, h: Option<&Health>, f: &Flow, t0: i64) -> ConnOut {
     }
     ConnOut {
         stream: c.stream,
-        filter: format!("tcp.stream eq {}", c.stream),
+        filter: stream_filter(c.stream),
         tcp_client: c.client,
         tcp_server: c.server,
         tls_client: tls_dir.map(|d| ends(c, d)),
@@ -629,16 +630,63 @@ fn conn_out(c: &Conn, h: Option<&Health>, f: &Flow, t0: i64) -> ConnOut {
     }
 }
 
-/// Marks reconnects: same client host, server host and server port, a new
+/// What the reconnect analysis, the 8057 section and the summary read of
+/// a connection: kept for every connection, where a report keeps only the
+/// listed ones whole.
+struct Brief {
+    stream: u32,
+    tcp_client: Endpoint,
+    tcp_server: Endpoint,
+    roles: &'static str,
+    handshake_complete: bool,
+    pseudo_tls: bool,
+    fatal_alerts: usize,
+    first_fatal: Option<AlertOut>,
+    /// Certificates whose EKU does not allow their role: (role, subject).
+    failing_certs: Vec<(&'static str, Option<String>)>,
+    idle_before_rst_s: Option<f64>,
+    rst_by: Option<Endpoint>,
+    retransmissions_before_rst: Option<u64>,
+    /// The connection this one reconnects after (its index), once known.
+    reconnect_of: Option<usize>,
+}
+
+impl Brief {
+    fn of(o: &ConnOut) -> Brief {
+        let fatal = || o.alerts.iter().filter(|a| a.level == "fatal");
+        Brief {
+            stream: o.stream,
+            tcp_client: o.tcp_client,
+            tcp_server: o.tcp_server,
+            roles: o.roles,
+            handshake_complete: o.handshake == "complete",
+            pseudo_tls: o.pseudo_tls,
+            fatal_alerts: fatal().count(),
+            first_fatal: fatal().next().cloned(),
+            failing_certs: o
+                .certificates
+                .iter()
+                .filter(|c| c.eku_ok == Some(false))
+                .map(|c| (c.tls_role, c.subject.clone()))
+                .collect(),
+            idle_before_rst_s: o.health.idle_before_rst_s,
+            rst_by: o.health.rst_by,
+            retransmissions_before_rst: o.health.retransmissions_before_rst,
+            reconnect_of: None,
+        }
+    }
+}
+
+/// Finds reconnects: same client host, server host and server port, a new
 /// connection starting within [`RECONNECT_WINDOW_NS`] after one ended.
-fn mark_reconnects(out: &mut [ConnOut], flows: &[&Flow]) {
+fn mark_reconnects(all: &mut [Brief], flows: &[&Flow]) {
     // Connections between the same client host and server, by (end, index):
     // the one a connection reconnects after is the last to end before it
     // started (the highest index among equal ends), within the window.  A
     // sorted list per pair keeps this O(n log n) for captures of many
     // connections.
     let mut pairs: HashMap<(std::net::IpAddr, Endpoint), Vec<(i64, usize)>> = HashMap::new();
-    for (i, c) in out.iter().enumerate() {
+    for (i, c) in all.iter().enumerate() {
         pairs
             .entry((c.tcp_client.ip, c.tcp_server))
             .or_default()
@@ -647,8 +695,7 @@ fn mark_reconnects(out: &mut [ConnOut], flows: &[&Flow]) {
     for list in pairs.values_mut() {
         list.sort_unstable();
     }
-    let mut previous: Vec<Option<usize>> = vec![None; out.len()];
-    for (i, c) in out.iter().enumerate() {
+    for (i, c) in all.iter_mut().enumerate() {
         let list = &pairs[&(c.tcp_client.ip, c.tcp_server)];
         let started = flows[i].first_ts;
         let mut k = list.partition_point(|&(end, _)| end <= started);
@@ -659,27 +706,32 @@ fn mark_reconnects(out: &mut [ConnOut], flows: &[&Flow]) {
                 continue;
             }
             if started - end <= RECONNECT_WINDOW_NS {
-                previous[i] = Some(j);
+                c.reconnect_of = Some(j);
             }
             break;
         }
     }
-    for i in 0..out.len() {
-        if let Some(j) = previous[i] {
+}
+
+/// Writes the reconnects found into the connections kept whole (the first
+/// of `all`).
+fn note_reconnects(out: &mut [ConnOut], all: &[Brief], flows: &[&Flow]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        if let Some(j) = all[i].reconnect_of {
             let gap = flows[i].first_ts - flows[j].last_ts;
-            out[i].reconnect_of = Some(out[j].stream);
-            out[i].reconnect_after_s = Some(secs(gap));
-            out[i].notes.push(format!(
+            o.reconnect_of = Some(all[j].stream);
+            o.reconnect_after_s = Some(secs(gap));
+            o.notes.push(format!(
                 "reconnect {:.1} s after stream {} ended, from a new port {}",
                 secs(gap),
-                out[j].stream,
-                out[i].tcp_client.port
+                all[j].stream,
+                o.tcp_client.port
             ));
         }
     }
 }
 
-fn section_8057(out: &[ConnOut], flows: &[&Flow]) -> Option<Section8057> {
+fn section_8057(out: &[Brief], flows: &[&Flow]) -> Option<Section8057> {
     let idx: Vec<usize> = (0..out.len())
         .filter(|&i| out[i].tcp_server.port == PORT_8057 || out[i].tcp_client.port == PORT_8057)
         .collect();
@@ -697,7 +749,7 @@ fn section_8057(out: &[ConnOut], flows: &[&Flow]) -> Option<Section8057> {
         let flag = |id: &'static str, detail: String| Flag8057 {
             id,
             stream: c.stream,
-            filter: c.filter.clone(),
+            filter: stream_filter(c.stream),
             detail,
         };
         match c.roles {
@@ -717,15 +769,10 @@ fn section_8057(out: &[ConnOut], flows: &[&Flow]) -> Option<Section8057> {
             )),
             _ => {}
         }
-        for cert in c
-            .certificates
-            .iter()
-            .filter(|x| x.tls_role == "client" && x.eku_ok == Some(false))
-        {
+        for (_, subject) in c.failing_certs.iter().filter(|x| x.0 == "client") {
             let alert = c
-                .alerts
-                .iter()
-                .find(|a| a.level == "fatal")
+                .first_fatal
+                .as_ref()
                 .map(|a| {
                     format!(
                         "; {} answered with fatal alert {} ({})",
@@ -739,17 +786,17 @@ fn section_8057(out: &[ConnOut], flows: &[&Flow]) -> Option<Section8057> {
                 "client-cert-without-clientauth",
                 format!(
                     "the Edge's certificate {} lacks the Client Authentication EKU it needs as TLS client on 8057{alert}",
-                    cert.subject.as_deref().unwrap_or("?")
+                    subject.as_deref().unwrap_or("?")
                 ),
             ));
         }
-        if let (Some(idle), Some(by)) = (c.health.idle_before_rst_s, c.health.rst_by) {
+        if let (Some(idle), Some(by)) = (c.idle_before_rst_s, c.rst_by) {
             if idle * 1e9 >= IDLE_RST_NS as f64 {
                 flags.push(flag(
                     "idle-reset",
                     format!(
                         "RST from {by} after {idle:.1} s idle ({} retransmission(s) before): firewall idle timeout suspected",
-                        c.health.retransmissions_before_rst.unwrap_or(0)
+                        c.retransmissions_before_rst.unwrap_or(0)
                     ),
                 ));
             }
@@ -796,21 +843,9 @@ fn section_8057(out: &[ConnOut], flows: &[&Flow]) -> Option<Section8057> {
     Some(Section8057 { pairs, flags })
 }
 
-/// Cuts a connection that a report will not list down to what its findings
-/// and the 8057 section read: the certificates whose EKU fails, the alerts,
-/// the health and the ends; no timeline, offer lists, notes or problems.
-fn keep_for_findings(o: &mut ConnOut) {
-    o.timeline = Vec::new();
-    o.notes = Vec::new();
-    o.problems = Vec::new();
-    o.certificates.retain(|x| x.eku_ok == Some(false));
-    if let Some(ch) = o.client_hello.as_mut() {
-        ch.cipher_suites = Vec::new();
-        ch.extensions = Vec::new();
-    }
-    if let Some(sh) = o.server_hello.as_mut() {
-        sh.extensions = Vec::new();
-    }
+/// `tcp.stream eq N`: a connection's display filter.
+fn stream_filter(stream: u32) -> String {
+    format!("tcp.stream eq {stream}")
 }
 
 /// The core's connections in stream order (their flows).
@@ -820,98 +855,112 @@ fn by_stream(core: &Core) -> Vec<FlowId> {
     order.into_iter().map(|(_, id)| id).collect()
 }
 
-/// A connection's output, cut to what findings read when it is not listed.
-fn listed_out(c: &Conn, h: Option<&Health>, run: &RunResult, listed: bool) -> ConnOut {
-    let t0 = run.read.first_ts.unwrap_or(0);
-    let mut o = conn_out(c, h, run.flows.get(c.flow), t0);
-    if !listed {
-        keep_for_findings(&mut o);
-    }
-    o
-}
-
 impl TlsReport {
     /// Builds the report.
     pub fn build(run: &RunResult, core: &Core, input: &str) -> TlsReport {
-        Self::build_listing(run, core, input, usize::MAX)
-    }
-
-    /// Builds the report of which only the first `listed` connections (by
-    /// stream) will be shown: the others keep only what findings and the
-    /// 8057 section read (the failing certificates, alerts, health and
-    /// ends), so that a capture of many connections does not hold every
-    /// timeline and certificate at once.  The summary counts are those of
-    /// [`TlsReport::build`].
-    pub fn build_listing(run: &RunResult, core: &Core, input: &str, listed: usize) -> TlsReport {
         let order = by_stream(core);
-        let out = order
+        let conns = order
             .iter()
-            .enumerate()
-            .filter_map(|(i, &id)| {
-                let c = core.conns.get(&id)?;
-                Some(listed_out(
-                    c,
-                    core.health.get(&id).map(|h| &**h),
-                    run,
-                    i < listed,
-                ))
-            })
-            .collect();
-        Self::assemble(run, input, &order, out)
+            .filter_map(|id| Some((&**core.conns.get(id)?, core.health.get(id).map(|h| &**h))));
+        Self::build_with(run, input, &order, conns, usize::MAX, None)
     }
 
-    /// [`TlsReport::build_listing`] from a core it may empty as it goes: each
-    /// connection is freed once its output is made, so the two are not all
-    /// held at once (on a long capture this was the peak of a report).
-    pub fn build_listing_from(
+    /// What `edgetrace report` shows of the connections, and their
+    /// findings.  Only the first `listed` connections (by stream) are kept
+    /// whole; of the others the report keeps what the reconnect analysis,
+    /// the 8057 section and the summary read (a few fields each), and their
+    /// findings ([`crate::findings::tls_connection`], merged with
+    /// [`crate::findings::Merging`], then [`crate::findings::tls_8057`]).
+    /// Each connection is taken out of `core` and freed once its output is
+    /// made, so that a capture of many connections never holds them all
+    /// with their outputs.  The summary counts are those of
+    /// [`TlsReport::build`].
+    pub fn build_for_report(
         run: &RunResult,
         mut core: Core,
         input: &str,
         listed: usize,
-    ) -> TlsReport {
-        use rayon::prelude::*;
+    ) -> (TlsReport, Vec<Finding>) {
         let order = by_stream(&core);
-        // moved out of the maps in stream order, then made side by side (each
-        // output is its connection's own), each freed once its output is made
-        let conns: Vec<(usize, Box<Conn>, Option<Box<Health>>)> = order
+        let conns: Vec<(Box<Conn>, Option<Box<Health>>)> = order
             .iter()
-            .enumerate()
-            .filter_map(|(i, &id)| Some((i, core.conns.remove(&id)?, core.health.remove(&id))))
+            .filter_map(|id| Some((core.conns.remove(id)?, core.health.remove(id))))
             .collect();
-        let out = conns
-            .into_par_iter()
-            .map(|(i, c, h)| listed_out(&c, h.as_deref(), run, i < listed))
-            .collect();
-        Self::assemble(run, input, &order, out)
+        let mut merged = Merging::default();
+        let report = Self::build_with(
+            run,
+            input,
+            &order,
+            conns.into_iter(),
+            listed,
+            Some(&mut merged),
+        );
+        let mut findings = merged.finish();
+        if let Some(x) = &report.port_8057 {
+            crate::findings::tls_8057(x, &mut findings);
+        }
+        (report, findings)
     }
 
-    /// The report from the connections' outputs in stream order (`order`:
-    /// their flows).
-    fn assemble(
+    /// Connections (in stream order, `order` their flows) are read 256 at a
+    /// time, their outputs (each its connection's own) made side by side,
+    /// then kept (the first `listed`) or read for what the whole capture
+    /// needs and dropped, in order.
+    fn build_with<C, H>(
         run: &RunResult,
         input: &str,
         order: &[FlowId],
-        mut out: Vec<ConnOut>,
-    ) -> TlsReport {
-        let certs_failing_eku = out
-            .iter()
-            .flat_map(|o| &o.certificates)
-            .filter(|c| c.eku_ok == Some(false))
-            .count();
+        mut conns: impl Iterator<Item = (C, Option<H>)>,
+        listed: usize,
+        mut findings: Option<&mut Merging>,
+    ) -> TlsReport
+    where
+        C: std::borrow::Borrow<Conn> + Send,
+        H: std::borrow::Borrow<Health> + Send,
+    {
+        use rayon::prelude::*;
+        let t0 = run.read.first_ts.unwrap_or(0);
+        let want_findings = findings.is_some();
+        let mut out: Vec<ConnOut> = Vec::new();
+        let mut all: Vec<Brief> = Vec::new();
+        loop {
+            let chunk: Vec<(C, Option<H>)> = conns.by_ref().take(256).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let first = all.len();
+            let made: Vec<(Brief, Option<ConnOut>, Vec<Finding>)> = chunk
+                .into_par_iter()
+                .enumerate()
+                .map(|(k, (c, h))| {
+                    let c = c.borrow();
+                    let o = conn_out(c, h.as_ref().map(|h| h.borrow()), run.flows.get(c.flow), t0);
+                    let mut f = Vec::new();
+                    if want_findings {
+                        crate::findings::tls_connection(&o, &mut f);
+                    }
+                    (Brief::of(&o), (first + k < listed).then_some(o), f)
+                })
+                .collect();
+            for (b, o, f) in made {
+                all.push(b);
+                out.extend(o);
+                if let Some(m) = findings.as_deref_mut() {
+                    f.into_iter().for_each(|x| m.add(x));
+                }
+            }
+        }
         let flows: Vec<&Flow> = order.iter().map(|&id| run.flows.get(id)).collect();
-        mark_reconnects(&mut out, &flows);
-        let port_8057 = section_8057(&out, &flows);
+        mark_reconnects(&mut all, &flows);
+        note_reconnects(&mut out, &all, &flows);
+        let port_8057 = section_8057(&all, &flows);
         let summary = TlsSummary {
-            connections: out.len(),
-            reversed: out.iter().filter(|c| c.roles == "reversed").count(),
-            completed: out.iter().filter(|c| c.handshake == "complete").count(),
-            fatal_alerts: out
-                .iter()
-                .flat_map(|c| &c.alerts)
-                .filter(|a| a.level == "fatal")
-                .count(),
-            eku_failures: certs_failing_eku,
-            pseudo_tls: out.iter().filter(|c| c.pseudo_tls).count(),
+            connections: all.len(),
+            reversed: all.iter().filter(|c| c.roles == "reversed").count(),
+            completed: all.iter().filter(|c| c.handshake_complete).count(),
+            fatal_alerts: all.iter().map(|c| c.fatal_alerts).sum(),
+            eku_failures: all.iter().map(|c| c.failing_certs.len()).sum(),
+            pseudo_tls: all.iter().filter(|c| c.pseudo_tls).count(),
         };
         TlsReport {
             schema_version: SCHEMA_VERSION,

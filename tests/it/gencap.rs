@@ -119,19 +119,24 @@ fn the_tokens_are_the_calls_and_ice_sessions_names() {
     }
 }
 
-#[test]
-fn two_replicas_are_two_calls_and_their_alike_findings_merge() {
+/// `n` replicas of the sample, one after the other, as a capture file.
+fn replicas(n: u32) -> std::path::PathBuf {
     let fr = frames(SAMPLE);
     let mut next = 0;
     let id = replica::Identity::discover(fr.iter().map(|(_, d)| d.as_slice()), &mut next);
     let span = fr.last().unwrap().0 - fr[0].0 + 1_000_000;
     let mut w = PcapWriter::new(1);
-    for r in 0..2u32 {
+    for r in 0..n {
         for ((ts, _), data) in fr.iter().zip(replica_of(&fr, &id, r)) {
             w.packet(ts + r as u64 * span, &data);
         }
     }
-    let path = temp_file("gencap-two-replicas.pcap", &w.bytes);
+    temp_file(&format!("gencap-{n}-replicas.pcap"), &w.bytes)
+}
+
+#[test]
+fn two_replicas_are_two_calls_and_their_alike_findings_merge() {
+    let path = replicas(2);
     let json = |p: &std::path::Path| -> serde_json::Value {
         let out = edgetrace()
             .args(["report", "--json"])
@@ -169,4 +174,50 @@ fn two_replicas_are_two_calls_and_their_alike_findings_merge() {
         .unwrap()
         .iter()
         .any(|f| f["id"] == "ice.one-way"));
+}
+
+/// A report keeps the first sessions of a capture of many calls whole and
+/// reads the others for their findings and counts only: whatever it lists,
+/// the counts and the findings are those of every session read whole.
+#[test]
+fn a_report_lists_the_first_ice_sessions_and_finds_in_all() {
+    use edgetrace::findings::{ice_session, Finding, Merging};
+    use edgetrace::model::ice::IceReport;
+    let path = replicas(3);
+    let a =
+        edgetrace::analyze::all::analyze(CaptureReader::open(&path).unwrap(), &Default::default())
+            .unwrap();
+    assert_eq!(a.ice.len(), 3, "one session per replica");
+    let full = IceReport::build(&a.run, &a.ice, "x");
+    let mut merging = Merging::default();
+    for (o, s) in full.sessions.iter().zip(&a.ice) {
+        let mut v = Vec::new();
+        ice_session(o, s, &mut v);
+        v.into_iter().for_each(|f| merging.add(f));
+    }
+    let sorted = |v: &[Finding]| {
+        let mut v: Vec<String> = v
+            .iter()
+            .map(|f| serde_json::to_string(f).unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let expected = sorted(&merging.finish());
+    assert!(!expected.is_empty(), "the sample has ICE findings");
+    for n in 0..=4 {
+        let (r, findings) = IceReport::build_for_report(&a.run, a.ice.clone(), "x", n);
+        assert_eq!(json(&r.summary), json(&full.summary), "listing {n}");
+        assert_eq!(r.sessions.len(), n.min(3), "listing {n}");
+        for (listed, whole) in r.sessions.iter().zip(&full.sessions) {
+            let mut whole = whole.clone();
+            whole.checks.clear();
+            assert_eq!(json(listed), json(&whole), "listing {n}");
+        }
+        assert_eq!(sorted(&findings), expected, "listing {n}");
+    }
+}
+
+fn json<T: serde::Serialize>(x: &T) -> serde_json::Value {
+    serde_json::to_value(x).unwrap()
 }

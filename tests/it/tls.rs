@@ -310,57 +310,51 @@ fn lab_scenarios() {
     assert_eq!(v["port_8057"]["pairs"][0]["reconnects"], 1);
 }
 
-/// What a report's findings and 8057 section read of one connection (the
-/// keep-alive interval is a listing's detail: a cut-down connection has none).
-fn read_by_findings(c: &edgetrace::model::tls::ConnOut) -> Value {
-    let failing: Vec<_> = c
-        .certificates
-        .iter()
-        .filter(|x| x.eku_ok == Some(false))
-        .collect();
-    let mut health = serde_json::to_value(&c.health).unwrap();
-    health["small_record_interval_s"] = Value::Null;
-    serde_json::json!({
-        "stream": c.stream,
-        "roles": c.roles,
-        "ends": [c.tcp_client.to_string(), c.tcp_server.to_string()],
-        "filter": c.filter,
-        "client_hello": c.client_hello.as_ref().map(|h| h.frame),
-        "certificates": failing,
-        "alerts": c.alerts,
-        "health": health,
-        "reconnect_of": c.reconnect_of,
-        "handshake": c.handshake,
-    })
-}
-
-/// A report lists the first connections and cuts the others down, in the
-/// finder and in the model: the one listed must come out whole, and what
-/// findings and the 8057 section read of the others must not change.
+/// A report lists the first connections whole and cuts the others down, in
+/// the finder and in the model: the listed ones must come out whole, and
+/// the findings, the 8057 section and the summary must be those of every
+/// connection read whole.
 #[test]
 fn connections_beyond_the_listing_keep_what_findings_read() {
+    use edgetrace::findings::{tls_8057, tls_connection, Merging};
     use edgetrace::model::tls::TlsReport;
     let mut paths = vec![super::common::sample("tls-8057-idle-rst-reconnect.pcap")];
     paths.extend(shared_capture("tls-8057-reversed-badeku.pcap"));
     let (mut failing_certs, mut cut) = (0, 0);
+    let sorted = |v: &[edgetrace::findings::Finding]| {
+        let mut v: Vec<String> = v
+            .iter()
+            .map(|f| serde_json::to_string(f).unwrap())
+            .collect();
+        v.sort();
+        v
+    };
     for p in paths {
         let open = || edgetrace::capture::CaptureReader::open(&p).unwrap();
         let a = edgetrace::analyze::all::analyze(open(), &Default::default()).unwrap();
         let full = TlsReport::build(&a.run, &a.tls, "x");
         assert!(!full.connections.is_empty(), "{}", p.display());
+        let mut merging = Merging::default();
+        for c in &full.connections {
+            let mut v = Vec::new();
+            tls_connection(c, &mut v);
+            v.into_iter().for_each(|f| merging.add(f));
+        }
+        let mut expected = merging.finish();
+        if let Some(x) = &full.port_8057 {
+            tls_8057(x, &mut expected);
+        }
         let json = |v: &dyn Fn() -> serde_json::Result<Value>| v().unwrap();
         for n in [0, 1] {
             let mut b = report_pass(&p, n);
             cut += b.tls.conns.values().filter(|c| c.cut).count();
-            let listed = TlsReport::build_listing(&b.run, &b.tls, "x", n);
             let what = format!("{}, listing {n}", p.display());
-            // the report's own way, freeing each connection as it goes
             let tls = std::mem::take(&mut b.tls);
-            let from = TlsReport::build_listing_from(&b.run, tls, "x", n);
+            let (listed, findings) = TlsReport::build_for_report(&b.run, tls, "x", n);
             assert_eq!(
-                json(&|| serde_json::to_value(&listed)),
-                json(&|| serde_json::to_value(&from)),
-                "{what}: built from the core it empties"
+                listed.connections.len(),
+                n.min(full.connections.len()),
+                "{what}"
             );
             assert_eq!(
                 json(&|| serde_json::to_value(&full.summary)),
@@ -372,19 +366,18 @@ fn connections_beyond_the_listing_keep_what_findings_read() {
                 json(&|| serde_json::to_value(&listed.port_8057)),
                 "{what}"
             );
-            for (i, (f, c)) in full.connections.iter().zip(&listed.connections).enumerate() {
-                if i < n {
-                    assert_eq!(
-                        json(&|| serde_json::to_value(f)),
-                        json(&|| serde_json::to_value(c)),
-                        "{what}: a listed connection is whole"
-                    );
-                } else {
-                    assert_eq!(read_by_findings(f), read_by_findings(c), "{what}");
-                    assert!(c.timeline.is_empty());
-                    failing_certs += c.certificates.len();
-                }
+            for (f, c) in full.connections.iter().zip(&listed.connections) {
+                assert_eq!(
+                    json(&|| serde_json::to_value(f)),
+                    json(&|| serde_json::to_value(c)),
+                    "{what}: a listed connection is whole"
+                );
             }
+            assert_eq!(sorted(&expected), sorted(&findings), "{what}: findings");
+            failing_certs += findings
+                .iter()
+                .filter(|f| f.id.ends_with("cert-eku"))
+                .count();
         }
     }
     assert!(
