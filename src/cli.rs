@@ -585,13 +585,13 @@ fn ice(cli: &Cli, input: &InputArgs) -> Result<i32> {
         |(sip, stun)| {
             sip.iter().for_each(|f| sdp.push(f));
             stun.iter().for_each(|f| checks.push(f));
+            sdp.settle(checks.sdp_wanted());
         },
     )
     .with_context(|| format!("reading {name}"))?;
     let stun_shards: Vec<_> = shards.into_iter().map(|s| s.0).collect();
     let stun = crate::analyze::stun::merge(stun_shards, &result.flows);
-    let wanted = checks.sdp_wanted();
-    let sdp = sdp.finish_for(&wanted);
+    let sdp = sdp.finish_for(checks.sdp_wanted());
     let sessions = checks.finish(sdp, &stun, &result.flows);
     let report = crate::model::ice::IceReport::build(&result, &sessions, &name);
     emit_with(

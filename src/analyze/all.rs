@@ -253,6 +253,9 @@ fn analyze_with(
         for f in stun_batch {
             checks.push(&f);
         }
+        // the SDP no check named in time goes, now that the checks up to
+        // the batch's last SIP message are in
+        sdp.settle(checks.sdp_wanted());
     };
     let (run, shards) = pipeline::run_sharded_with(reader, opts, finders, take, fold)?;
     let t1 = std::time::Instant::now();
@@ -273,11 +276,10 @@ fn analyze_with(
     let t2 = std::time::Instant::now();
     let sdp = if streamed {
         sip.flows = sip_flows;
-        let wanted = checks.sdp_wanted();
-        sdp.finish_for(&wanted)
+        sdp.finish_for(checks.sdp_wanted())
     } else {
         binds = turn::Binds::of_messages(&stun.found, &run.flows);
-        ice::sdp_media(&sip)
+        Vec::new()
     };
     let end = run.read.last_ts.unwrap_or(0);
     let trackers = stun.take_turn();
@@ -287,7 +289,7 @@ fn analyze_with(
             if streamed {
                 checks.finish(sdp, &stun, &run.flows)
             } else {
-                ice::sessions(&stun, sdp, &run.flows)
+                ice::sessions(&stun, &sip, &run.flows)
             }
         },
     );

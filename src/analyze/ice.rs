@@ -419,12 +419,22 @@ fn is_check(f: &Found) -> bool {
 }
 
 /// Builds the ICE sessions from the STUN finder's messages (merged, in
-/// capture order) and the SDP of the capture's SIP dialogs.
-pub fn sessions(stun: &StunCore, sdp: Vec<SdpMedia>, flows: &FlowTable) -> Vec<Session> {
+/// capture order) and the SDP of the capture's SIP dialogs, read as a pass
+/// that keeps neither reads them ([`CheckFold`], [`SdpCollector`]).
+pub fn sessions(
+    stun: &StunCore,
+    sip: &crate::analyze::sip::Core,
+    flows: &FlowTable,
+) -> Vec<Session> {
     let mut fold = CheckFold::default();
     for f in &stun.found {
         fold.push(f);
     }
+    let mut c = SdpCollector::default();
+    for f in &sip.found {
+        c.push(f);
+    }
+    let sdp = c.finish_for(fold.sdp_wanted());
     fold.finish(sdp, stun, flows)
 }
 
@@ -452,6 +462,8 @@ struct Pending {
 /// and a copy later than that starts a new transaction on its flow.
 pub struct CheckFold {
     checks: Vec<Pending>,
+    /// The SDP the checks so far can read.
+    wanted: SdpWanted,
     by_tid: rustc_hash::FxHashMap<[u8; 16], usize>,
     pairing: Pairing,
     seq: u64,
@@ -461,6 +473,7 @@ impl Default for CheckFold {
     fn default() -> Self {
         CheckFold {
             checks: Vec::new(),
+            wanted: SdpWanted::default(),
             by_tid: Default::default(),
             pairing: Pairing::within(crate::analyze::turn::PENDING_FOR_NS),
             seq: 0,
@@ -535,6 +548,7 @@ impl CheckFold {
     }
 
     fn new_check(&mut self, f: &Found, user: RawUser) {
+        self.wanted.note(&user, f.ts_ns);
         let (path, transport) = path(f);
         let placeholder = SocketAddr::from(([0, 0, 0, 0], 0));
         self.by_tid.insert(f.msg.tid, self.checks.len());
@@ -576,30 +590,13 @@ impl CheckFold {
     /// Which SDP media sections [`CheckFold::finish`] can give a session:
     /// those whose ufrag a check's USERNAME names and, when a check has a
     /// binary MS-ICE v1 USERNAME, every draft-6 section (its sides are found
-    /// among them).  Reading only these ([`SdpCollector::finish_for`])
-    /// keeps the SDP of calls whose checks the capture does not show (a
-    /// capture at a SIP proxy; the bench's SIPp calls) out of memory: on the
-    /// 2 GiB bench capture that was 27 of the 34 MB of parsed SDP.
-    pub fn sdp_wanted(&self) -> SdpWanted {
-        let mut w = SdpWanted::default();
-        for p in &self.checks {
-            match &p.user {
-                RawUser::Text(s) => match s.split_once(':') {
-                    Some((r, snd)) => {
-                        w.ufrags.insert(r.to_string());
-                        w.ufrags.insert(snd.to_string());
-                    }
-                    None => {
-                        w.ufrags.insert(s.clone());
-                    }
-                },
-                RawUser::Opaque(b) => {
-                    w.draft6 = true;
-                    w.ufrags.insert(format!("hex:{}", hex(b)));
-                }
-            }
-        }
-        w
+    /// among them), each with the time of the first check that wants it.
+    /// Reading only these ([`SdpCollector::finish_for`]) keeps the SDP of
+    /// calls whose checks the capture does not show (a capture at a SIP
+    /// proxy; the bench's SIPp calls) out of memory: on the 2 GiB bench
+    /// capture that was 27 of the 34 MB of parsed SDP.
+    pub fn sdp_wanted(&self) -> &SdpWanted {
+        &self.wanted
     }
 
     /// The sessions, with the capture's SDP and the merged STUN finder (for
@@ -771,56 +768,105 @@ fn build_pairs(s: &mut Session) {
     }
 }
 
-/// The ICE-bearing SDP media sections of a capture's SIP messages, each
-/// distinct body once (proxies relay copies): an offer is carried by a
-/// request other than ACK, an answer by a response or an ACK.
-pub fn sdp_media(sip: &crate::analyze::sip::Core) -> Vec<SdpMedia> {
-    let mut c = SdpCollector::default();
-    for f in &sip.found {
-        c.push(f);
-    }
-    c.finish()
-}
+/// A check must name one of an SDP body's ufrags no later than this after
+/// the body for an ICE session to read it.  Checks start as soon as the
+/// answer is known (RFC 8445 §6.1.2, §7.2.5.4), and the offer waits for
+/// the answer at most as long as a proxy lets an INVITE ring (Timer C, more
+/// than 3 minutes: RFC 3261 §16.6 step 11); a body no check has named by
+/// then belongs to a call whose media this capture does not show (SIP seen
+/// at a proxy, media elsewhere), and is dropped, so that SDP does not pile
+/// up over a long capture.  Bodies that come after their session's first
+/// check (re-INVITEs) are always read.
+pub const SDP_WAIT_NS: i64 = 300_000_000_000;
 
-/// [`sdp_media`] one message at a time, in capture order, for a pass that
-/// does not keep the messages.
+/// A body is decided on once a SIP message this much later than its wait
+/// came: a capture whose clock steps back (interfaces merged) by less than
+/// this gets the decision a whole read gives.
+const SDP_CLOCK_SLACK_NS: i64 = 60_000_000_000;
+
+/// The capture's SDP, one SIP message at a time in capture order, for a
+/// pass that does not keep the messages; read into media sections at the
+/// end ([`SdpCollector::finish_for`]).
 ///
-/// It keeps each distinct body once per (Call-ID, side), shared with the
-/// message that carried it (no copy), and reads their media sections in
-/// [`SdpCollector::finish`], in parallel.  Parsed candidates take about five
-/// times their text (every field is a `String`), and a capture of thousands
-/// of calls holds thousands of bodies: on the 2 GiB bench capture (3,392
-/// calls) the parsed copies were about 25 MB of a 135 MB heap peak.
+/// It keeps each distinct body once per (Call-ID, side) (proxies relay
+/// copies; an offer is carried by a request other than ACK, an answer by a
+/// response or an ACK), shared with the message that carried it (no copy), and reads their media sections in
+/// parallel at the end, only those an ICE session can use.  Parsed
+/// candidates take about five times their text (every field is a
+/// `String`), and a capture of thousands of calls holds thousands of
+/// bodies: on the 2 GiB bench capture (3,392 calls) the parsed copies were
+/// about 25 MB of a 135 MB heap peak.  Bodies no check named within
+/// [`SDP_WAIT_NS`] are dropped as the capture goes on ([`SdpCollector::settle`]),
+/// the same ones [`SdpCollector::finish_for`] would pass over.
 #[derive(Default)]
 pub struct SdpCollector {
-    /// Distinct (Call-ID, side, body), in the order their messages came.
-    bodies: Vec<Body>,
-    /// Fx hash of (Call-ID, side, body) → the last of `bodies` with that
-    /// hash; bodies are compared whole, so a collision costs a compare only.
+    /// Bodies past their wait that a check named in time, in arrival order.
+    kept: Vec<Body>,
+    /// Bodies past their wait, to be decided by [`SdpCollector::settle`].
+    settling: Vec<Body>,
+    /// Distinct (Call-ID, side, body) still waiting, in arrival order:
+    /// `waiting[0]` is body number `first`.
+    waiting: std::collections::VecDeque<Body>,
+    first: usize,
+    /// Fx hash of (Call-ID, side, body) → the number of the last waiting
+    /// body with that hash; bodies are compared whole, so a collision costs
+    /// a compare only.
     by_hash: rustc_hash::FxHashMap<u64, usize>,
 }
 
 /// The SDP media sections ICE sessions can read ([`CheckFold::sdp_wanted`]):
-/// every session key is a ufrag a check names or a draft-6 label.
+/// every session key is a ufrag a check names or a draft-6 label.  Each
+/// comes with the time of the first check that names it, for the rule of
+/// [`SDP_WAIT_NS`].
 #[derive(Debug, Default)]
 pub struct SdpWanted {
-    ufrags: rustc_hash::FxHashSet<String>,
-    draft6: bool,
+    ufrags: rustc_hash::FxHashMap<String, i64>,
+    /// The first check with a binary USERNAME: from then every draft-6
+    /// section is wanted.
+    draft6: Option<i64>,
 }
 
 impl SdpWanted {
-    /// True when a session may read `m`.
-    pub fn keeps(&self, m: &SdpMedia) -> bool {
-        (self.draft6 && m.draft6) || self.ufrags.contains(&m.ufrag)
+    fn want(&mut self, ufrag: &str, ts: i64) {
+        match self.ufrags.get_mut(ufrag) {
+            Some(t) => *t = (*t).min(ts),
+            None => {
+                self.ufrags.insert(ufrag.to_string(), ts);
+            }
+        }
     }
 
-    /// False when no section of `body` can be kept, found without parsing
-    /// it: a kept section's ufrag is an `a=ice-ufrag:` line's value, read
-    /// here as [`crate::proto::sdp::parse`] reads it (lines split at LF, CRs
-    /// trimmed at the end, the attribute name in any case, the value
-    /// trimmed); draft-6 sections have none, so with them every body is read.
-    pub fn may_name(&self, body: &[u8]) -> bool {
-        self.draft6
+    /// The ufrags a new check's USERNAME names, sent at `ts`.
+    fn note(&mut self, user: &RawUser, ts: i64) {
+        match user {
+            RawUser::Text(s) => match s.split_once(':') {
+                Some((r, snd)) => {
+                    self.want(r, ts);
+                    self.want(snd, ts);
+                }
+                None => self.want(s, ts),
+            },
+            RawUser::Opaque(b) => {
+                self.draft6 = Some(self.draft6.map_or(ts, |t| t.min(ts)));
+                self.want(&format!("hex:{}", hex(b)), ts);
+            }
+        }
+    }
+
+    /// True when a session may read `m`.
+    pub fn keeps(&self, m: &SdpMedia) -> bool {
+        (self.draft6.is_some() && m.draft6) || self.ufrags.contains_key(&m.ufrag)
+    }
+
+    /// False when no section of `body` can be kept by a check sent no later
+    /// than `by`, found without parsing it: a kept section's ufrag is an
+    /// `a=ice-ufrag:` line's value, read here as
+    /// [`crate::proto::sdp::parse`] reads it (lines split at LF, CRs trimmed
+    /// at the end, the attribute name in any case, the value trimmed);
+    /// draft-6 sections have none, so once a binary USERNAME is seen every
+    /// body is read.
+    pub fn may_name(&self, body: &[u8], by: i64) -> bool {
+        self.draft6.is_some_and(|t| t <= by)
             || body.split(|&b| b == b'\n').any(|line| {
                 let end = line.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1);
                 let line = &line[..end];
@@ -835,7 +881,9 @@ impl SdpWanted {
                 if !name.eq_ignore_ascii_case(b"ice-ufrag") {
                     return false;
                 }
-                self.ufrags.contains(String::from_utf8_lossy(value).trim())
+                self.ufrags
+                    .get(String::from_utf8_lossy(value).trim())
+                    .is_some_and(|&t| t <= by)
             })
     }
 }
@@ -850,8 +898,10 @@ pub(crate) fn assert_may_name_is_safe(content_type: Option<&str>, body: &[u8]) {
         call_id: "fuzz".into(),
         side: "offer",
         frame: 1,
+        ts_ns: 0,
         content_type: content_type.map(Into::into),
         body: body.into(),
+        hash: 0,
         same_hash: NO_BODY,
     };
     let media = b.media();
@@ -863,10 +913,10 @@ pub(crate) fn assert_may_name_is_safe(content_type: Option<&str>, body: &[u8]) {
     sets.push(vec!["fuzz".into()]);
     for set in sets {
         let w = SdpWanted {
-            ufrags: set.into_iter().collect(),
-            draft6: false,
+            ufrags: set.into_iter().map(|u| (u, 0)).collect(),
+            draft6: None,
         };
-        if !w.may_name(body) {
+        if !w.may_name(body, 0) {
             assert!(
                 !media.iter().any(|m| w.keeps(m)),
                 "may_name turned away a body with a wanted section: {:?} {:?}",
@@ -882,10 +932,20 @@ struct Body {
     call_id: Box<str>,
     side: &'static str,
     frame: u64,
+    ts_ns: i64,
     content_type: Option<Box<str>>,
     body: std::sync::Arc<[u8]>,
+    hash: u64,
     /// The one before it with the same hash ([`NO_BODY`]: none).
     same_hash: usize,
+}
+
+impl Body {
+    /// Whether a session can read it: a check named one of its ufrags no
+    /// later than [`SDP_WAIT_NS`] after it.
+    fn wanted(&self, w: &SdpWanted) -> bool {
+        w.may_name(&self.body, self.ts_ns.saturating_add(SDP_WAIT_NS))
+    }
 }
 
 const NO_BODY: usize = usize::MAX;
@@ -903,54 +963,85 @@ impl SdpCollector {
             crate::proto::sip::StartLine::Request { method, .. } => Some(method.as_str()),
             crate::proto::sip::StartLine::Response { .. } => None,
         });
+        self.retire(f.ts_ns);
         let mut h = rustc_hash::FxHasher::default();
         (call_id, side, &m.body[..]).hash(&mut h);
         let h = h.finish();
         let mut at = self.by_hash.get(&h).copied().unwrap_or(NO_BODY);
-        while let Some(b) = self.bodies.get(at) {
+        while let Some(b) = self.waiting_body(at) {
             if b.side == side && *b.call_id == *call_id && b.body[..] == m.body[..] {
                 return;
             }
             at = b.same_hash;
         }
-        let same_hash = self.by_hash.insert(h, self.bodies.len()).unwrap_or(NO_BODY);
-        self.bodies.push(Body {
+        let number = self.first + self.waiting.len();
+        let same_hash = self.by_hash.insert(h, number).unwrap_or(NO_BODY);
+        self.waiting.push_back(Body {
             call_id: call_id.into(),
             side,
             frame: f.frame,
+            ts_ns: f.ts_ns,
             content_type: m.header("Content-Type").map(Into::into),
             body: std::sync::Arc::clone(&m.body),
+            hash: h,
             same_hash,
         });
     }
 
-    /// The media sections, in the order their messages came: each
-    /// (Call-ID, side, m-line, ufrag) once.
-    pub fn finish(self) -> Vec<SdpMedia> {
-        self.read(|_| true, |_| true)
+    fn waiting_body(&self, number: usize) -> Option<&Body> {
+        self.waiting.get(number.checked_sub(self.first)?)
     }
 
-    /// [`SdpCollector::finish`] keeping only the sections ICE sessions can
-    /// read: bodies that cannot name one are not parsed, the other
-    /// sections are dropped as each body is read, so they never all sit in
-    /// memory at once.  The same as filtering `finish`'s result with
-    /// [`SdpWanted::keeps`]: it sees the ufrag, which is part of what makes
-    /// a section distinct.
+    /// Moves the bodies whose wait (and the clock's slack) is over by `now`
+    /// out of the waiting list, to be settled: a copy of one that comes
+    /// later is then a body of its own.
+    fn retire(&mut self, now: i64) {
+        let over = |b: &Body| b.ts_ns.saturating_add(SDP_WAIT_NS + SDP_CLOCK_SLACK_NS) < now;
+        while self.waiting.front().is_some_and(over) {
+            let Some(b) = self.waiting.pop_front() else {
+                break;
+            };
+            if self.by_hash.get(&b.hash) == Some(&self.first) {
+                self.by_hash.remove(&b.hash);
+            }
+            self.first += 1;
+            self.settling.push(b);
+        }
+    }
+
+    /// Keeps the retired bodies the checks so far name in time and drops
+    /// the others.  Called once the checks up to the last SIP message are
+    /// folded (a pass calls it after each batch): a check that names a
+    /// retired body in time came before that message, unless the capture's
+    /// clock stepped back by more than a minute.
+    pub fn settle(&mut self, wanted: &SdpWanted) {
+        for b in self.settling.drain(..) {
+            if b.wanted(wanted) {
+                self.kept.push(b);
+            }
+        }
+    }
+
+    /// The media sections ICE sessions can read, in the order their
+    /// messages came, each (Call-ID, side, m-line, ufrag) once: of the bodies
+    /// a check named within [`SDP_WAIT_NS`], the sections whose ufrag a
+    /// check names ([`SdpWanted::keeps`]).  Bodies that cannot name one are
+    /// not parsed, the other sections are dropped as each body is read, so
+    /// they never all sit in memory at once.
     pub fn finish_for(self, wanted: &SdpWanted) -> Vec<SdpMedia> {
-        self.read(|b| wanted.may_name(b), |m| wanted.keeps(m))
-    }
-
-    fn read(
-        self,
-        parse: impl Fn(&[u8]) -> bool + Sync,
-        keep: impl Fn(&SdpMedia) -> bool + Sync,
-    ) -> Vec<SdpMedia> {
         use rayon::prelude::*;
-        let read: Vec<Vec<SdpMedia>> = self
-            .bodies
+        let SdpCollector {
+            mut kept,
+            settling,
+            waiting,
+            ..
+        } = self;
+        kept.extend(settling);
+        kept.extend(waiting);
+        let read: Vec<Vec<SdpMedia>> = kept
             .par_iter()
-            .filter(|b| parse(&b.body))
-            .map(|b| b.media().into_iter().filter(|m| keep(m)).collect())
+            .filter(|b| b.wanted(wanted))
+            .map(|b| b.media().into_iter().filter(|m| wanted.keeps(m)).collect())
             .collect();
         let mut listed = rustc_hash::FxHashSet::default();
         read.into_iter()
@@ -1129,27 +1220,73 @@ mod tests {
         let wanted_sets: [&[&str]; 4] = [&["ab"], &["cd"], &["\u{fffd}ab"], &[]];
         for set in wanted_sets {
             let w = SdpWanted {
-                ufrags: set.iter().map(|x| x.to_string()).collect(),
-                draft6: false,
+                ufrags: set.iter().map(|x| (x.to_string(), 0)).collect(),
+                draft6: None,
             };
             for (ct, body) in &bodies {
                 let b = Body {
                     call_id: "c".into(),
                     side: "offer",
                     frame: 1,
+                    ts_ns: 0,
                     content_type: ct.map(Into::into),
                     body: body.as_slice().into(),
+                    hash: 0,
                     same_hash: NO_BODY,
                 };
                 let kept = b.media().iter().any(|m| w.keeps(m));
                 assert_eq!(
-                    w.may_name(body),
+                    w.may_name(body, 0),
                     kept,
                     "{set:?} {:?}",
                     String::from_utf8_lossy(body)
                 );
             }
         }
+    }
+
+    /// Bodies leave the waiting list once their wait is over: settled
+    /// against the checks so far, the ones no check named in time go, and
+    /// a later copy of one is a body of its own.
+    #[test]
+    fn sdp_bodies_no_check_named_in_time_are_dropped() {
+        let sip = |ufrag: &str, call: &str, frame: u64, ts: i64| {
+            let body = format!("v=0\r\nm=audio 1 RTP/AVP 0\r\na=ice-ufrag:{ufrag}\r\n");
+            let text = format!("INVITE sip:b@x SIP/2.0\r\nCall-ID: {call}\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            let end = crate::flow::Endpoint {
+                ip: [192, 0, 2, 1].into(),
+                port: 5060,
+            };
+            crate::analyze::sip::Found {
+                frame,
+                end_frame: frame,
+                ts_ns: ts,
+                flow: 0,
+                l4: L4::Udp,
+                stream: 0,
+                src: end,
+                dst: end,
+                msg: crate::proto::sip::parse(text.as_bytes(), true).expect("SIP"),
+            }
+        };
+        const S: i64 = 1_000_000_000;
+        let mut c = SdpCollector::default();
+        let mut fold = CheckFold::default();
+        c.push(&sip("ab", "c1", 1, 0));
+        c.push(&sip("zz", "c2", 2, S));
+        fold.push(&on_flow(&check_request(1), 1, 3, 10 * S));
+        c.settle(fold.sdp_wanted());
+        assert_eq!((c.waiting.len(), c.kept.len()), (2, 0), "still waiting");
+        // a copy of c2's body, past the wait and the slack of both
+        c.push(&sip("zz", "c2", 4, 400 * S));
+        assert_eq!((c.waiting.len(), c.settling.len()), (1, 2));
+        c.settle(fold.sdp_wanted());
+        assert_eq!(c.kept.len(), 1, "the body a check named in time stays");
+        assert_eq!(&*c.kept[0].call_id, "c1");
+        assert_eq!(c.by_hash.len(), 1, "only the waiting body is indexed");
+        let sdp = c.finish_for(fold.sdp_wanted());
+        assert_eq!(sdp.len(), 1);
+        assert_eq!((sdp[0].ufrag.as_str(), sdp[0].frame), ("ab", 1));
     }
 
     #[test]

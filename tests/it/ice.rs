@@ -367,3 +367,89 @@ fn ms_ice_v1_binary_usernames_match_draft6_sdp() {
         .unwrap()
         .starts_with("hex:f0f1f2"));
 }
+
+/// An SDP body is read for a session when a check names one of its ufrags
+/// within five minutes of it (`ice::SDP_WAIT_NS`); later, it belongs to a
+/// call whose media the capture does not show and has been dropped.  The
+/// report's pass, `edgetrace ice` and the library's whole read agree.
+#[test]
+fn sdp_is_read_when_a_check_names_it_within_five_minutes() {
+    use super::common::{stun_addr, stun_msg, temp_file, udp_frame, PcapWriter};
+    let (a, b) = (([192, 0, 2, 10], 5060), ([198, 51, 100, 1], 5060));
+    let (ma, mb) = (([192, 0, 2, 10], 40000), ([198, 51, 100, 1], 40000));
+    let sip = |first: &str, body: &str| {
+        format!(
+            "{first}\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK8\r\nCall-ID: waitcall\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let sdp = |ufrag: &str, addr: &str| {
+        format!("v=0\r\no=- 0 0 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:pwpwpwpwpwpwpwpwpwpwpwpw\r\na=candidate:1 1 UDP 2130706431 {addr} 40000 typ host\r\n")
+    };
+    // (check time in µs, sides read: the offer came at 0 s, the answer at 1 s)
+    for (at, read) in [(200_000_000u64, 2), (300_500_000, 1), (330_000_000, 0)] {
+        let check = stun_msg(0x0001, [9; 12], &[(0x0006, b"answ:offr\0\0\0".to_vec())]);
+        let ok = stun_msg(
+            0x0101,
+            [9; 12],
+            &[(0x0020, stun_addr([192, 0, 2, 10], 40000, true))],
+        );
+        let mut w = PcapWriter::new(1);
+        w.packet(
+            0,
+            &udp_frame(
+                a,
+                b,
+                sip("INVITE sip:b@example SIP/2.0", &sdp("offr", "192.0.2.10")).as_bytes(),
+            ),
+        );
+        w.packet(
+            1_000_000,
+            &udp_frame(
+                b,
+                a,
+                sip("SIP/2.0 200 OK", &sdp("answ", "198.51.100.1")).as_bytes(),
+            ),
+        );
+        w.packet(at, &udp_frame(ma, mb, &check));
+        w.packet(at + 1000, &udp_frame(mb, ma, &ok));
+        // later SIP, so that a pass gets to decide on the bodies
+        w.packet(
+            at + 500_000_000,
+            &udp_frame(a, b, sip("OPTIONS sip:b@example SIP/2.0", "").as_bytes()),
+        );
+        let path = temp_file(&format!("sdp-wait-{at}.pcap"), &w.bytes);
+        let read_in = |s: &Value| {
+            s["sides"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|x| x["sdp"].is_object())
+                .count()
+        };
+        let ice = ice_json(&path);
+        assert_eq!(ice["summary"]["sessions"], 1);
+        assert_eq!(read_in(&ice["sessions"][0]), read, "ice, check at {at} µs");
+        let out = edgetrace()
+            .args(["report", "--json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(read_in(&report["ice"][0]), read, "report, check at {at} µs");
+        let whole = edgetrace::analyze::all::analyze(
+            edgetrace::capture::CaptureReader::open(&path).unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
+        let sides: std::collections::BTreeSet<&str> =
+            whole.ice[0].sdp.iter().map(|m| m.side).collect();
+        assert_eq!(sides.len(), read, "whole read, check at {at} µs");
+        let call = if read > 0 {
+            Value::from("waitcall")
+        } else {
+            Value::Null
+        };
+        assert_eq!(ice["sessions"][0]["call_id"], call);
+    }
+}
