@@ -520,7 +520,7 @@ impl Seen {
 /// later than that is still listed with its check but gives no round trip,
 /// and a copy later than that starts a new transaction on its flow.
 pub struct CheckFold {
-    checks: Vec<Pending>,
+    checks: Chunked<Pending>,
     /// The SDP the checks so far can read.
     wanted: SdpWanted,
     by_tid: rustc_hash::FxHashMap<[u8; 16], usize>,
@@ -531,12 +531,67 @@ pub struct CheckFold {
 impl Default for CheckFold {
     fn default() -> Self {
         CheckFold {
-            checks: Vec::new(),
+            checks: Chunked::default(),
             wanted: SdpWanted::default(),
             by_tid: Default::default(),
             pairing: Pairing::within(crate::analyze::turn::PENDING_FOR_NS),
             seq: 0,
         }
+    }
+}
+
+/// A list that grows in fixed blocks: a capture's checks are kept to the
+/// end, and a doubling vector would hold up to twice their size, and three
+/// times while it moves them to a larger buffer.
+struct Chunked<T> {
+    blocks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            blocks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Chunked<T> {
+    const BLOCK: usize = 1024;
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, x: T) {
+        if self.len % Self::BLOCK == 0 {
+            self.blocks.push(Vec::with_capacity(Self::BLOCK));
+        }
+        if let Some(b) = self.blocks.last_mut() {
+            b.push(x);
+        }
+        self.len += 1;
+    }
+
+    fn try_get_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.blocks
+            .get_mut(i / Self::BLOCK)?
+            .get_mut(i % Self::BLOCK)
+    }
+
+    /// The `i`th element; `i` must be below [`Chunked::len`].
+    fn get_mut(&mut self, i: usize) -> &mut T {
+        &mut self.blocks[i / Self::BLOCK][i % Self::BLOCK]
+    }
+}
+
+impl<T> IntoIterator for Chunked<T> {
+    type Item = T;
+    type IntoIter = std::iter::Flatten<std::vec::IntoIter<Vec<T>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.blocks.into_iter().flatten()
     }
 }
 
@@ -563,7 +618,7 @@ impl CheckFold {
         let p = self.pairing.push(f, seq, tag);
         let (retransmission, ms_duplicate) = (p.retransmission, p.ms_duplicate);
         if let (Some(j), Some((_, rtt))) = (p.request, p.first_answer) {
-            if let Some(c) = self.checks.get_mut(j.tag) {
+            if let Some(c) = self.checks.try_get_mut(j.tag) {
                 if c.rtt_from.is_none_or(|s| j.seq < s) {
                     c.rtt_from = Some(j.seq);
                     c.seen.rtt_ns = Some(rtt);
@@ -572,7 +627,7 @@ impl CheckFold {
         }
         if check {
             if let Some(i) = known {
-                let ch = &mut self.checks[i].seen;
+                let ch = &mut self.checks.get_mut(i).seen;
                 if retransmission {
                     ch.retransmissions += 1;
                     ch.retransmit_frames.push((f.frame, f.ts_ns - ch.ts_ns));
@@ -590,7 +645,7 @@ impl CheckFold {
         let Some(&i) = self.by_tid.get(&f.msg.tid) else {
             return;
         };
-        let ch = &mut self.checks[i].seen;
+        let ch = &mut self.checks.get_mut(i).seen;
         // the same answer seen at another vantage point is not a new answer
         if f.frame < ch.frame || ch.answers.iter().any(|x| x.ts_ns == f.ts_ns) {
             return;
@@ -1346,6 +1401,25 @@ mod tests {
         assert!(size_of::<Seen>() <= 216, "{}", size_of::<Seen>());
         assert!(size_of::<Pending>() <= 360, "{}", size_of::<Pending>());
         assert!(size_of::<Check>() > size_of::<Seen>() + 128);
+    }
+
+    #[test]
+    fn chunked_list_keeps_order_and_indices() {
+        let mut c = Chunked::default();
+        let n = Chunked::<usize>::BLOCK * 2 + 3;
+        for i in 0..n {
+            assert_eq!(c.len(), i);
+            c.push(i);
+        }
+        *c.get_mut(1500) += n;
+        assert_eq!(c.try_get_mut(n).copied(), None);
+        assert_eq!(c.try_get_mut(1500).copied(), Some(1500 + n));
+        let v: Vec<usize> = c.into_iter().collect();
+        assert_eq!(v.len(), n);
+        assert!(v
+            .iter()
+            .enumerate()
+            .all(|(i, &x)| x == i || (i == 1500 && x == i + n)));
     }
 
     #[test]
