@@ -595,6 +595,16 @@ impl<T> IntoIterator for Chunked<T> {
     }
 }
 
+/// Pushes onto a list that usually holds one element: the first push
+/// makes room for one (a vector makes room for four at once, 320 bytes for
+/// a check's answers, kept for every check to the end).
+fn push_one<T>(v: &mut Vec<T>, x: T) {
+    if v.capacity() == 0 {
+        v.reserve_exact(1);
+    }
+    v.push(x);
+}
+
 /// Tag of a request copy that is not a check.
 const NOT_A_CHECK: usize = usize::MAX;
 
@@ -630,9 +640,9 @@ impl CheckFold {
                 let ch = &mut self.checks.get_mut(i).seen;
                 if retransmission {
                     ch.retransmissions += 1;
-                    ch.retransmit_frames.push((f.frame, f.ts_ns - ch.ts_ns));
+                    push_one(&mut ch.retransmit_frames, (f.frame, f.ts_ns - ch.ts_ns));
                 } else if !ms_duplicate {
-                    ch.also_seen.push(f.frame);
+                    push_one(&mut ch.also_seen, f.frame);
                 }
             } else if let Some(user) = user {
                 self.new_check(f, user);
@@ -650,15 +660,18 @@ impl CheckFold {
         if f.frame < ch.frame || ch.answers.iter().any(|x| x.ts_ns == f.ts_ns) {
             return;
         }
-        ch.answers.push(Answer {
-            frame: f.frame,
-            ts_ns: f.ts_ns,
-            error: f.msg.error_code().map(|(c, r)| (c, r.to_string())),
-            mapped: f
-                .msg
-                .address(a::XOR_MAPPED_ADDRESS)
-                .or(f.msg.address(a::MAPPED_ADDRESS)),
-        });
+        push_one(
+            &mut ch.answers,
+            Answer {
+                frame: f.frame,
+                ts_ns: f.ts_ns,
+                error: f.msg.error_code().map(|(c, r)| (c, r.to_string())),
+                mapped: f
+                    .msg
+                    .address(a::XOR_MAPPED_ADDRESS)
+                    .or(f.msg.address(a::MAPPED_ADDRESS)),
+            },
+        );
     }
 
     fn new_check(&mut self, f: &Found, user: RawUser) {
