@@ -419,8 +419,9 @@ fn is_check(f: &Found) -> bool {
 }
 
 /// Builds the ICE sessions from the STUN finder's messages (merged, in
-/// capture order) and the SDP of the capture's SIP dialogs, read as a pass
-/// that keeps neither reads them ([`CheckFold`], [`SdpCollector`]).
+/// capture order) and the SDP of the capture's SIP dialogs, folded as a
+/// pass that keeps neither kind of message folds them ([`CheckFold`],
+/// [`SdpCollector`]), so that every command reads SDP by the same rule.
 pub fn sessions(
     stun: &StunCore,
     sip: &crate::analyze::sip::Core,
@@ -887,7 +888,8 @@ fn build_pairs(s: &mut Session) {
 
 /// A check must name one of an SDP body's ufrags no later than this after
 /// the body for an ICE session to read it.  Checks start as soon as the
-/// answer is known (RFC 8445 §6.1.2, §7.2.5.4), and the offer waits for
+/// candidates are exchanged, that is once the answer is known (RFC 8445
+/// §6.1), and the offer waits for
 /// the answer at most as long as a proxy lets an INVITE ring (Timer C, more
 /// than 3 minutes: RFC 3261 §16.6 step 11); a body no check has named by
 /// then belongs to a call whose media this capture does not show (SIP seen
@@ -907,8 +909,9 @@ const SDP_CLOCK_SLACK_NS: i64 = 60_000_000_000;
 ///
 /// It keeps each distinct body once per (Call-ID, side) (proxies relay
 /// copies; an offer is carried by a request other than ACK, an answer by a
-/// response or an ACK), shared with the message that carried it (no copy), and reads their media sections in
-/// parallel at the end, only those an ICE session can use.  Parsed
+/// response or an ACK), shared with the message that carried it (no
+/// copy), and reads their media sections in parallel at the end, only
+/// those an ICE session can use.  Parsed
 /// candidates take about five times their text (every field is a
 /// `String`), and a capture of thousands of calls holds thousands of
 /// bodies: on the 2 GiB bench capture (3,392 calls) the parsed copies were
@@ -1071,6 +1074,8 @@ impl SdpCollector {
     /// The next SIP message.
     pub fn push(&mut self, f: &crate::analyze::sip::Found) {
         use std::hash::{Hash, Hasher};
+        // every SIP message moves the clock, with a body or not
+        self.retire(f.ts_ns);
         let m = &f.msg;
         let Some(call_id) = m.call_id() else { return };
         if m.body.is_empty() {
@@ -1080,7 +1085,6 @@ impl SdpCollector {
             crate::proto::sip::StartLine::Request { method, .. } => Some(method.as_str()),
             crate::proto::sip::StartLine::Response { .. } => None,
         });
-        self.retire(f.ts_ns);
         let mut h = rustc_hash::FxHasher::default();
         (call_id, side, &m.body[..]).hash(&mut h);
         let h = h.finish();
@@ -1394,8 +1398,18 @@ mod tests {
         fold.push(&on_flow(&check_request(1), 1, 3, 10 * S));
         c.settle(fold.sdp_wanted());
         assert_eq!((c.waiting.len(), c.kept.len()), (2, 0), "still waiting");
-        // a copy of c2's body, past the wait and the slack of both
-        c.push(&sip("zz", "c2", 4, 400 * S));
+        // a message without a body moves the clock too: past the wait and
+        // the slack of both
+        let mut bye = sip("zz", "c2", 4, 370 * S);
+        bye.msg = crate::proto::sip::parse(
+            b"BYE sip:b@x SIP/2.0\r\nCall-ID: c2\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+            true,
+        )
+        .expect("SIP");
+        c.push(&bye);
+        assert_eq!((c.waiting.len(), c.settling.len()), (0, 2));
+        // a later copy of c2's body is a body of its own
+        c.push(&sip("zz", "c2", 5, 400 * S));
         assert_eq!((c.waiting.len(), c.settling.len()), (1, 2));
         c.settle(fold.sdp_wanted());
         assert_eq!(c.kept.len(), 1, "the body a check named in time stays");
