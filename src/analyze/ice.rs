@@ -21,7 +21,11 @@
 //!   binary usernames (no text `:`) key a session by their hex and leave the
 //!   direction unknown;
 //! - the orientation of a pair (`a` → `b`) is that of its first check, so the
-//!   output does not depend on address sorting.
+//!   output does not depend on address sorting;
+//! - an SDP body is read for a session only when a check names one of its
+//!   ufrags within [`SDP_WAIT_NS`] (5 minutes) of it: a pass drops the
+//!   others as it goes, so the SDP of calls whose media the capture does
+//!   not show does not pile up.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
