@@ -206,6 +206,20 @@ struct DirState {
     seen: super::Recognition,
     hs: HandshakeAssembler,
     stopped: bool,
+    /// A record whose contents are not read (application data, the bulk
+    /// of a connection), being passed over as its bytes arrive instead of
+    /// gathered in `queue`.
+    skipping: Option<Skip>,
+}
+
+/// A record passed over: its header, where it began, and how many of its
+/// bytes are still to come.
+struct Skip {
+    content_type: u8,
+    len: usize,
+    frame: u64,
+    ts_ns: i64,
+    left: usize,
 }
 
 /// The collected connections; also the stream consumer.
@@ -276,6 +290,21 @@ impl Core {
                 ds.queue.release();
                 return;
             }
+            if let Some(sk) = ds.skipping.as_ref().filter(|_| at_end) {
+                // what the queue would have held of the record
+                let n = 5 + sk.len - sk.left;
+                let frame = sk.frame;
+                ds.skipping = None;
+                if ds.seen.recognised() {
+                    if let Some(c) = self.conn(flow, f) {
+                        c.problems.push((
+                            frame,
+                            format!("{n} bytes of an incomplete record at the end"),
+                        ));
+                    }
+                }
+                return;
+            }
             if ds.queue.is_empty() {
                 return;
             }
@@ -308,6 +337,27 @@ impl Core {
                 }
             }
             match tls::front(data) {
+                // a record whose contents are not read and whose bytes are
+                // still coming (16 KiB of application data over a dozen
+                // segments): its bytes are passed over as they arrive,
+                // not gathered
+                Front::NeedMore
+                    if !at_end
+                        && data.len() >= 5
+                        && !matches!(data[0], content::HANDSHAKE | content::ALERT) =>
+                {
+                    let len = usize::from(u16::from_be_bytes([data[3], data[4]]));
+                    let n = data.len();
+                    ds.skipping = Some(Skip {
+                        content_type: data[0],
+                        len,
+                        frame,
+                        ts_ns: ts,
+                        left: 5 + len - n,
+                    });
+                    ds.queue.consume(n);
+                    return;
+                }
                 Front::NeedMore => {
                     if at_end {
                         let n = data.len();
@@ -551,17 +601,44 @@ impl StreamConsumer for Core {
             seen: Default::default(),
             hs: HandshakeAssembler::default(),
             stopped: false,
+            skipping: None,
         });
         match ev {
             Event::Data {
-                offset,
-                bytes,
+                mut offset,
+                mut bytes,
                 frame,
                 ts_ns,
             } => {
                 if ds.stopped || ds.seen.given_up() {
                     return;
                 }
+                if let Some(sk) = ds.skipping.as_mut() {
+                    let take = sk.left.min(bytes.len());
+                    sk.left -= take;
+                    bytes = &bytes[take..];
+                    offset += take as u64;
+                    if sk.left == 0 {
+                        // its last byte is in this frame
+                        if let Some(sk) = ds.skipping.take() {
+                            ds.seen.hit();
+                            self.record(
+                                (flow, f),
+                                d,
+                                (sk.frame, frame),
+                                sk.ts_ns,
+                                (sk.content_type, sk.len),
+                                &[],
+                            );
+                        }
+                    }
+                    if bytes.is_empty() {
+                        return;
+                    }
+                }
+                let Some(ds) = self.dirs.get_mut(&(flow, d)) else {
+                    return;
+                };
                 ds.queue.push(offset, bytes, frame, ts_ns);
                 self.drain(flow, f, d, false);
             }

@@ -391,3 +391,42 @@ fn connections_beyond_the_listing_keep_what_findings_read() {
         );
     }
 }
+
+/// Application data is counted, never read: a record that spans segments is
+/// passed over as its bytes arrive.  Counted once whole, with its last
+/// byte's frame; one cut off by the end of the capture is a problem that
+/// says how much of it came.
+#[test]
+fn records_spanning_segments_are_counted_and_a_cut_one_is_reported() {
+    use super::common::{tcp_frame, temp_file, PcapWriter};
+    let (c, s) = (([192, 0, 2, 1], 50000), ([198, 51, 100, 1], 443));
+    let mut first = vec![0x14, 3, 3, 0, 1, 1]; // ChangeCipherSpec
+    first.extend([0x17, 3, 3, 0x0b, 0xb8]); // application data, 3,000 bytes
+    first.extend(vec![0xaa; 1000]);
+    let second = vec![0xbb; 1500];
+    let mut third = vec![0xcc; 500];
+    third.extend([0x17, 3, 3, 0x07, 0xd0]); // 2,000 bytes, of which 100 come
+    third.extend(vec![0xdd; 100]);
+    let mut w = PcapWriter::new(1);
+    let mut seq = 1001u32;
+    w.packet(0, &tcp_frame(c, s, 1000, "S", &[]));
+    w.packet(1000, &tcp_frame(s, c, 5000, "SA", &[]));
+    for (i, p) in [&first, &second, &third].into_iter().enumerate() {
+        w.packet(2000 + i as u64 * 1000, &tcp_frame(c, s, seq, "AP", p));
+        seq += p.len() as u32;
+    }
+    let v = tls_json(&temp_file("tls-record-spans-segments.pcap", &w.bytes));
+    let conn = &v["connections"][0];
+    assert_eq!(conn["data_from_tcp_client"]["records"], 1, "{conn}");
+    assert_eq!(conn["data_from_tcp_client"]["bytes"], 3000);
+    let problems: Vec<&str> = conn["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        problems,
+        ["frame 5: 105 bytes of an incomplete record at the end"]
+    );
+}
