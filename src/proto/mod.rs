@@ -20,3 +20,32 @@ pub mod stun;
 pub mod tcpframe;
 pub mod tls;
 pub mod x509;
+
+/// Bytes as text, invalid UTF-8 replaced (U+FFFD), as
+/// `String::from_utf8_lossy` gives it.  `std::str::from_utf8` checks ASCII a
+/// word at a time and the lossy decoder walks byte by byte, so the lossy one
+/// runs only on invalid text: for SIP headers and SDP bodies, read for every
+/// message, that is most of the cost of decoding them.
+pub fn text(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn text_is_the_lossy_decoding() {
+        for b in [
+            &b"INVITE sip:a@b"[..],
+            b"caf\xc3\xa9",
+            b"bad \xff\xfe end",
+            b"cut \xe2\x82",
+            b"",
+        ] {
+            assert_eq!(super::text(b), String::from_utf8_lossy(b));
+        }
+        assert!(matches!(super::text(b"ok"), std::borrow::Cow::Borrowed(_)));
+    }
+}

@@ -264,12 +264,7 @@ fn qvalue(s: &str) -> u32 {
 
 /// Parses one SDP body.  Bare LF line ends and invalid UTF-8 are tolerated.
 pub fn parse(body: &[u8]) -> Sdp {
-    // from_utf8 checks ASCII a word at a time; the lossy decoder walks
-    // byte by byte, so it runs only on invalid text (the same result)
-    let text = match std::str::from_utf8(body) {
-        Ok(s) => std::borrow::Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(body),
-    };
+    let text = super::text(body);
     let mut sdp = Sdp::default();
     let mut cur: Option<Media> = None;
     for (n, line) in text.lines().enumerate() {

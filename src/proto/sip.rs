@@ -664,11 +664,7 @@ pub fn parse(b: &[u8], datagram: bool) -> Option<Message> {
             body_start = next;
             break;
         }
-        // from_utf8 checks ASCII a word at a time; lossy only when needed
-        let line = match std::str::from_utf8(&b[pos..e]) {
-            Ok(s) => Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(&b[pos..e]),
-        };
+        let line = super::text(&b[pos..e]);
         if line.starts_with(' ') || line.starts_with('\t') {
             // folded continuation (RFC 3261 §7.3.1): the last value is the
             // last text, so it grows in place
