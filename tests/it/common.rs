@@ -318,3 +318,14 @@ pub fn stun_error(code: u16, reason: &str) -> Vec<u8> {
     v.extend_from_slice(reason.as_bytes());
     v
 }
+
+/// Findings as JSON lines, sorted: how two lists made in different orders
+/// (a `findings::Merging` keeps no order) are compared.
+pub fn findings_in_any_order(v: &[edgetrace::findings::Finding]) -> Vec<String> {
+    let mut v: Vec<String> = v
+        .iter()
+        .map(|f| serde_json::to_string(f).unwrap())
+        .collect();
+    v.sort();
+    v
+}

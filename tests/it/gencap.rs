@@ -181,7 +181,7 @@ fn two_replicas_are_two_calls_and_their_alike_findings_merge() {
 /// the counts and the findings are those of every session read whole.
 #[test]
 fn a_report_lists_the_first_ice_sessions_and_finds_in_all() {
-    use edgetrace::findings::{ice_session, Finding, Merging};
+    use edgetrace::findings::{ice_session, Merging};
     use edgetrace::model::ice::IceReport;
     let path = replicas(3);
     let a =
@@ -195,15 +195,7 @@ fn a_report_lists_the_first_ice_sessions_and_finds_in_all() {
         ice_session(o, s, &mut v);
         v.into_iter().for_each(|f| merging.add(f));
     }
-    let sorted = |v: &[Finding]| {
-        let mut v: Vec<String> = v
-            .iter()
-            .map(|f| serde_json::to_string(f).unwrap())
-            .collect();
-        v.sort();
-        v
-    };
-    let expected = sorted(&merging.finish());
+    let expected = super::common::findings_in_any_order(&merging.finish());
     assert!(!expected.is_empty(), "the sample has ICE findings");
     for n in 0..=4 {
         let (r, findings) = IceReport::build_for_report(&a.run, a.ice.clone(), "x", n);
@@ -214,7 +206,11 @@ fn a_report_lists_the_first_ice_sessions_and_finds_in_all() {
             whole.checks.clear();
             assert_eq!(json(listed), json(&whole), "listing {n}");
         }
-        assert_eq!(sorted(&findings), expected, "listing {n}");
+        assert_eq!(
+            super::common::findings_in_any_order(&findings),
+            expected,
+            "listing {n}"
+        );
     }
 }
 

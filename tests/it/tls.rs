@@ -321,14 +321,6 @@ fn connections_beyond_the_listing_keep_what_findings_read() {
     let mut paths = vec![super::common::sample("tls-8057-idle-rst-reconnect.pcap")];
     paths.extend(shared_capture("tls-8057-reversed-badeku.pcap"));
     let (mut failing_certs, mut cut) = (0, 0);
-    let sorted = |v: &[edgetrace::findings::Finding]| {
-        let mut v: Vec<String> = v
-            .iter()
-            .map(|f| serde_json::to_string(f).unwrap())
-            .collect();
-        v.sort();
-        v
-    };
     for p in paths {
         let open = || edgetrace::capture::CaptureReader::open(&p).unwrap();
         let a = edgetrace::analyze::all::analyze(open(), &Default::default()).unwrap();
@@ -373,7 +365,11 @@ fn connections_beyond_the_listing_keep_what_findings_read() {
                     "{what}: a listed connection is whole"
                 );
             }
-            assert_eq!(sorted(&expected), sorted(&findings), "{what}: findings");
+            assert_eq!(
+                super::common::findings_in_any_order(&expected),
+                super::common::findings_in_any_order(&findings),
+                "{what}: findings"
+            );
             failing_certs += findings
                 .iter()
                 .filter(|f| f.id.ends_with("cert-eku"))
