@@ -21,7 +21,7 @@ pub fn write<W: Write + ?Sized, T: Serialize>(out: &mut W, value: &T) -> io::Res
 
 /// `edgetrace report --json`, byte for byte what [`write()`] makes of the
 /// report, with its long lists (TURN allocations, SIP dialogs, ICE
-/// sessions, TLS connections: up to 1,000 entries each, 29 MB for the 1 GiB
+/// sessions, TLS connections: up to 1,000 entries each, 27 MB for the 1 GiB
 /// bench capture) serialized in parallel, a window of entries at a time, so
 /// that little of the text is held before it is written.  The rest of a run
 /// is over by then, so the writer was the only thread at work for about
