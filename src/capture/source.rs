@@ -1,51 +1,39 @@
-//! Where capture bytes come from: a memory-mapped file, or a buffered stream
-//! (stdin, or anything behind a gzip decoder).
+//! Where capture bytes come from: a file or standard input, read into a
+//! buffer, through a gzip decoder when the bytes start with gzip's magic.
 //!
 //! Record parsers work on `available()` — the not-yet-consumed bytes — and ask
-//! for more with [`Source::fill`].  A mapped file is all available at once, so
-//! the common case (a plain file on disk) costs no copy at all; a stream keeps a
-//! buffer that grows only up to what one valid record needs, which the record
-//! parsers bound *before* asking (never from an untrusted length).
+//! for more with [`Source::fill`].  The buffer grows only up to what one valid
+//! record needs, which the record parsers bound *before* asking (never from an
+//! untrusted length).
+//!
+//! Files are read with `read(2)` into a buffer of 256 KiB, not mapped.
+//! Until session 13 a plain file was memory-mapped so that no byte was
+//! copied, but the copy is the cheap part: the kernel moves page-cache bytes
+//! into the buffer as one sequential stream (what `cat` does, 0.07 s per GiB
+//! on the project machine), and the buffer is small enough to stay in the
+//! core's L2 cache while the record parser and the decoder read it.  Through
+//! the map, every record's first touch was a cache and TLB miss on a page the
+//! reader had never seen, plus a page fault every 16 pages: on the 1 GiB bench
+//! capture the load of each record header's length was 19 % of all CPU
+//! samples of a report and the copy of payloads out of the map another 11 %
+//! (perf, AMD EPYC host).  docs/performance.md has the measurements.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
 use flate2::bufread::MultiGzDecoder;
-use memmap2::Mmap;
 
-/// Initial size of the stream buffer; it grows only when one record is larger.
-const STREAM_CHUNK: usize = 1 << 20;
+/// Size of the read buffer: large enough that a `read(2)` call per chunk
+/// costs nothing (about 1,000 records of the bench capture), small enough to
+/// stay in a core's L2 cache (1 MiB on the project machine) beside the batch
+/// being filled.  It grows only when one record is larger.
+const CHUNK: usize = 256 << 10;
 
-/// How far a mapped file is read before the pages behind are released.
-const RELEASE_EVERY: usize = 4 << 20;
-
-/// Drops already-read pages of a mapped file from this process's resident set.
-///
-/// The map is read-only and file-backed, so the pages stay in the page cache
-/// and would simply fault in again if touched; releasing them keeps RSS flat
-/// (bounded by [`RELEASE_EVERY`]) however large the capture is.  The last
-/// 64 KiB before `upto` are kept: the current record may still be in use.
-fn release(map: &Mmap, released: &mut usize, upto: usize) {
-    const PAGE: usize = 4096;
-    let end = upto.saturating_sub(64 * 1024) / PAGE * PAGE;
-    if end > *released {
-        #[cfg(unix)]
-        {
-            // SAFETY: MADV_DONTNEED on a read-only shared file mapping only
-            // drops our references to clean page-cache pages; later reads
-            // (there are none for this range) would re-read the file.
-            let _ = unsafe {
-                map.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    *released,
-                    end - *released,
-                )
-            };
-        }
-        *released = end;
-    }
-}
+/// What the gzip check reads ahead of a stream (standard input): small, so
+/// that once it is drained the larger reads of [`StreamBuf`] bypass it
+/// instead of being copied through it.
+const PEEK: usize = 64 << 10;
 
 /// Compression found in front of the capture, detected by magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,24 +46,13 @@ pub enum Compression {
 
 /// A source of capture bytes with a cursor.
 pub struct Source {
-    inner: Inner,
+    inner: StreamBuf,
     /// Absolute offset (in the decompressed byte stream) of `available()[0]`.
     offset: u64,
     /// Total size of the input file when known (for the progress bar), compressed size for gzip.
     pub input_len: Option<u64>,
     /// How the bytes were compressed.
     pub compression: Compression,
-}
-
-enum Inner {
-    Mapped {
-        map: Mmap,
-        pos: usize,
-        /// Offset up to which pages were already released (see `release`).
-        released: usize,
-    },
-    Stream(StreamBuf),
-    Empty,
 }
 
 struct StreamBuf {
@@ -126,51 +103,60 @@ impl<R: BufRead> BufRead for Counting<R> {
 }
 
 impl Source {
-    /// Opens a file (memory-mapped unless gzipped) or, for `-`, standard input.
+    /// Opens a file or, for `-`, standard input.
     pub fn open(path: &Path) -> io::Result<Source> {
         if path.as_os_str() == "-" {
             let stdin = io::stdin();
             return Source::from_reader(Box::new(stdin), None);
         }
-        let file = File::open(path)?;
+        let mut file = File::open(path)?;
         let len = file.metadata()?.len();
         let mut magic = [0u8; 2];
-        let n = read_up_to(&file, &mut magic)?;
+        let n = read_up_to(&mut file, &mut magic)?;
+        let file = File::open(path)?;
         if n == 2 && magic == [0x1f, 0x8b] {
-            let file = File::open(path)?;
             return Source::from_reader(Box::new(file), Some(len));
         }
-        if len == 0 {
-            return Ok(Source {
-                inner: Inner::Empty,
-                offset: 0,
-                input_len: Some(0),
-                compression: Compression::None,
-            });
-        }
-        // SAFETY: the map is read-only; a capture file changed by another process
-        // while we read it can only give us wrong bytes, which every parser
-        // downstream treats as untrusted input anyway.
-        let map = unsafe { Mmap::map(&file)? };
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
-        Ok(Source {
-            inner: Inner::Mapped {
-                map,
-                pos: 0,
-                released: 0,
+        // Not gzip: read straight into the buffer, no peeking reader between.
+        let count = CountHandle::default();
+        let reader = Counting {
+            inner: file,
+            count: count.clone(),
+        };
+        Ok(Source::stream(
+            Box::new(reader),
+            count,
+            Some(len),
+            Compression::None,
+        ))
+    }
+
+    fn stream(
+        reader: Box<dyn Read + Send>,
+        raw_read: CountHandle,
+        input_len: Option<u64>,
+        compression: Compression,
+    ) -> Source {
+        Source {
+            inner: StreamBuf {
+                reader,
+                buf: vec![0; CHUNK],
+                start: 0,
+                end: 0,
+                eof: false,
+                raw_read,
             },
             offset: 0,
-            input_len: Some(len),
-            compression: Compression::None,
-        })
+            input_len,
+            compression,
+        }
     }
 
     /// Wraps any reader; gzip is detected from the first two bytes.
     pub fn from_reader(reader: Box<dyn Read + Send>, input_len: Option<u64>) -> io::Result<Source> {
         let count = CountHandle::default();
         let mut buffered = BufReader::with_capacity(
-            STREAM_CHUNK,
+            PEEK,
             Counting {
                 inner: reader,
                 count: count.clone(),
@@ -178,23 +164,11 @@ impl Source {
         );
         let head = buffered.fill_buf()?;
         let gz = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
-        let (reader, compression): (Box<dyn Read + Send>, _) = if gz {
-            (Box::new(MultiGzDecoder::new(buffered)), Compression::Gzip)
+        Ok(if gz {
+            let gunzip = MultiGzDecoder::new(buffered);
+            Source::stream(Box::new(gunzip), count, input_len, Compression::Gzip)
         } else {
-            (Box::new(buffered), Compression::None)
-        };
-        Ok(Source {
-            inner: Inner::Stream(StreamBuf {
-                reader,
-                buf: vec![0; STREAM_CHUNK],
-                start: 0,
-                end: 0,
-                eof: false,
-                raw_read: count,
-            }),
-            offset: 0,
-            input_len,
-            compression,
+            Source::stream(Box::new(buffered), count, input_len, Compression::None)
         })
     }
 
@@ -210,11 +184,7 @@ impl Source {
     /// The bytes not consumed yet (may be fewer than a record: see [`Source::fill`]).
     #[inline]
     pub fn available(&self) -> &[u8] {
-        match &self.inner {
-            Inner::Mapped { map, pos, .. } => &map[*pos..],
-            Inner::Stream(s) => &s.buf[s.start..s.end],
-            Inner::Empty => &[],
-        }
+        &self.inner.buf[self.inner.start..self.inner.end]
     }
 
     /// Makes at least `need` bytes available if the input has them.  Returns
@@ -223,27 +193,17 @@ impl Source {
     /// field that has not been checked.
     #[inline]
     pub fn fill(&mut self, need: usize) -> io::Result<bool> {
-        match &mut self.inner {
-            Inner::Mapped { map, pos, .. } => Ok(map.len() - *pos >= need),
-            Inner::Empty => Ok(need == 0),
-            Inner::Stream(s) => s.fill(need),
+        if self.inner.end - self.inner.start >= need {
+            return Ok(true);
         }
+        self.inner.fill(need)
     }
 
     /// Marks `n` available bytes as read.
     #[inline]
     pub fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.available().len());
-        match &mut self.inner {
-            Inner::Mapped { map, pos, released } => {
-                *pos += n;
-                if *pos - *released >= RELEASE_EVERY {
-                    release(map, released, *pos);
-                }
-            }
-            Inner::Stream(s) => s.start += n,
-            Inner::Empty => {}
-        }
+        self.inner.start += n;
         self.offset += n as u64;
     }
 
@@ -254,11 +214,7 @@ impl Source {
 
     /// Bytes read from the input as stored on disk (compressed for gzip), for progress.
     pub fn raw_position(&self) -> u64 {
-        match &self.inner {
-            Inner::Mapped { pos, .. } => *pos as u64,
-            Inner::Stream(s) => s.raw_read.get(),
-            Inner::Empty => 0,
-        }
+        self.inner.raw_read.get()
     }
 }
 
@@ -292,7 +248,7 @@ impl StreamBuf {
     }
 }
 
-fn read_up_to(mut file: &File, buf: &mut [u8]) -> io::Result<usize> {
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match file.read(&mut buf[n..]) {
@@ -321,6 +277,34 @@ mod tests {
         assert!(!s.fill(600_000).unwrap());
         assert_eq!(s.available(), &data[2_500_007..]);
         assert_eq!(s.offset(), 2_500_007);
+    }
+
+    #[test]
+    fn a_file_is_read_in_chunks_and_every_byte_arrives_once_in_order() {
+        // 2.5 chunks, read in records of 1,000 bytes and one larger than a
+        // chunk, so that records straddle every chunk boundary and the
+        // buffer has to grow once.
+        let data: Vec<u8> = (0..CHUNK * 5 / 2).map(|i| (i % 251) as u8).collect();
+        let path = std::env::temp_dir().join(format!("edgetrace-source-{}", std::process::id()));
+        std::fs::write(&path, &data).unwrap();
+        let mut s = Source::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(s.compression, Compression::None);
+        assert_eq!(s.input_len, Some(data.len() as u64));
+        let mut seen = Vec::new();
+        let mut record = 1_000;
+        while s.fill(record).unwrap() {
+            seen.extend_from_slice(&s.available()[..record]);
+            s.consume(record);
+            record = if seen.len() == 100_000 {
+                CHUNK + 1
+            } else {
+                1_000
+            };
+        }
+        seen.extend_from_slice(s.available());
+        assert_eq!(seen, data);
+        assert_eq!(s.raw_position(), data.len() as u64);
     }
 
     #[test]
