@@ -23,7 +23,7 @@ pub mod streams;
 pub mod tcp;
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU64;
 
 use rustc_hash::FxHashMap;
@@ -272,20 +272,30 @@ fn ordered<T: Ord>(a: (T, u16), b: (T, u16)) -> ((T, u16), (T, u16), bool) {
 }
 
 impl Key {
+    /// The key of two IPv4 sides and whether `a` is its low side: each
+    /// side packed into one integer, address above port, so that one
+    /// compare orders them as `(address, port)` pairs.
+    #[inline(always)]
+    fn v4(l4: L4, a: (Ipv4Addr, u16), b: (Ipv4Addr, u16)) -> (Key, bool) {
+        let pa = u64::from(u32::from(a.0)) << 16 | u64::from(a.1);
+        let pb = u64::from(u32::from(b.0)) << 16 | u64::from(b.1);
+        let a_lo = pa <= pb;
+        let (lo, hi) = if a_lo { (pa, pb) } else { (pb, pa) };
+        let k = Key4 {
+            lo_ip: (lo >> 16) as u32,
+            hi_ip: (hi >> 16) as u32,
+            lo_port: lo as u16,
+            hi_port: hi as u16,
+            l4,
+        };
+        (Key::V4(k), a_lo)
+    }
+
     /// The key and whether `a` is its low side.
     #[inline(always)]
     fn new(l4: L4, a: Endpoint, b: Endpoint) -> (Key, bool) {
         if let (IpAddr::V4(x), IpAddr::V4(y)) = (a.ip, b.ip) {
-            let ((lo_ip, lo_port), (hi_ip, hi_port), a_lo) =
-                ordered((u32::from(x), a.port), (u32::from(y), b.port));
-            let k = Key4 {
-                lo_ip,
-                hi_ip,
-                lo_port,
-                hi_port,
-                l4,
-            };
-            return (Key::V4(k), a_lo);
+            return Key::v4(l4, (x, a.port), (y, b.port));
         }
         // (a packet's two addresses are of one family; `find` turns a mixed
         // pair away before it gets here)
@@ -593,19 +603,23 @@ impl FlowTable {
             }
             Transport::Other(_) => return None,
         };
-        let src = Endpoint {
+        let src = || Endpoint {
             ip: pkt.src,
             port: sport,
         };
-        let dst = Endpoint {
+        let dst = || Endpoint {
             ip: pkt.dst,
             port: dport,
         };
-        let (key, src_is_lo) = Key::new(l4, src, dst);
+        // (most packets are IPv4: their key is made without the endpoints)
+        let (key, src_is_lo) = match (&pkt.src, &pkt.dst) {
+            (IpAddr::V4(x), IpAddr::V4(y)) => Key::v4(l4, (*x, sport), (*y, dport)),
+            _ => Key::new(l4, src(), dst()),
+        };
         let mut slot = match self.map.get(&key) {
             Some(slot) => slot,
             None if self.flows.len >= self.limit => return self.untrack(frame),
-            None => self.create(key, src_is_lo, src, dst, frame, tcp.map(|t| t.flags)),
+            None => self.create(key, src_is_lo, src(), dst(), frame, tcp.map(|t| t.flags)),
         };
         // Wireshark splits a TCP conversation when a new SYN reuses the 4-tuple.
         if let Some(t) = tcp {
@@ -624,7 +638,7 @@ impl FlowTable {
                         self.map.remove(&key);
                         return self.untrack(frame);
                     }
-                    slot = self.create(key, src_is_lo, src, dst, frame, Some(t.flags));
+                    slot = self.create(key, src_is_lo, src(), dst(), frame, Some(t.flags));
                 }
             }
         }
@@ -855,6 +869,44 @@ impl<T> std::ops::IndexMut<usize> for Records<T> {
 pub(crate) mod tests {
     use super::*;
     use crate::packet::{Transport, Udp};
+
+    /// The packed IPv4 key orders its sides as `(address, port)` pairs,
+    /// which is what `ordered` does for every key: addresses that differ
+    /// only in the top bit or the last octet, equal addresses with ports
+    /// either way round, and one side twice.
+    #[test]
+    fn ipv4_keys_order_sides_as_address_port_pairs() {
+        let ips = [
+            0u32,
+            1,
+            0x0a00_0001,
+            0x0a00_0002,
+            0x7fff_ffff,
+            0x8000_0000,
+            u32::MAX,
+        ];
+        let ports = [0u16, 1, 3478, 0x8000, u16::MAX];
+        for &ia in &ips {
+            for &ib in &ips {
+                for &pa in &ports {
+                    for &pb in &ports {
+                        let a = (Ipv4Addr::from(ia), pa);
+                        let b = (Ipv4Addr::from(ib), pb);
+                        let ((lo_ip, lo_port), (hi_ip, hi_port), a_lo) =
+                            ordered((ia, pa), (ib, pb));
+                        let (Key::V4(k), lo) = Key::v4(L4::Udp, a, b) else {
+                            panic!("an IPv4 key")
+                        };
+                        assert_eq!(
+                            (k.lo_ip, k.lo_port, k.hi_ip, k.hi_port, lo),
+                            (lo_ip, lo_port, hi_ip, hi_port, a_lo),
+                            "{a:?} {b:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     /// Frame `number` (time `number` ns) of an empty UDP datagram from
     /// 10.0.0.1:`src_port` to 10.0.0.2:3478, observed by `table`.
