@@ -176,8 +176,8 @@ impl CopyRule {
     /// True when no sink wants the packet: a UDP payload whose first byte
     /// no sink reads ([`PacketSink::wants_udp_payload`]).
     #[inline]
-    fn unwanted(&self, p: &Packet<'_>) -> bool {
-        match (&p.transport, self.payload) {
+    fn unwanted(&self, t: &Transport<'_>) -> bool {
+        match (t, self.payload) {
             (Transport::Udp(u), true) => u.payload.first().is_some_and(|&b| !self.udp[b as usize]),
             _ => false,
         }
@@ -271,9 +271,21 @@ impl Batch {
     }
 
     fn packet<'a>(&'a self, m: &Meta) -> Packet<'a> {
+        Packet {
+            src: m.src,
+            dst: m.dst,
+            transport: self.transport(m),
+            ip_truncated: m.ip_truncated,
+        }
+    }
+
+    /// The transport part of a packet alone: what flow accounting and
+    /// routing read of every packet.
+    #[inline]
+    fn transport<'a>(&'a self, m: &Meta) -> Transport<'a> {
         let payload =
             &self.arena[m.payload_start as usize..(m.payload_start + m.payload_len) as usize];
-        let transport = match m.kind {
+        match m.kind {
             Kind::Tcp {
                 src_port,
                 dst_port,
@@ -315,12 +327,6 @@ impl Batch {
                 body: payload,
             }),
             Kind::Other(n) => Transport::Other(n),
-        };
-        Packet {
-            src: m.src,
-            dst: m.dst,
-            transport,
-            ip_truncated: m.ip_truncated,
         }
     }
 }
@@ -385,7 +391,7 @@ pub fn run(
         for m in &batch.metas {
             let p = batch.packet(m);
             let f = flows.observe(&m.frame, &p);
-            if (f.is_some() && !copy.unwanted(&p)) || !is_flow_packet(&p) {
+            if (f.is_some() && !copy.unwanted(&p.transport)) || !is_flow_packet(&p.transport) {
                 sink.packet(&m.frame, &p, f, flows);
             }
         }
@@ -446,19 +452,19 @@ impl<A: ShardSink, B: ShardSink> ShardSink for (A, B) {
 
 /// The flow a packet belongs to for sharding: its own, or for an ICMP error
 /// the flow it quotes (so the quoted message meets its flow's state).
-fn shard_flow(p: &Packet<'_>, f: Option<(FlowId, Dir)>, flows: &FlowTable) -> Option<FlowId> {
+fn shard_flow(t: &Transport<'_>, f: Option<(FlowId, Dir)>, flows: &FlowTable) -> Option<FlowId> {
     if let Some((id, _)) = f {
         return Some(id);
     }
-    if let Transport::Icmp(i) = &p.transport {
+    if let Transport::Icmp(i) = t {
         return flows.quoted_flow(&i.quoted?);
     }
     None
 }
 
 /// TCP and UDP packets belong to a flow; the others (ICMP, other IP) never do.
-fn is_flow_packet(p: &Packet<'_>) -> bool {
-    matches!(p.transport, Transport::Tcp(_) | Transport::Udp(_))
+fn is_flow_packet(t: &Transport<'_>) -> bool {
+    matches!(t, Transport::Tcp(_) | Transport::Udp(_))
 }
 
 /// A packet of a batch (by index) and its flow, routed to a shard.
@@ -513,15 +519,15 @@ pub fn run_sharded_with<S: ShardSink, W: Send>(
     let result = drive(reader, opts, copy, |flows, batch| {
         for (i, m) in batch.metas.iter().enumerate() {
             latest_ts = latest_ts.max(m.frame.ts_ns);
-            let p = batch.packet(m);
-            let f = flows.observe(&m.frame, &p);
-            if f.is_none() && is_flow_packet(&p) {
+            let t = batch.transport(m);
+            let f = flows.observe_parts(&m.frame, &m.src, &m.dst, &t);
+            if f.is_none() && is_flow_packet(&t) {
                 continue; // the flow table is full: counted there, not analysed
             }
-            if copy.unwanted(&p) {
+            if copy.unwanted(&t) {
                 continue; // media: accounted to its flow, and no sink reads it
             }
-            let shard = shard_flow(&p, f, flows).map_or(0, |id| id as usize % n);
+            let shard = shard_flow(&t, f, flows).map_or(0, |id| id as usize % n);
             routed[shard].push((i as u32, f));
         }
         let flows: &FlowTable = flows;

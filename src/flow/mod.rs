@@ -592,7 +592,20 @@ impl FlowTable {
     /// Accounts a decoded packet; returns its flow and direction (None for non-TCP/UDP).
     #[inline]
     pub fn observe(&mut self, frame: &FrameInfo, pkt: &Packet<'_>) -> Option<(FlowId, Dir)> {
-        let (l4, sport, dport, payload_len, tcp) = match &pkt.transport {
+        self.observe_parts(frame, &pkt.src, &pkt.dst, &pkt.transport)
+    }
+
+    /// [`Self::observe`] on a packet's parts: the pipeline's flow
+    /// accounting reads them from a batch without assembling the packet
+    /// (on the thread every packet waits for).
+    pub fn observe_parts(
+        &mut self,
+        frame: &FrameInfo,
+        src_ip: &IpAddr,
+        dst_ip: &IpAddr,
+        transport: &Transport<'_>,
+    ) -> Option<(FlowId, Dir)> {
+        let (l4, sport, dport, payload_len, tcp) = match transport {
             Transport::Tcp(t) => (L4::Tcp, t.src_port, t.dst_port, t.wire_len, Some(t)),
             Transport::Udp(u) => (L4::Udp, u.src_port, u.dst_port, u.wire_len, None),
             Transport::Icmp(i) => {
@@ -604,15 +617,15 @@ impl FlowTable {
             Transport::Other(_) => return None,
         };
         let src = || Endpoint {
-            ip: pkt.src,
+            ip: *src_ip,
             port: sport,
         };
         let dst = || Endpoint {
-            ip: pkt.dst,
+            ip: *dst_ip,
             port: dport,
         };
         // (most packets are IPv4: their key is made without the endpoints)
-        let (key, src_is_lo) = match (&pkt.src, &pkt.dst) {
+        let (key, src_is_lo) = match (src_ip, dst_ip) {
             (IpAddr::V4(x), IpAddr::V4(y)) => Key::v4(l4, (*x, sport), (*y, dport)),
             _ => Key::new(l4, src(), dst()),
         };
