@@ -6,7 +6,8 @@
 #
 # The capture is made by examples/gencap/ from samples/ into bench-data/
 # (git-ignored) and reused: delete bench-data/ after gencap changes (session 11
-# made every replica a call of its own).  Each timing is the best of 3 runs with a warm
+# made every replica a call of its own).  Each timing is the best of RUNS runs (default 3;
+# tshark's of TSHARK_RUNS, default 3: a minute each) with a warm
 # page cache; peak RSS comes from GNU time when present, else from getrusage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,11 +21,11 @@ mkdir -p bench-data
 BYTES=$(stat -c %s "$FILE")
 FRAMES=$(./target/release/edgetrace flows --json "$FILE" | python3 -c 'import json,sys; print(json.load(sys.stdin)["capture"]["frames"])')
 
-measure() { # prints "seconds peak_rss_kib" for the best of 3 runs
-  python3 - "$@" <<'PY'
-import resource, subprocess, sys, time
+measure() { # prints "seconds peak_rss_kib" for the best of $N runs
+  N=${N:-${RUNS:-3}} python3 - "$@" <<'PY'
+import os, resource, subprocess, sys, time
 best = None
-for _ in range(3):
+for _ in range(int(os.environ["N"])):
     t = time.perf_counter()
     p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, ru = __import__("os").wait4(p.pid, 0)
@@ -51,5 +52,5 @@ read -r s rss < <(measure cat "$FILE"); row "cat FILE > /dev/null" "$s" "$rss"
 read -r s rss < <(measure ./target/release/edgetrace "${CMD[@]}" "$FILE"); row "edgetrace ${CMD[*]}" "$s" "$rss"
 read -r s rss < <(measure ./target/release/edgetrace "${CMD[@]}" --json "$FILE"); row "edgetrace ${CMD[*]} --json" "$s" "$rss"
 if command -v tshark > /dev/null && [ "${SKIP_TSHARK:-}" = "" ]; then
-  read -r s rss < <(measure tshark -r "$FILE" -Y stun -T fields -e frame.number); row "tshark -Y stun -T fields" "$s" "$rss"
+  read -r s rss < <(N=${TSHARK_RUNS:-3} measure tshark -r "$FILE" -Y stun -T fields -e frame.number); row "tshark -Y stun -T fields" "$s" "$rss"
 fi
