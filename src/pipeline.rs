@@ -5,8 +5,10 @@
 //!    batch (payload bytes are copied into the batch only when a consumer
 //!    asked for them, and of a UDP payload no consumer reads, such as RTP,
 //!    only the first byte: [`PacketSink::wants_udp_payload`]);
-//! 2. **flows + consumers** (the calling thread): batches are taken in order,
-//!    every packet is accounted to its flow and handed to the [`PacketSink`].
+//! 2. **flows + consumers** (the calling thread, or for a sharded run a
+//!    worker of rayon's pool: [`run_sharded_with`]): batches are taken in
+//!    order, every packet is accounted to its flow and handed to the
+//!    [`PacketSink`].
 //!
 //! Batches travel over a bounded channel (a few in flight) and their buffers
 //! are recycled, so memory stays flat however large the capture: no frame
