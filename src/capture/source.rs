@@ -103,7 +103,8 @@ impl<R: BufRead> BufRead for Counting<R> {
 }
 
 impl Source {
-    /// Opens a file or, for `-`, standard input.
+    /// Opens a file or, for `-`, standard input.  A path may name a pipe
+    /// (`<(zcat x.pcap.gz)`): it is read once, from its first byte.
     pub fn open(path: &Path) -> io::Result<Source> {
         if path.as_os_str() == "-" {
             let stdin = io::stdin();
@@ -113,7 +114,10 @@ impl Source {
         let len = file.metadata()?.len();
         let mut magic = [0u8; 2];
         let n = read_up_to(&mut file, &mut magic)?;
-        let file = File::open(path)?;
+        // The magic bytes go back in front of the file rather than the file
+        // being opened again: a path can be a pipe (`<(zcat x.pcap.gz)`),
+        // which has no second start.
+        let file = io::Cursor::new(magic).take(n as u64).chain(file);
         if n == 2 && magic == [0x1f, 0x8b] {
             return Source::from_reader(Box::new(file), Some(len));
         }

@@ -86,6 +86,37 @@ fn stdin_and_gzip_give_the_same_flows() {
     assert_eq!(from_gz_stdin["flows"], from_file["flows"]);
 }
 
+/// A path that names a pipe (`edgetrace flows <(zcat x.pcap.gz)`) is read
+/// as a stream: its first bytes, read to tell gzip, are not lost (a pipe
+/// cannot be opened a second time from its start).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_pipe_given_as_a_path_is_read_whole() {
+    let raw = std::fs::read(sample("turn-udp-channel.pcap")).unwrap();
+    let (_, from_file, _) = flows_json(&sample("turn-udp-channel.pcap"));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&raw).unwrap();
+    for bytes in [raw.clone(), gz.finish().unwrap()] {
+        let out = edgetrace()
+            .args(["flows", "--json", "/dev/stdin"])
+            .write_stdin(bytes)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let from_pipe: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            from_pipe["capture"]["frames"],
+            from_file["capture"]["frames"]
+        );
+        assert_eq!(from_pipe["flows"], from_file["flows"]);
+    }
+}
+
 #[test]
 fn not_a_capture_exits_2_naming_the_file() {
     let p = temp_file("notes.txt", b"these are my notes about the Edge server\n");
