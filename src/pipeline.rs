@@ -400,7 +400,7 @@ pub fn run(
         for m in &batch.metas {
             let p = batch.packet(m);
             let f = flows.observe(&m.frame, &p);
-            if (f.is_some() && !copy.unwanted(&p.transport)) || !is_flow_packet(&p.transport) {
+            if (f.is_some() && !m.unwanted) || !is_flow_packet(&p.transport) {
                 sink.packet(&m.frame, &p, f, flows);
             }
         }
