@@ -43,6 +43,10 @@ pub fn packet(data: &[u8]) {
     for lt in [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147] {
         std::hint::black_box(packet::decode_frame(lt, data));
     }
+    assert!(
+        packet::decode_ip_general_agrees(data),
+        "the IPv4 fast path and etherparse's lax slice disagree"
+    );
     let mut defrag = packet::defrag::Defragmenter::new();
     let mut rest = data;
     let mut frame = 0u64;
