@@ -206,6 +206,9 @@ pub struct CaptureReader {
     stats: ReadStats,
     /// Timestamp of the previous frame (for pcapng Simple Packet Blocks, which have none).
     last_ts: i64,
+    /// Length of the record the last [`Frame`] borrowed, consumed when the
+    /// next one is asked for.
+    pending_consume: usize,
 }
 
 impl CaptureReader {
@@ -254,6 +257,7 @@ impl CaptureReader {
             kind,
             stats,
             last_ts: 0,
+            pending_consume: 0,
         })
     }
 
@@ -261,6 +265,9 @@ impl CaptureReader {
     /// truncation: see [`ReadStats::truncated`]).  Only I/O errors are returned
     /// as errors; damaged records are skipped and recorded.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        // the record handed out last is let go only now: its bytes were borrowed
+        self.source
+            .consume(std::mem::take(&mut self.pending_consume));
         let raw = match &mut self.kind {
             Kind::Pcap(st) => st.next(&mut self.source, &mut self.stats)?,
             Kind::Pcapng(st) => st.next(&mut self.source, &mut self.stats)?,
@@ -306,11 +313,7 @@ impl CaptureReader {
             orig_len: raw.orig_len,
             data,
         };
-        match &mut self.kind {
-            Kind::Pcap(st) => st.pending_consume = raw.record_len,
-            Kind::Pcapng(st) => st.pending_consume = raw.record_len,
-            Kind::Done => {}
-        }
+        self.pending_consume = raw.record_len;
         Ok(Some(frame))
     }
 

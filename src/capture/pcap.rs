@@ -46,7 +46,6 @@ pub(super) struct PcapState {
     link_type: u32,
     /// Record data bound: the snapshot length when sane, else [`MAX_PACKET`].
     max_caplen: u32,
-    pub(super) pending_consume: usize,
     ended: bool,
 }
 
@@ -117,7 +116,6 @@ impl PcapState {
             modified,
             link_type: network & LINKTYPE_MASK,
             max_caplen,
-            pending_consume: 0,
             ended: false,
         })
     }
@@ -192,12 +190,61 @@ impl PcapState {
         Ok((caplen, origlen))
     }
 
+    /// The next record.  A record that is whole in the buffer and whose
+    /// length is acceptable (nearly all) is made here, in a few
+    /// instructions; the rest (refills, the end, damage) goes to
+    /// [`Self::next_slow`].
+    #[inline]
     pub(super) fn next(
         &mut self,
         src: &mut Source,
         stats: &mut ReadStats,
     ) -> Result<Option<RawRecord>, CaptureError> {
-        src.consume(std::mem::take(&mut self.pending_consume));
+        let hl = self.header_len();
+        let b = src.available();
+        if !self.ended && b.len() >= hl {
+            if let Ok((caplen, origlen)) = self.acceptable(b) {
+                if b.len() - hl >= caplen as usize {
+                    return Ok(Some(self.record(b, caplen, origlen)));
+                }
+            }
+        }
+        self.next_slow(src, stats)
+    }
+
+    /// The record at the start of `b`, whose lengths were read and bounded.
+    #[inline]
+    fn record(&self, b: &[u8], caplen: u32, origlen: u32) -> RawRecord {
+        // The timestamp words by hand, as the lengths: the record header is
+        // four words in the file's byte order (the modified format appends
+        // 8 bytes we do not read), and pcap-parser's record parser re-read
+        // all four and built a record per frame, 24 instructions of the
+        // reader's ~700 a frame.
+        let (sec, frac) = (self.read_u32(b, 0), self.read_u32(b, 4));
+        let ts_ns = sec as i64 * 1_000_000_000
+            + if self.nanos {
+                frac as i64
+            } else {
+                frac as i64 * 1000
+            };
+        let hl = self.header_len();
+        RawRecord {
+            start: hl,
+            len: caplen as usize,
+            record_len: hl + caplen as usize,
+            orig_len: origlen,
+            ts_ns: Some(ts_ns),
+            link_type: self.link_type,
+            interface: 0,
+        }
+    }
+
+    #[cold]
+    fn next_slow(
+        &mut self,
+        src: &mut Source,
+        stats: &mut ReadStats,
+    ) -> Result<Option<RawRecord>, CaptureError> {
         loop {
             if self.ended {
                 return Ok(None);
@@ -231,29 +278,7 @@ impl PcapState {
                         self.ended = true;
                         return Ok(None);
                     }
-                    // The timestamp words by hand, as the lengths above: the
-                    // record header is four words in the file's byte order
-                    // (the modified format appends 8 bytes we do not read),
-                    // and pcap-parser's record parser re-read all four and
-                    // built a record per frame, 24 instructions of the
-                    // reader's ~700 a frame.
-                    let b = src.available();
-                    let (sec, frac) = (self.read_u32(b, 0), self.read_u32(b, 4));
-                    let ts_ns = sec as i64 * 1_000_000_000
-                        + if self.nanos {
-                            frac as i64
-                        } else {
-                            frac as i64 * 1000
-                        };
-                    return Ok(Some(RawRecord {
-                        start: hl,
-                        len: caplen as usize,
-                        record_len: total,
-                        orig_len: origlen,
-                        ts_ns: Some(ts_ns),
-                        link_type: self.link_type,
-                        interface: 0,
-                    }));
+                    return Ok(Some(self.record(src.available(), caplen, origlen)));
                 }
                 Err(caplen) => {
                     let reason = self.too_long(caplen);

@@ -62,7 +62,6 @@ struct Interface {
 pub(super) struct NgState {
     big_endian: bool,
     interfaces: Vec<Interface>,
-    pub(super) pending_consume: usize,
     ended: bool,
 }
 
@@ -125,7 +124,6 @@ impl NgState {
         Ok(NgState {
             big_endian,
             interfaces: Vec::new(),
-            pending_consume: 0,
             ended: false,
         })
     }
@@ -135,7 +133,6 @@ impl NgState {
         src: &mut Source,
         stats: &mut ReadStats,
     ) -> Result<Option<RawRecord>, CaptureError> {
-        src.consume(std::mem::take(&mut self.pending_consume));
         loop {
             if self.ended {
                 return Ok(None);

@@ -513,13 +513,23 @@ fn xor_address(v: &[u8], msg: &[u8]) -> Result<SocketAddr, String> {
     })
 }
 
+/// True when `s` holds a control character (`char::is_control`: C0, DEL,
+/// C1).  Nearly every value is ASCII, checked by byte; C1 is not ASCII.
+fn has_control(s: &str) -> bool {
+    if s.is_ascii() {
+        s.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        s.chars().any(|c| c.is_control())
+    }
+}
+
 fn text_or_opaque(v: &[u8]) -> Value {
     let mut end = v.len();
     while end > 0 && v[end - 1] == 0 {
         end -= 1;
     }
     match std::str::from_utf8(&v[..end]) {
-        Ok(s) if !s.chars().any(|c| c.is_control()) => Value::Text(s.to_string()),
+        Ok(s) if !has_control(s) => Value::Text(s.to_string()),
         _ => Value::Opaque(v.to_vec()),
     }
 }
@@ -663,6 +673,14 @@ fn decode_attr(msg: &[u8], dialect: Dialect, t: u16, off: usize, len: usize) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ascii_control_check_is_char_is_control() {
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let s = format!("ab{c}");
+            assert_eq!(has_control(&s), c.is_control(), "{:#x}", c as u32);
+        }
+    }
 
     fn hexb(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
