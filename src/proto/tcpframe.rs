@@ -19,6 +19,8 @@
 
 use super::channel::{self, ChannelData};
 use super::stun::{self, MAGIC_COOKIE};
+use memchr::memmem::Finder;
+use std::sync::LazyLock;
 
 /// Framing of a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, schemars::JsonSchema)]
@@ -205,11 +207,14 @@ impl Framer {
     /// [`Self::resync`], and the bytes its searches went over (for the test
     /// that it goes over `b` about once, not once per candidate).
     fn resync_searching(&self, b: &[u8]) -> (usize, usize) {
-        let cookie = MAGIC_COOKIE.to_be_bytes();
-        let cookies = memchr::memmem::Finder::new(&cookie);
-        let markers = memchr::memmem::Finder::new(&MS_MARKER);
+        // built once: a searcher's set-up (~310 instructions each) cost
+        // more than many of the searches it ran
+        static COOKIE: [u8; 4] = MAGIC_COOKIE.to_be_bytes();
+        static COOKIES: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(&COOKIE));
+        static MARKERS: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(&MS_MARKER));
+        let (cookies, markers) = (&*COOKIES, &*MARKERS);
         let searched = std::cell::Cell::new(0usize);
-        let next = |f: &memchr::memmem::Finder<'_>, from: usize| {
+        let next = |f: &Finder<'_>, from: usize| {
             let rest = b.get(from..)?;
             let found = f.find(rest);
             let upto = found.map_or(rest.len(), |p| p + f.needle().len());
@@ -217,14 +222,14 @@ impl Framer {
             found.map(|p| from + p)
         };
         let mut lo = 1;
-        let mut cookie_at = next(&cookies, lo + 4);
-        let mut marker_at = next(&markers, lo + 24);
+        let mut cookie_at = next(cookies, lo + 4);
+        let mut marker_at = next(markers, lo + 24);
         loop {
             if cookie_at.is_some_and(|q| q < lo + 4) {
-                cookie_at = next(&cookies, lo + 4);
+                cookie_at = next(cookies, lo + 4);
             }
             if marker_at.is_some_and(|r| r < lo + 24) {
-                marker_at = next(&markers, lo + 24);
+                marker_at = next(markers, lo + 24);
             }
             // the lowest offset from `lo` on that one of them puts in reach
             let by_cookie = cookie_at.map(|q| {
