@@ -6,10 +6,10 @@
 //! A TCP direction is recognised by a SIP start line; one that shows none in
 //! its first 4 KiB (TLS, STUN, media…) is left alone.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::capture::FrameInfo;
 use crate::flow::reassembly::{ByteQueue, Event};
@@ -71,7 +71,8 @@ pub struct Core {
     pub problems: Vec<Problem>,
     /// Bytes of CRLF keep-alives (RFC 5626) between messages on streams.
     pub keepalive_bytes: u64,
-    dirs: BTreeMap<(FlowId, usize), DirState>,
+    /// Only looked up (never walked in order), once per TCP segment.
+    dirs: FxHashMap<(FlowId, usize), DirState>,
     /// Bodies kept, by content: a body relayed again shares the first copy.
     bodies: FxHashSet<Arc<[u8]>>,
     /// Messages are taken at each barrier ([`SipFinder::streamed`]), so

@@ -187,7 +187,8 @@ pub struct Core {
     /// Messages found, kept or not.
     pub messages: u64,
     /// Flows that carried STUN.
-    pub stun_flows: std::collections::BTreeSet<FlowId>,
+    /// (Hashed: one insert per message, and nothing walks it in order.)
+    pub stun_flows: rustc_hash::FxHashSet<FlowId>,
     /// Success responses with MAPPED-ADDRESS ≠ XOR-MAPPED-ADDRESS (frame order after merge).
     pub mapped_mismatch: Vec<MappedMismatch>,
     /// TURN allocation trackers per control flow.
