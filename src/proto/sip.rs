@@ -261,9 +261,11 @@ impl Message {
 
     /// First value of a header (canonical name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        // names compared before any value is sliced out of the text
+        self.headers
+            .iter()
+            .find(|(n, _, _)| n.eq_ignore_ascii_case(name))
+            .map(|&(_, a, b)| &self.text[a as usize..b as usize])
     }
 
     /// All values of a header in order, comma lists split (list headers only).
